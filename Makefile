@@ -1,0 +1,30 @@
+# cait_fem: `make demo` sets up .venv and runs the main CAIT demo; `make test` sets up and
+# runs the whole suite (serial and `mpirun -n 2`).
+VENV    := .venv
+PY      := $(VENV)/bin/python
+STAMP   := $(VENV)/.installed
+RESULTS ?= results/k_cait
+
+.PHONY: demo test bench setup clean
+
+setup: $(STAMP)
+
+$(PY):
+	@PYTHON_BIN=$$(sh tools/find-python.sh) && echo "using $$PYTHON_BIN" && $$PYTHON_BIN -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+
+$(STAMP): $(PY) pyproject.toml
+	$(PY) -m pip install --quiet -e ".[wheel,mesh,test]"
+	@touch $(STAMP)
+
+demo: $(STAMP)
+	$(PY) demos/k_cait.py --output $(RESULTS) --overwrite
+
+test: $(STAMP)
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m pytest -q
+
+bench: $(STAMP)
+	$(PY) bench/b1.py
+
+clean:
+	rm -rf $(VENV) results .pytest_cache

@@ -1,0 +1,45 @@
+"""cait_fem: finite-element Nernst-Planck-Poisson simulation of charge attachment induced
+transport (CAIT) in solid electrolytes, on FEniCSx/DOLFINx.
+
+    import cait_fem as cf
+    glass = cf.Glass.preset("Li3B7O12", temperature_K=300, thickness_m=1e-3)
+    li = cf.Species("Li", "native", cf.GaussianSED(fwhm_eV=0.25, vacancy_fraction=0.10,
+                                                   D_bulk_m2_s=1e-17))
+    k = cf.Species("K", "foreign", cf.ConstantD(D_m2_s=5.6e-21))
+    beam = cf.Beam(current_density_A_m2=1e-2, E_kin_eV=10.0, sigma_E_eV=0.5)
+    result = cf.simulate(cf.Experiment(glass, (li, k), beam, cf.RunSettings(t_end_s=3600)))
+    result.save("out"); result.plot("out")
+
+The experiment description, diffusion laws, analysis and I/O are pure Python; DOLFINx is
+imported (and its version checked) only when a solver object is first used.
+"""
+
+from .case import (BackElectrode, Beam, CurrentFront, Experiment, Glass, MeshSettings,
+                   PotentialFront, RunSettings, SolverSettings, Species)
+from .config import load_case
+from .diffusion import ArrheniusD, ConstantD, DiffusionLaw, GaussianSED, TabulatedD
+from .errors import ConfigError, SolverError
+from .result import Result
+
+__version__ = "0.1.0"
+
+_SOLVER_NAMES = {"simulate", "Simulation"}
+
+
+def __getattr__(name):
+    if name in _SOLVER_NAMES:
+        from .backend import require_dolfinx
+
+        require_dolfinx()
+        from . import simulation
+
+        return getattr(simulation, name)
+    raise AttributeError(f"module 'cait_fem' has no attribute {name!r}")
+
+
+__all__ = [
+    "ArrheniusD", "BackElectrode", "Beam", "ConfigError", "ConstantD", "CurrentFront",
+    "DiffusionLaw", "Experiment", "GaussianSED", "Glass", "MeshSettings", "PotentialFront",
+    "Result", "RunSettings", "Simulation", "SolverError", "SolverSettings", "Species",
+    "TabulatedD", "load_case", "simulate",
+]

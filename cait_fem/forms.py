@@ -1,0 +1,225 @@
+"""Weak forms of the dimensionless Nernst-Planck-Poisson system (MODEL.md section 2).
+
+Unknowns, one blocked P1 space with components
+
+    0          w = theta_native - 1   (deviation from the background: the space charge
+                                        z_n w + sum_f z_f theta_f is then formed without
+                                        cancellation, MODEL.md section 8)
+    1 .. N-1   theta_f               (foreign species, in the order of the experiment)
+    N          psi = e phi / (k_B T)
+
+Discretisation (docs/numerics.md has the derivation and the reasons):
+
+* Flux J_i = -D_i (grad theta_i + z_i theta_i grad psi + h^2 kappa(Pe) (b.grad theta_i) b),
+  b = z_i grad psi, Pe = h |b|, kappa = ((Pe/2) coth(Pe/2) - 1) / Pe^2. In 1D with
+  one-point (midpoint) quadrature of the flux term and lumped (vertex-quadrature) storage
+  and charge terms this is exactly the Scharfetter-Gummel / Il'in-Allen-Southwell
+  exponentially fitted box scheme: an M-matrix for every step size, so profiles stay in
+  [0, 1] however strong the drift. In 2D/3D it is streamline artificial diffusion with the
+  same optimal coefficient.
+* D_i(theta) is evaluated at the quadrature point from the same law the user gave; UFL
+  differentiates it, so dD/dtheta enters the Jacobian exactly.
+* Time: variable-step BDF1/BDF2, (a0 u + a1 u_n + a2 u_nm1) / dt with a0, a1, a2 and 1/dt
+  held in Constants, so nothing is recompiled while stepping.
+
+Every physical parameter that may change between runs (diffusion-law parameters, beam and
+front values) is a ``dolfinx.fem.Constant``; :meth:`NPPForms.set_parameters` updates them.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import ufl
+from dolfinx import fem, mesh as dmesh
+
+from .case import Beam, CurrentFront, Experiment, PotentialFront
+from .ops import ufl_ops
+from .scales import Scales
+from scipy.constants import e as _ELEMENTARY_CHARGE
+
+FRONT_TAG = 1
+BACK_TAG = 2
+
+_LUMPED = {"quadrature_rule": "vertex", "quadrature_degree": 1}
+_MIDPOINT = {"quadrature_degree": 1}
+_PE2_SERIES = 1e-2  # below this Pe^2, kappa from its Taylor series (no 0/0)
+
+
+def _kappa(pe2):
+    """((Pe/2) coth(Pe/2) - 1) / Pe^2 as a UFL expression of Pe^2, smooth at Pe = 0."""
+    series = 1.0 / 12.0 - pe2 / 720.0 + pe2**2 / 30240.0
+    pe = ufl.sqrt(ufl.max_value(pe2, _PE2_SERIES))
+    e = ufl.exp(-pe)
+    exact = (0.5 * pe * (1.0 + e) / (1.0 - e) - 1.0) / ufl.max_value(pe2, _PE2_SERIES)
+    return ufl.conditional(ufl.lt(pe2, _PE2_SERIES), series, exact)
+
+
+@dataclass
+class NPPForms:
+    """The compiled-once UFL description of one experiment on one mesh."""
+
+    experiment: Experiment
+    scales: Scales
+    domain: dmesh.Mesh
+    facet_tags: dmesh.MeshTags
+    #: optional callable(v) -> UFL form added to the residual as "- source"; used by the
+    #: method-of-manufactured-solutions tests (a source per equation).
+    source: object = None
+    V: fem.FunctionSpace = field(init=False)
+    u: fem.Function = field(init=False)
+    u_n: fem.Function = field(init=False)
+    u_nm1: fem.Function = field(init=False)
+
+    def __post_init__(self):
+        exp = self.experiment
+        self.n_species = len(exp.species)
+        self.psi_index = self.n_species
+        self.charges = [float(s.charge_number) for s in exp.species]
+        self.V = fem.functionspace(self.domain, ("Lagrange", 1, (self.n_species + 1,)))
+        self.u = fem.Function(self.V, name="state")
+        self.u_n = fem.Function(self.V, name="state_n")
+        self.u_nm1 = fem.Function(self.V, name="state_nm1")
+        c = lambda value: fem.Constant(self.domain, np.float64(value))  # noqa: E731
+        self.inv_dt = c(1.0)
+        self.bdf = (c(1.0), c(-1.0), c(0.0))
+        self.debye2 = c(self.scales.debye_squared)
+        T = exp.glass.temperature_K
+        self.law_constants = []
+        for s in exp.species:
+            nd = s.diffusion.nondim_parameters(T, self.scales.D_ref_m2_s)
+            self.law_constants.append({k: c(v) for k, v in nd.items()})
+        self.front_constants = {k: c(v) for k, v in self._front_values().items()}
+        self.back_rate = c(self._back_rate())
+        self._build()
+
+    # -- parameters ---------------------------------------------------------------------
+    def _front_values(self) -> dict:
+        front, sc = self.experiment.front, self.scales
+        z = self.charges[1]
+        if isinstance(front, (Beam, CurrentFront)):
+            flux = front.current_density_A_m2 / (z * _ELEMENTARY_CHARGE) / sc.flux_m2_s
+            vals = {"flux": flux}
+            if isinstance(front, Beam):
+                vals["E_kin"] = front.E_kin_eV / sc.potential_V
+                vals["sigma_E"] = front.sigma_E_eV / sc.potential_V
+            return vals
+        return {"U": front.U_V / sc.potential_V, "surface_fraction": front.surface_fraction}
+
+    def _back_rate(self) -> float:
+        back, sc = self.experiment.back, self.scales
+        if back.native == "discharge":
+            return back.discharge_rate_m_s * sc.time_s / sc.length_m
+        return 0.0
+
+    def set_parameters(self, experiment: Experiment) -> None:
+        """Load the parameters of ``experiment`` (same structure: species, front type, laws
+        with the same parameter keys) into the Constants: no recompilation."""
+        self.experiment = experiment
+        T = experiment.glass.temperature_K
+        self.debye2.value = Scales.of(experiment).debye_squared
+        for s, consts in zip(experiment.species, self.law_constants):
+            for k, v in s.diffusion.nondim_parameters(T, self.scales.D_ref_m2_s).items():
+                consts[k].value = v
+        for k, v in self._front_values().items():
+            self.front_constants[k].value = v
+        self.back_rate.value = self._back_rate()
+
+    def set_bdf(self, dt: float, a: tuple[float, float, float]) -> None:
+        self.inv_dt.value = 1.0 / dt
+        for const, value in zip(self.bdf, a):
+            const.value = value
+
+    # -- UFL ------------------------------------------------------------------------------
+    def thetas(self, u):
+        """Species fractions theta_i as UFL expressions of the state ``u``."""
+        return [1.0 + u[0]] + [u[i] for i in range(1, self.n_species)]
+
+    def diffusivities(self, thetas):
+        ops = ufl_ops()
+        return [s.diffusion.relative(th, consts, ops)
+                for s, th, consts in zip(self.experiment.species, thetas, self.law_constants)]
+
+    def fluxes(self, u):
+        """Dimensionless particle fluxes J_i (exponentially fitted, see module doc)."""
+        psi = u[self.psi_index]
+        h = ufl.CellDiameter(self.domain)
+        thetas = self.thetas(u)
+        fluxes = []
+        for z, th, D in zip(self.charges, thetas, self.diffusivities(thetas)):
+            b = z * ufl.grad(psi)
+            pe2 = h**2 * ufl.dot(b, b)
+            g = ufl.grad(th)
+            fluxes.append(-D * (g + th * b + h**2 * _kappa(pe2) * ufl.dot(b, g) * b))
+        return fluxes
+
+    def space_charge(self, u):
+        """sum_i z_i theta_i - z_native, without cancellation."""
+        rho = self.charges[0] * u[0]
+        for i in range(1, self.n_species):
+            rho = rho + self.charges[i] * u[i]
+        return rho
+
+    def influx(self, u):
+        """Foreign influx through the front [dimensionless flux], or None for a Dirichlet front."""
+        front, fc = self.experiment.front, self.front_constants
+        if isinstance(front, Beam):
+            z = self.charges[1]
+            arg = (fc["E_kin"] - z * u[self.psi_index]) / fc["sigma_E"]
+            return fc["flux"] * 0.5 * (1.0 + ufl.erf(arg / math.sqrt(2.0)))
+        if isinstance(front, CurrentFront):
+            return fc["flux"]
+        return None
+
+    def _build(self):
+        u, v = self.u, ufl.TestFunction(self.V)
+        dx_l = ufl.Measure("dx", domain=self.domain, metadata=_LUMPED)
+        dx_m = ufl.Measure("dx", domain=self.domain, metadata=_MIDPOINT)
+        ds = ufl.Measure("ds", domain=self.domain, subdomain_data=self.facet_tags)
+        a0, a1, a2 = self.bdf
+        F = 0
+        for i, J in enumerate(self.fluxes(u)):
+            rate = (a0 * u[i] + a1 * self.u_n[i] + a2 * self.u_nm1[i]) * self.inv_dt
+            F += rate * v[i] * dx_l - ufl.dot(J, ufl.grad(v[i])) * dx_m
+        g = self.influx(u)
+        if g is not None:
+            F += -g * v[1] * ds(FRONT_TAG)
+        if self.experiment.back.native == "discharge":
+            F += self.back_rate * u[0] * v[0] * ds(BACK_TAG)
+        p = self.psi_index
+        F += self.debye2 * ufl.dot(ufl.grad(u[p]), ufl.grad(v[p])) * dx_m
+        F += -self.space_charge(u) * v[p] * dx_l
+        if self.source is not None:
+            F += -self.source(v)
+        self.F = F
+        self.J = ufl.derivative(F, u, ufl.TrialFunction(self.V))
+
+        # Scalar observables, compiled once.
+        self.observables = {
+            "surface_potential": fem.form(u[p] * ds(FRONT_TAG)),
+            "front_area": fem.form(fem.Constant(self.domain, 1.0) * ds(FRONT_TAG)),
+            "native_deviation": fem.form(u[0] * dx_l),
+            "foreign": fem.form(sum(u[i] for i in range(1, self.n_species)) * dx_l),
+            "influx": fem.form((g if g is not None else fem.Constant(self.domain, 0.0)) * ds(FRONT_TAG)),
+            "native_deviation_rate": fem.form(
+                (a0 * u[0] + a1 * self.u_n[0] + a2 * self.u_nm1[0]) * self.inv_dt * dx_l),
+        }
+
+    def dirichlet_bcs(self) -> list[fem.DirichletBC]:
+        fdim = self.domain.topology.dim - 1
+        bcs = []
+
+        def fix(component: int, tag: int, value: float):
+            sub = self.V.sub(component)
+            dofs = fem.locate_dofs_topological(sub, fdim, self.facet_tags.find(tag))
+            bcs.append(fem.dirichletbc(value, dofs, sub))
+
+        if self.experiment.back.native == "reversible":
+            fix(0, BACK_TAG, fem.Constant(self.domain, 0.0))
+        fix(self.psi_index, BACK_TAG, fem.Constant(self.domain, 0.0))
+        if isinstance(self.experiment.front, PotentialFront):
+            fix(self.psi_index, FRONT_TAG, self.front_constants["U"])
+            fix(1, FRONT_TAG, self.front_constants["surface_fraction"])
+        return bcs

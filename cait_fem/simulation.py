@@ -1,0 +1,246 @@
+"""Run an Experiment: mesh -> forms -> adaptive BDF time stepping with SNES -> Result.
+
+A :class:`Simulation` compiles its forms once; :meth:`Simulation.run` can then be called
+again with an experiment of the same structure but other parameter values (what a fit
+does) without any JIT compilation.
+"""
+
+from __future__ import annotations
+
+import time as _time
+
+import numpy as np
+from .backend import require_dolfinx
+
+require_dolfinx()
+
+from mpi4py import MPI  # noqa: E402
+from scipy import constants as sc
+
+from dolfinx import fem, mesh as dmesh
+
+from . import bdf
+from .case import Experiment
+from .errors import SolverError
+from .forms import BACK_TAG, FRONT_TAG, NPPForms
+from .mesh1d import create_interval_mesh, graded_nodes_m
+from .newton import NewtonSolver
+from .result import Result
+from .scales import Scales
+
+NEWTON_TARGET = 4  # Newton iterations per step above which the step is not grown
+
+
+class Simulation:
+    """One experiment on one mesh, forms compiled once."""
+
+    def __init__(self, experiment: Experiment, comm=None):
+        self.comm = comm if comm is not None else MPI.COMM_WORLD
+        self.experiment = experiment
+        self.scales = Scales.of(experiment)
+        nodes = graded_nodes_m(experiment.glass.thickness_m, experiment.mesh) / self.scales.length_m
+        self.domain = create_interval_mesh(self.comm, nodes)
+        self.facet_tags = _tag_ends(self.domain, nodes[-1])
+        self.forms = NPPForms(experiment, self.scales, self.domain, self.facet_tags)
+        self.newton = NewtonSolver(self.forms, self.forms.dirichlet_bcs(), experiment.solver, self.comm)
+        self.n_owned = self.forms.V.dofmap.index_map.size_local
+        self.bs = self.forms.V.dofmap.index_map_bs
+        x_owned = self.forms.V.tabulate_dof_coordinates()[: self.n_owned, 0]
+        self._order = None
+        self.depth_m = self._gather(x_owned[:, None])[:, 0] * self.scales.length_m
+        self.cells = self.domain.topology.index_map(1).size_global
+
+    # -- parallel helpers ---------------------------------------------------------------
+    def _gather(self, owned_rows: np.ndarray) -> np.ndarray:
+        """All owned node rows from every rank, sorted by depth, on every rank."""
+        rows = np.concatenate(self.comm.allgather(owned_rows), axis=0)
+        if self._order is None:
+            self._order = np.argsort(rows[:, 0], kind="stable")
+        return rows[self._order]
+
+    def _sum(self, form) -> float:
+        return self.comm.allreduce(fem.assemble_scalar(form), op=MPI.SUM)
+
+    def _state_rows(self) -> np.ndarray:
+        return self.forms.u.x.array.reshape(-1, self.bs)[: self.n_owned]
+
+    # -- the run --------------------------------------------------------------------------
+    def run(self, experiment: Experiment | None = None, progress=None) -> Result:
+        if experiment is not None:
+            self.forms.set_parameters(experiment)
+            self.experiment = experiment
+        exp, sc_, f = self.experiment, self.scales, self.forms
+        wall0 = _time.perf_counter()
+        for fn in (f.u, f.u_n, f.u_nm1):
+            fn.x.array[:] = 0.0
+        p = f.psi_index
+        tol = exp.run.time_tolerance
+        max_order = 2 if exp.run.scheme == "bdf2" else 1
+        dt_max = (exp.run.dt_max_s or np.inf) / sc_.time_s
+        targets = [t / sc_.time_s for t in exp.run.all_output_times_s]
+
+        t = 0.0
+        h_next = exp.run.dt_initial_s / sc_.time_s
+        history = [(0.0, f.u.x.array.copy())]  # newest last, at most 3 entries
+        steps: list[float] = []  # previous accepted step sizes, newest first
+        influx_hist = [0.0, 0.0]  # I_n, I_{n-1}
+        series = {k: [0.0] for k in ("t", "current", "psi_s", "charge", "foreign", "influx", "dt", "its")}
+        series["psi_s"][0] = self._surface_potential()
+        outputs_theta, outputs_psi = [], []
+        stats = {"steps": 0, "rejected_steps": 0, "newton_failures": 0, "newton_iterations": 0}
+        k, retries = 0, 0
+        while k < len(targets):
+            order = min(max_order, len(history))
+            h = min(h_next, dt_max)
+            if order == 2:
+                h = min(h, bdf.MAX_BDF2_RATIO * steps[0])
+            remaining = targets[k] - t
+            hits = h >= remaining * (1.0 - 1e-10)
+            truncated = hits or 2.0 * h > remaining
+            if hits:
+                h = remaining
+            elif truncated:
+                h = 0.5 * remaining  # two equal steps rather than a sliver before the milestone
+            a = bdf.coefficients(order, h, steps[0] if steps else None)
+            f.set_bdf(h, a)
+            f.u_n.x.array[:] = history[-1][1]
+            if len(history) >= 2:
+                f.u_nm1.x.array[:] = history[-2][1]
+            f.u.x.array[:] = bdf.predict(min(order, len(history) - 1), h, history)
+
+            converged, its, reason = self.newton.solve()
+            stats["newton_iterations"] += its
+            if not converged:
+                stats["newton_failures"] += 1
+                retries += 1
+                if retries > exp.run.max_retries:
+                    raise SolverError(
+                        f"Newton did not converge at t = {t * sc_.time_s:.6g} s with dt = "
+                        f"{h * sc_.time_s:.3g} s after {retries - 1} step reductions "
+                        f"(PETSc reason {reason}, last update max {self.newton.last_update_max}); "
+                        "try a smaller run.dt_initial_s, a finer mesh or looser solver tolerances")
+                h_next = 0.25 * h
+                continue
+
+            err = None
+            if len(history) >= order + 1:
+                u_pred = bdf.predict(order, h, history)
+                diff = (f.u.x.array - u_pred).reshape(-1, self.bs)[: self.n_owned, :p]
+                local = float(np.max(np.abs(diff))) if diff.size else 0.0
+                err = bdf.error_factor(order, h, steps) * self.comm.allreduce(local, op=MPI.MAX)
+                if err > tol:
+                    stats["rejected_steps"] += 1
+                    retries += 1
+                    if retries > exp.run.max_retries:
+                        raise SolverError(
+                            f"time step rejected {retries} times at t = {t * sc_.time_s:.6g} s "
+                            f"(error estimate {err:.3g} > run.time_tolerance = {tol:.3g})")
+                    h_next = h * min(0.7, bdf.step_factor(err, tol, order))
+                    continue
+
+            # accepted
+            retries = 0
+            W_rate = self._sum(f.observables["native_deviation_rate"])
+            g = self._sum(f.observables["influx"])
+            influx = (h * g - a[1] * influx_hist[0] - a[2] * influx_hist[1]) / a[0]
+            influx_hist = [influx, influx_hist[0]]
+            t += h
+            steps.insert(0, h)
+            del steps[2:]
+            history.append((t, f.u.x.array.copy()))
+            del history[:-3]
+            stats["steps"] += 1
+            self._record(series, t, h, its, W_rate, influx)
+            if progress is not None:
+                progress.update(t * sc_.time_s, h * sc_.time_s, its)
+
+            grow = bdf.step_factor(err, tol, order) if err is not None else 2.0
+            if its > NEWTON_TARGET:
+                grow = min(grow, 1.0 if its <= NEWTON_TARGET + 2 else 0.5)
+            h_new = h * grow
+            h_next = max(h_new, h_next) if truncated else h_new
+            if hits:
+                rows = self._gather(np.hstack([self._x_owned_column(), self._state_rows()]))
+                outputs_theta.append(self._thetas(rows[:, 1:]))
+                outputs_psi.append(rows[:, 1 + p] * sc_.potential_V)
+                k += 1
+        if progress is not None:
+            progress.close()
+
+        stats.update(
+            linear_solves=stats["newton_iterations"],
+            wall_time_s=_time.perf_counter() - wall0,
+            cells=self.cells,
+            dofs=self.forms.V.dofmap.index_map.size_global * self.bs,
+            mpi_size=self.comm.size,
+        )
+        return Result(
+            experiment=exp,
+            depth_m=self.depth_m,
+            species_names=tuple(s.name for s in exp.species),
+            output_times_s=np.array(exp.run.all_output_times_s),
+            theta=np.array(outputs_theta),
+            potential_V=np.array(outputs_psi),
+            time_s=np.array(series["t"]),
+            current_density_A_m2=np.array(series["current"]),
+            surface_potential_V=np.array(series["psi_s"]),
+            charge_C_m2=np.array(series["charge"]),
+            foreign_inside_m2=np.array(series["foreign"]),
+            influx_integral_m2=np.array(series["influx"]),
+            dt_s=np.array(series["dt"]),
+            newton_iterations=np.array(series["its"], dtype=int),
+            stats=stats,
+            metadata=self.metadata(),
+        )
+
+    # -- observables ----------------------------------------------------------------------
+    def _x_owned_column(self) -> np.ndarray:
+        return self.forms.V.tabulate_dof_coordinates()[: self.n_owned, :1]
+
+    def _surface_potential(self) -> float:
+        f = self.forms
+        return self._sum(f.observables["surface_potential"]) / self._sum(f.observables["front_area"]) \
+            * self.scales.potential_V
+
+    def _thetas(self, state_rows: np.ndarray) -> np.ndarray:
+        th = state_rows[:, : self.forms.n_species].T.copy()
+        th[0] += 1.0
+        return th
+
+    def _record(self, series, t, h, its, W_rate, influx):
+        sc_, f, z_n = self.scales, self.forms, self.forms.charges[0]
+        amount = sc_.density_m3 * sc_.length_m  # dimensionless content -> m^-2
+        W = self._sum(f.observables["native_deviation"])
+        series["t"].append(t * sc_.time_s)
+        series["dt"].append(h * sc_.time_s)
+        series["its"].append(its)
+        series["current"].append(-z_n * sc.e * amount * W_rate / sc_.time_s)
+        series["psi_s"].append(self._surface_potential())
+        series["charge"].append(-z_n * sc.e * amount * W)
+        series["foreign"].append(amount * self._sum(f.observables["foreign"]))
+        series["influx"].append(amount * influx)
+
+    def metadata(self) -> dict:
+        T = self.experiment.glass.temperature_K
+        return {
+            "scales": self.scales.to_dict(),
+            "diffusion_floor_m2_s": {s.name: s.diffusion.floor_m2_s(T) for s in self.experiment.species},
+            "mesh_cells": self.cells,
+            "discretisation": "P1, exponentially fitted (Scharfetter-Gummel) fluxes, lumped storage; "
+                              f"{self.experiment.run.scheme.upper()} variable step",
+        }
+
+
+def _tag_ends(domain, x_back: float) -> dmesh.MeshTags:
+    fdim = domain.topology.dim - 1
+    front = dmesh.locate_entities_boundary(domain, fdim, lambda x: np.isclose(x[0], 0.0))
+    back = dmesh.locate_entities_boundary(domain, fdim, lambda x: np.isclose(x[0], x_back))
+    idx = np.concatenate([front, back]).astype(np.int32)
+    vals = np.concatenate([np.full(len(front), FRONT_TAG), np.full(len(back), BACK_TAG)]).astype(np.int32)
+    order = np.argsort(idx)
+    return dmesh.meshtags(domain, fdim, idx[order], vals[order])
+
+
+def simulate(experiment: Experiment, *, progress=None, comm=None) -> Result:
+    """Run ``experiment`` and return its :class:`~cait_fem.result.Result`."""
+    return Simulation(experiment, comm=comm).run(progress=progress)

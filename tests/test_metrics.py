@@ -1,0 +1,86 @@
+"""cait_fem.metrics: plateau, front and width of MODEL.md section 8, excess charge, integrals."""
+
+import math
+
+import numpy as np
+import pytest
+
+from cait_fem import metrics
+
+DEPTH = np.linspace(0.0, 200e-9, 2001)  # 0.1 nm spacing
+PLATEAU, FRONT, W = 0.15, 100e-9, 2e-9
+
+
+def tanh_front(depth=DEPTH):
+    """Native fraction: PLATEAU behind a tanh front at FRONT of half-width W, 1 ahead."""
+    native = PLATEAU + (1 - PLATEAU) * 0.5 * (1 + np.tanh((depth - FRONT) / W))
+    return native, 1.0 - native
+
+
+def test_tanh_front():
+    """theta_n = a + (1 - a)(1 + tanh(u))/2, u = (x - x_f)/w. Foreign = 1/2 where
+    tanh u = (0.5 - a)/((1 - a)/2) - 1; the midpoint (a + 1)/2 is at u = 0; the 10 % and
+    90 % levels at tanh u = -+0.8, so the width is 2 w atanh(0.8)."""
+    native, foreign = tanh_front()
+    m = metrics.profile_metrics(DEPTH, native, foreign)
+    x50 = FRONT + W * math.atanh(0.35 / 0.425 - 1)
+    assert m["x50_m"] == pytest.approx(x50, rel=1e-4)
+    assert m["plateau_native"] == pytest.approx(PLATEAU, abs=1e-6)
+    assert m["front_position_m"] == pytest.approx(FRONT, rel=1e-5)
+    assert m["front_width_m"] == pytest.approx(2 * W * math.atanh(0.8), rel=5e-3)
+
+
+def test_linear_interpolation_between_nodes():
+    depth = np.array([0.0, 1.0, 2.0, 3.0, 4.0])
+    foreign = np.array([1.0, 0.9, 0.7, 0.1, 0.0])
+    native = 1.0 - foreign
+    # 0.7 -> 0.1 between 2 and 3: 0.5 is reached a third of the way
+    assert metrics.x50(depth, foreign) == pytest.approx(2 + 1 / 3)
+    plateau = metrics.plateau_level(depth, native, foreign)
+    assert plateau == pytest.approx(np.median([0.0, 0.1, 0.3]))  # nodes 0, 1, 2 <= 0.9 x50 = 2.1
+    # (0.1 + 1)/2 = 0.55 between 0.3 (x = 2) and 0.9 (x = 3)
+    assert metrics.front_position(depth, native, plateau, 2 + 1 / 3) == pytest.approx(2 + 0.25 / 0.6)
+
+
+def test_ramp_plateau_is_the_median_over_the_first_nine_tenths():
+    native = np.where(DEPTH < FRONT, 0.05 + 0.1 * DEPTH / FRONT, 1.0)
+    m = metrics.profile_metrics(DEPTH, native, 1.0 - native)
+    # x50 = FRONT (the step), median of a linear ramp over [0, 0.9 FRONT] is its middle value
+    assert m["x50_m"] == pytest.approx(FRONT, rel=1e-3)
+    assert m["plateau_native"] == pytest.approx(0.05 + 0.1 * 0.45, abs=1e-4)
+
+
+def test_no_front_gives_nan():
+    native = np.full(DEPTH.size, 0.7)
+    m = metrics.profile_metrics(DEPTH, native, 1.0 - native)  # foreign never exceeds 0.5
+    assert all(math.isnan(v) for v in m.values())
+    everywhere = metrics.profile_metrics(DEPTH, np.zeros(DEPTH.size), np.ones(DEPTH.size))
+    assert all(math.isnan(v) for v in everywhere.values())  # never drops below 0.5
+
+
+def test_front_not_yet_risen_gives_nan_position_and_width():
+    native = np.where(DEPTH < FRONT, 0.1, 0.52)  # foreign-rich layer, native never back to the midpoint 0.55
+    m = metrics.profile_metrics(DEPTH, native, 1.0 - native)
+    assert m["x50_m"] == pytest.approx(FRONT, rel=1e-3)
+    assert math.isnan(m["front_position_m"]) and math.isnan(m["front_width_m"])
+
+
+def test_excess_charge_relative_to_the_background():
+    theta = {"Li": np.array([0.3, 1.0]), "K": np.array([0.7, 0.0])}
+    assert np.allclose(metrics.excess_charge(theta, {"Li": 1, "K": 1}, "Li"), 0.0)
+    assert np.allclose(metrics.excess_charge(theta, {"Li": 1, "K": 2}, "Li"), [0.7, 0.0])
+    # background -z_native n_bg: a divalent native ion at n_bg is neutral
+    assert np.allclose(metrics.excess_charge({"Mg": np.array([1.0])}, {"Mg": 2}, "Mg"), 0.0)
+    stacked = np.array([[0.3, 1.0], [0.7, 0.01]])  # species on axis 0, native first
+    assert np.allclose(metrics.excess_charge(stacked, [1, 1]), [0.0, 0.01])
+    with pytest.raises(ValueError):
+        metrics.excess_charge(theta, {"Li": 1, "K": 1})
+
+
+def test_integrate_lumped_is_exact_for_p1_functions():
+    depth = np.array([0.0, 1e-9, 3e-9, 10e-9])
+    values = 2.0 + 5e8 * depth  # linear: exact
+    assert metrics.integrate_lumped(depth, values) == pytest.approx(2.0 * 10e-9 + 2.5e8 * (10e-9) ** 2)
+    stacked = np.vstack((values, np.ones(4)))
+    expected = [metrics.integrate_lumped(depth, values), 10e-9]
+    assert np.allclose(metrics.integrate_lumped(depth, stacked), expected)
