@@ -258,7 +258,8 @@ class SolverSettings:
 
 @dataclass(frozen=True)
 class Experiment:
-    """A complete CAIT run: what :func:`cait_fem.simulate` takes."""
+    """A complete CAIT run: what :func:`cait_fem.simulate` takes. ``species`` is stored
+    native first, then the foreign species in the order given."""
 
     glass: Glass
     species: tuple[Species, ...]
@@ -279,6 +280,10 @@ class Experiment:
         _require(len(natives) == 1, "species.role", natives, 'exactly one species with role = "native"')
         foreign = [s.name for s in species if s.role == "foreign"]
         _require(len(foreign) >= 1, "species.role", foreign, 'at least one species with role = "foreign"')
+        # Canonical order, relied on by the forms and results: native first, then the
+        # foreign species as given (the first one enters at the front).
+        native = next(s for s in species if s.role == "native")
+        object.__setattr__(self, "species", (native,) + tuple(s for s in species if s.role == "foreign"))
         _require(isinstance(self.front, (Beam, PotentialFront, CurrentFront)), "front", self.front,
                  "a Beam, PotentialFront or CurrentFront")
         _require(self.mesh.front_spacing_m < self.glass.thickness_m, "mesh.front_spacing_m",

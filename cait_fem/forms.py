@@ -32,8 +32,13 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
-import ufl
-from dolfinx import fem, mesh as dmesh
+
+from .backend import require_dolfinx
+
+require_dolfinx()  # mpi4py before PETSc/DOLFINx, and the version check
+
+import ufl  # noqa: E402
+from dolfinx import fem, mesh as dmesh  # noqa: E402
 
 from .case import Beam, CurrentFront, Experiment, PotentialFront
 from .ops import ufl_ops

@@ -10,9 +10,13 @@ useful absolute tolerance in the bulk (MODEL.md section 8).
 
 from __future__ import annotations
 
-from petsc4py import PETSc
+from .backend import require_dolfinx
 
-from dolfinx.fem.petsc import NonlinearProblem
+require_dolfinx()  # mpi4py before PETSc/DOLFINx, and the version check
+
+from petsc4py import PETSc  # noqa: E402
+
+from dolfinx.fem.petsc import NonlinearProblem  # noqa: E402
 
 from .case import SolverSettings
 

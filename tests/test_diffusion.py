@@ -144,11 +144,13 @@ def test_relative_builds_a_ufl_expression_with_the_exact_derivative(name):
     expr = law.relative(theta, consts, ufl_ops())
     assert isinstance(expr, ufl.core.expr.Expr)
     slope = expand_derivatives(ufl.diff(expr, theta))
+    # The forms use Acklam's Phi^-1 without refinement (1.15e-9 relative, cait_fem.ops):
+    # D agrees with the exact law to ~1e-8, its UFL derivative to ~1e-7.
     for value in (0.05, 0.3, 0.77, 1.0):
-        assert expr((value,), mapping) == pytest.approx(law.relative(value, params), rel=1e-13)
+        assert expr((value,), mapping) == pytest.approx(law.relative(value, params), rel=5e-8)
         if name != "sed-fermi-dirac":  # its UFL form is the table, checked above
             exact = law.dD_dtheta_m2_s(value, T) / D_ref
-            assert slope((value,), mapping) == pytest.approx(exact, rel=1e-9, abs=1e-300)
+            assert slope((value,), mapping) == pytest.approx(exact, rel=1e-6, abs=1e-300)
 
 
 @pytest.mark.parametrize("name", list(LAWS))

@@ -61,8 +61,8 @@ def test_ufl_ops_have_the_numpy_methods():
 
 
 def test_ufl_ndtri_value_and_exact_derivative():
-    """d ndtri/dp = 1/phi(ndtri(p)); the UFL derivative of the approximation must match it
-    to within the Halley-refined error propagated through the derivative (~1e-9 x^2)."""
+    """The forms' ndtri is Acklam's approximation without refinement (1.15e-9 relative);
+    d ndtri/dp = 1/phi(ndtri(p)) must hold for its UFL derivative to ~1e-6."""
     ufl, _, p = _ufl_point_evaluator()
     from ufl.algorithms import expand_derivatives
 
@@ -72,9 +72,9 @@ def test_ufl_ndtri_value_and_exact_derivative():
     slope = expand_derivatives(ufl.diff(expr, p))
     for value in (1e-20, 1e-9, 3e-3, 0.1, 0.5, 0.7, 0.99, 1.0 - 1e-12):
         x = special.ndtri(value)
-        assert abs(expr((value,)) - x) <= 1e-14 * max(1.0, abs(x))
+        assert abs(expr((value,)) - x) <= 1.2e-9 * max(1.0, abs(x))
         exact = math.sqrt(2.0 * math.pi) * math.exp(0.5 * x * x)
-        assert slope((value,)) == pytest.approx(exact, rel=1e-7)
+        assert slope((value,)) == pytest.approx(exact, rel=1e-6)
 
 
 def test_ufl_ndtr_is_the_normal_cdf():

@@ -1,0 +1,156 @@
+"""Command line: ``cait-fem run case.toml -o outdir [--overwrite] [--quiet] [--no-plots]``,
+``cait-fem check case.toml`` and ``cait-fem --version``.
+
+Exit codes: 0 success, 2 bad input (case file, output directory that already holds
+results) reported before any solve, 1 the solver failed.
+Under ``mpirun`` every rank runs the same command; only rank 0 prints and writes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+
+from .errors import ConfigError, SolverError
+
+EXIT_OK, EXIT_SOLVER, EXIT_USAGE = 0, 1, 2
+_RANK_VARIABLES = ("PMI_RANK", "OMPI_COMM_WORLD_RANK", "PMIX_RANK", "MV2_COMM_WORLD_RANK", "MPI_LOCALRANKID")
+
+
+def _version() -> str:
+    try:
+        import importlib.metadata
+        return importlib.metadata.version("cait_fem")
+    except Exception:  # noqa: BLE001
+        return getattr(importlib.import_module("cait_fem"), "__version__", "unknown")
+
+
+def _launcher_rank() -> int:
+    """This process's MPI rank as told by the launcher's environment (before MPI is loaded)."""
+    for var in _RANK_VARIABLES:
+        value = os.environ.get(var)
+        if value is not None and value.strip().isdigit():
+            return int(value)
+    return 0
+
+
+def _error(message: str, rank: int | None = None) -> None:
+    if (_launcher_rank() if rank is None else rank) == 0:
+        print(f"cait-fem: error: {message}", file=sys.stderr)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="cait-fem", description="Finite-element Nernst-Planck-Poisson "
+                                     "simulator for charge attachment induced transport (CAIT).")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    run = sub.add_parser("run", help="run a case file and write profiles, time series, summary and plots")
+    run.add_argument("case", help="TOML case file")
+    run.add_argument("-o", "--output", required=True, metavar="DIR", help="output directory")
+    run.add_argument("--overwrite", action="store_true", help="replace results already in the output directory")
+    run.add_argument("--quiet", action="store_true", help="no progress bar")
+    run.add_argument("--no-plots", action="store_true", help="write data files only, no PNGs")
+    check = sub.add_parser("check", help="validate a case file and print every parameter (no solve)")
+    check.add_argument("case", help="TOML case file")
+    return parser
+
+
+def _simulate_function():
+    """``cait_fem.simulate`` (imported only when a run really starts: it loads DOLFINx)."""
+    package = importlib.import_module("cait_fem")
+    fn = getattr(package, "simulate", None)
+    if callable(fn):
+        return fn
+    for module in ("cait_fem.simulation", "cait_fem.simulate"):
+        try:
+            return importlib.import_module(module).simulate
+        except ModuleNotFoundError as exc:
+            if exc.name != module:
+                raise
+    raise ImportError("cait_fem has no simulate() (cait_fem.simulation / cait_fem.simulate missing)")
+
+
+def _describe(exp) -> str:
+    front = exp.front.type
+    species = ", ".join(f"{s.name} ({s.role}, z = {s.charge_number}, {s.diffusion.to_dict().get('model', '?')})"
+                        for s in exp.species)
+    times = ", ".join(f"{t:g}" for t in exp.run.all_output_times_s)
+    return (f"case {exp.name!r}: glass {exp.glass.name} ({exp.glass.thickness_m:g} m, "
+            f"{exp.glass.temperature_K:g} K); species {species}; front: {front}; "
+            f"t_end = {exp.run.t_end_s:g} s, profiles at {times} s")
+
+
+def cmd_check(args) -> int:
+    from .config import dumps_toml, experiment_to_dict, load_case
+    try:
+        exp = load_case(args.case)
+    except ConfigError as exc:
+        _error(str(exc))
+        return EXIT_USAGE
+    print(f"# {args.case}: OK -- {_describe(exp)}")
+    print("# every parameter, defaults filled in (a valid case file):")
+    print(dumps_toml(experiment_to_dict(exp)), end="")
+    return EXIT_OK
+
+
+def cmd_run(args) -> int:
+    from .config import load_case
+    from .progress import make_reporter
+    from .result import check_output_directory
+    try:
+        exp = load_case(args.case)
+        check_output_directory(args.output, overwrite=args.overwrite)
+    except (ConfigError, FileExistsError) as exc:
+        _error(str(exc))
+        return EXIT_USAGE
+
+    from mpi4py import MPI
+    comm = MPI.COMM_WORLD
+    rank = comm.Get_rank()
+    try:
+        simulate = _simulate_function()
+    except ImportError as exc:
+        _error(f"cannot load the solver: {exc}", rank)
+        return EXIT_SOLVER
+    reporter = make_reporter(exp.run.t_end_s, quiet=args.quiet, comm=comm, desc=exp.name)
+    try:
+        result = simulate(exp, progress=reporter, comm=comm)
+    except ConfigError as exc:
+        _error(str(exc), rank)
+        return EXIT_USAGE
+    except SolverError as exc:
+        _error(f"the solver failed: {exc}", rank)
+        return EXIT_SOLVER
+    finally:
+        reporter.close()
+    try:
+        paths = result.save(args.output, overwrite=args.overwrite, comm=comm)
+        if not args.no_plots:
+            paths = list(paths) + list(result.plot(args.output, overwrite=args.overwrite, comm=comm))
+    except (ConfigError, FileExistsError) as exc:
+        _error(str(exc), rank)
+        return EXIT_USAGE
+    if rank == 0:
+        s = result.summary()
+        print(f"cait-fem: {exp.name}: {s['steps']} steps, {s['newton_iterations']} Newton iterations, "
+              f"wall time {s.get('wall_time_s') or 0:.3g} s; plateau {s['plateau_native']:.4g}, "
+              f"front {s['front_position_nm']:.4g} nm, conservation error {s['conservation_error']:.2g}")
+        print(f"cait-fem: wrote {len(paths)} files to {os.path.abspath(args.output)}:")
+        for p in paths:
+            print(f"  {p}")
+    return EXIT_OK
+
+
+def main(argv=None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    return {"run": cmd_run, "check": cmd_check}[args.command](args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,113 @@
+"""Time integration: measured orders of BDF1/BDF2, quadratic Newton convergence, step
+control (output times hit exactly, failures handled), and the pure BDF helpers."""
+
+import numpy as np
+import pytest
+
+import cait_fem as cf
+from cait_fem import bdf
+
+SED = cf.GaussianSED(fwhm_eV=0.25, vacancy_fraction=0.10, D_bulk_m2_s=1e-17)
+
+
+def _experiment(**run):
+    return cf.Experiment(
+        glass=cf.Glass(n_bg_m3=1.41e28, eps_r=8.0, temperature_K=300.0, thickness_m=1e-3),
+        species=(cf.Species("Li", "native", SED), cf.Species("K", "foreign", cf.ConstantD(D_m2_s=5.6e-21))),
+        front=cf.Beam(current_density_A_m2=1e-2, E_kin_eV=10.0, sigma_E_eV=0.5),
+        run=cf.RunSettings(**run),
+    )
+
+
+@pytest.fixture(scope="module")
+def sim():
+    return cf.Simulation(_experiment(t_end_s=1.0))
+
+
+def _fixed_step(sim, scheme, dt, t_end=4000.0):
+    """Steps capped at dt and an error tolerance that never binds: after the start-up
+    (Newton failures shrink the first steps) the step is constant = dt."""
+    exp = _experiment(t_end_s=t_end, scheme=scheme, dt_initial_s=dt, dt_max_s=dt, time_tolerance=1e9)
+    return sim.run(exp)
+
+
+@pytest.mark.parametrize("scheme, order", [("bdf1", 1.0), ("bdf2", 2.0)])
+def test_temporal_order(sim, scheme, order):
+    dts = [200.0, 100.0, 50.0]
+    runs = [_fixed_step(sim, scheme, dt) for dt in dts]
+    ref = _fixed_step(sim, scheme, 6.25)
+    err = np.array([np.max(np.abs(r.theta[-1] - ref.theta[-1])) for r in runs])
+    rates = np.log2(err[:-1] / err[1:])
+    print(scheme, err, rates)
+    assert abs(rates[-1] - order) < 0.35, rates
+
+
+def test_bdf2_more_accurate_per_step_than_bdf1(sim):
+    exp = dict(t_end_s=3000.0, time_tolerance=1e-3)
+    r1 = sim.run(_experiment(scheme="bdf1", **exp))
+    r2 = sim.run(_experiment(scheme="bdf2", **exp))
+    assert r2.stats["steps"] < r1.stats["steps"]
+
+
+def test_output_times_hit_exactly(sim):
+    times = (1.234, 77.7, 500.0)
+    r = sim.run(_experiment(t_end_s=600.0, output_times_s=times))
+    assert tuple(r.output_times_s) == times + (600.0,)
+    for t in times + (600.0,):
+        assert np.any(np.abs(r.time_s - t) <= 1e-9 * t)
+    assert r.theta.shape[0] == 4
+
+
+def test_newton_converges_quadratically(sim):
+    """Solve one step to round-off and check |du_{k+1}| <= C |du_k|^2 with C modest."""
+    exp = _experiment(t_end_s=100.0)
+    sim.run(exp)
+    updates = []
+    snes = sim.newton.snes
+    f = sim.forms
+    f.u_nm1.x.array[:] = f.u_n.x.array
+    f.u_n.x.array[:] = f.u.x.array
+    f.set_bdf(100.0 / sim.scales.time_s, (1.0, -1.0, 0.0))  # a 100 s BDF1 step from u_n: no predictor
+    snes.setMonitor(lambda s, it, fnorm: updates.append(s.getSolutionUpdate().norm(3)) if it else None)
+    tight = cf.SolverSettings(newton_atol=1e-13, potential_atol=1e-10, max_newton_iterations=20)
+    old = sim.newton.settings
+    sim.newton.settings = tight
+    try:
+        converged, its, _ = sim.newton.solve()
+    finally:
+        sim.newton.settings = old
+        snes.cancelMonitor()
+    u = np.array(updates)
+    print(u)
+    assert converged and its >= 3
+    # quadratic phase: the ratio |du_k+1| / |du_k|^2 stays bounded while |du| falls fast
+    big = u[:-1] > 1e-10
+    ratios = u[1:][big] / u[:-1][big] ** 2
+    assert np.all(ratios < 1e3), ratios
+    assert u[-1] < 1e-10
+
+
+def test_newton_failure_reports_time(sim):
+    bad = _experiment(t_end_s=10.0, dt_initial_s=1.0, max_retries=0)
+    bad = cf.Experiment(glass=bad.glass, species=bad.species, front=bad.front, run=bad.run,
+                        solver=cf.SolverSettings(max_newton_iterations=1))
+    with pytest.raises(cf.SolverError, match=r"t = 0 s"):
+        cf.simulate(bad)
+
+
+def test_bdf2_coefficients_exact_for_quadratics():
+    rng = np.random.default_rng(1)
+    for _ in range(20):
+        h1, h = rng.uniform(0.1, 2.0, 2)
+        t = np.array([-h1, 0.0, h])
+        a0, a1, a2 = bdf.coefficients(2, h, h1)
+        y = 3.0 + 2.0 * t - 1.5 * t**2  # y' (t = h) = 2 - 3 h
+        assert (a0 * y[2] + a1 * y[1] + a2 * y[0]) / h == pytest.approx(2.0 - 3.0 * h, rel=1e-12)
+
+
+def test_predictor_and_error_factor_constant_step_values():
+    hist = [(0.0, np.array([1.0])), (1.0, np.array([2.0])), (2.0, np.array([5.0]))]
+    # quadratic through (0,1),(1,2),(2,5): y = 1 + t^2 - 0*t ... y(3) = 10
+    assert bdf.predict(2, 1.0, hist)[0] == pytest.approx(10.0)
+    assert bdf.error_factor(2, 1.0, [1.0, 1.0]) == pytest.approx(2.0 / 11.0)
+    assert bdf.error_factor(1, 1.0, [1.0]) == pytest.approx(1.0 / 3.0)
