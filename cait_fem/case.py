@@ -104,6 +104,7 @@ class Beam:
     current_density_A_m2: float
     E_kin_eV: float
     sigma_E_eV: float
+    species: str | None = None
     type: str = field(default="beam", init=False)
 
     def __post_init__(self):
@@ -121,6 +122,7 @@ class PotentialFront:
 
     U_V: float
     surface_fraction: float
+    species: str | None = None
     type: str = field(default="potential", init=False)
 
     def __post_init__(self):
@@ -134,6 +136,7 @@ class CurrentFront:
     """Constant foreign-ion influx carrying ``current_density_A_m2`` [A/m^2]."""
 
     current_density_A_m2: float
+    species: str | None = None
     type: str = field(default="current", init=False)
 
     def __post_init__(self):
@@ -143,6 +146,8 @@ class CurrentFront:
 
 
 Front = Union[Beam, PotentialFront, CurrentFront]
+FRONT_SPECIES_DOC = """Every front type takes ``species``: the name of the foreign species that enters
+there (default: the first foreign species listed)."""
 
 
 @dataclass(frozen=True)
@@ -286,6 +291,9 @@ class Experiment:
         object.__setattr__(self, "species", (native,) + tuple(s for s in species if s.role == "foreign"))
         _require(isinstance(self.front, (Beam, PotentialFront, CurrentFront)), "front", self.front,
                  "a Beam, PotentialFront or CurrentFront")
+        if self.front.species is not None:
+            _require(self.front.species in foreign, "front.species", self.front.species,
+                     f"the name of a foreign species: one of {foreign}")
         _require(self.mesh.front_spacing_m < self.glass.thickness_m, "mesh.front_spacing_m",
                  self.mesh.front_spacing_m, f"must be < glass.thickness_m = {self.glass.thickness_m!r}")
 
@@ -298,6 +306,13 @@ class Experiment:
         return tuple(s for s in self.species if s.role == "foreign")
 
     @property
+    def front_species_index(self) -> int:
+        """Index in ``species`` of the foreign species that enters at the front
+        (``front.species``, default the first foreign species)."""
+        names = [s.name for s in self.species]
+        return names.index(self.front.species) if self.front.species is not None else 1
+
+    @property
     def beam_species(self) -> Species:
-        """The foreign species that enters at the front (the first foreign species)."""
-        return self.foreign[0]
+        """The foreign species that enters at the front."""
+        return self.species[self.front_species_index]

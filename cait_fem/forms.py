@@ -82,6 +82,7 @@ class NPPForms:
         exp = self.experiment
         self.n_species = len(exp.species)
         self.psi_index = self.n_species
+        self.front_index = exp.front_species_index
         self.charges = [float(s.charge_number) for s in exp.species]
         self.V = fem.functionspace(self.domain, ("Lagrange", 1, (self.n_species + 1,)))
         self.u = fem.Function(self.V, name="state")
@@ -103,7 +104,7 @@ class NPPForms:
     # -- parameters ---------------------------------------------------------------------
     def _front_values(self) -> dict:
         front, sc = self.experiment.front, self.scales
-        z = self.charges[1]
+        z = self.charges[self.front_index]
         if isinstance(front, (Beam, CurrentFront)):
             flux = front.current_density_A_m2 / (z * _ELEMENTARY_CHARGE) / sc.flux_m2_s
             vals = {"flux": flux}
@@ -171,7 +172,7 @@ class NPPForms:
         """Foreign influx through the front [dimensionless flux], or None for a Dirichlet front."""
         front, fc = self.experiment.front, self.front_constants
         if isinstance(front, Beam):
-            z = self.charges[1]
+            z = self.charges[self.front_index]
             arg = (fc["E_kin"] - z * u[self.psi_index]) / fc["sigma_E"]
             return fc["flux"] * 0.5 * (1.0 + ufl.erf(arg / math.sqrt(2.0)))
         if isinstance(front, CurrentFront):
@@ -190,7 +191,7 @@ class NPPForms:
             F += rate * v[i] * dx_l - ufl.dot(J, ufl.grad(v[i])) * dx_m
         g = self.influx(u)
         if g is not None:
-            F += -g * v[1] * ds(FRONT_TAG)
+            F += -g * v[self.front_index] * ds(FRONT_TAG)
         if self.experiment.back.native == "discharge":
             F += self.back_rate * u[0] * v[0] * ds(BACK_TAG)
         p = self.psi_index
@@ -226,5 +227,5 @@ class NPPForms:
         fix(self.psi_index, BACK_TAG, fem.Constant(self.domain, 0.0))
         if isinstance(self.experiment.front, PotentialFront):
             fix(self.psi_index, FRONT_TAG, self.front_constants["U"])
-            fix(1, FRONT_TAG, self.front_constants["surface_fraction"])
+            fix(self.front_index, FRONT_TAG, self.front_constants["surface_fraction"])
         return bcs

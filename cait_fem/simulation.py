@@ -21,7 +21,7 @@ from dolfinx import fem, mesh as dmesh
 
 from . import bdf
 from .case import Experiment
-from .errors import SolverError
+from .errors import ConfigError, SolverError
 from .forms import BACK_TAG, FRONT_TAG, NPPForms
 from .mesh1d import create_interval_mesh, graded_nodes_m
 from .newton import NewtonSolver
@@ -65,14 +65,20 @@ class Simulation:
         return self.forms.u.x.array.reshape(-1, self.bs)[: self.n_owned]
 
     # -- the run --------------------------------------------------------------------------
-    def run(self, experiment: Experiment | None = None, progress=None) -> Result:
+    def run(self, experiment: Experiment | None = None, progress=None, initial: Result | None = None) -> Result:
+        """Integrate from t = 0 to ``run.t_end_s``. ``experiment``: new parameter values for
+        the same structure (no recompilation). ``initial``: start from the final state of a
+        previous result on the same sample (a sequential experiment, e.g. double CAIT);
+        default the pristine glass (MODEL.md section 5)."""
         if experiment is not None:
             self.forms.set_parameters(experiment)
             self.experiment = experiment
         exp, sc_, f = self.experiment, self.scales, self.forms
         wall0 = _time.perf_counter()
-        for fn in (f.u, f.u_n, f.u_nm1):
-            fn.x.array[:] = 0.0
+        f.u.x.array[:] = self._initial_state(initial)
+        f.u_n.x.array[:] = f.u.x.array
+        f.u_nm1.x.array[:] = f.u.x.array
+        self._content0 = self._sum(f.observables["native_deviation"])
         p = f.psi_index
         tol = exp.run.time_tolerance
         max_order = 2 if exp.run.scheme == "bdf2" else 1
@@ -86,6 +92,7 @@ class Simulation:
         influx_hist = [0.0, 0.0]  # I_n, I_{n-1}
         series = {k: [0.0] for k in ("t", "current", "psi_s", "charge", "foreign", "influx", "dt", "its")}
         series["psi_s"][0] = self._surface_potential()
+        series["foreign"][0] = sc_.density_m3 * sc_.length_m * self._sum(f.observables["foreign"])
         outputs_theta, outputs_psi = [], []
         stats = {"steps": 0, "rejected_steps": 0, "newton_failures": 0, "newton_iterations": 0}
         k, retries = 0, 0
@@ -197,6 +204,28 @@ class Simulation:
     def _x_owned_column(self) -> np.ndarray:
         return self.forms.V.tabulate_dof_coordinates()[: self.n_owned, :1]
 
+    def _initial_state(self, initial: Result | None) -> np.ndarray:
+        """The state vector at t = 0: pristine glass, or ``initial``'s last profiles
+        interpolated onto this mesh (species matched by name, absent ones start at 0)."""
+        f, sc_ = self.forms, self.scales
+        state = np.zeros((f.u.x.array.size // self.bs, self.bs))
+        if initial is None:
+            return state.ravel()
+        exp = self.experiment
+        if abs(initial.depth_m[-1] - exp.glass.thickness_m) > 1e-9 * exp.glass.thickness_m:
+            raise ConfigError(f"initial state: sample thickness {initial.depth_m[-1]!r} m differs from "
+                              f"glass.thickness_m = {exp.glass.thickness_m!r}")
+        if initial.species_names[0] != exp.native.name:
+            raise ConfigError(f"initial state: native species {initial.species_names[0]!r} differs from "
+                              f"this experiment's native species {exp.native.name!r}")
+        x = f.V.tabulate_dof_coordinates()[:, 0] * sc_.length_m
+        for i, s in enumerate(exp.species):
+            if s.name in initial.species_names:
+                theta = initial.theta[-1, initial.species_names.index(s.name)]
+                state[:, i] = np.interp(x, initial.depth_m, theta) - (1.0 if i == 0 else 0.0)
+        state[:, f.psi_index] = np.interp(x, initial.depth_m, initial.potential_V[-1]) / sc_.potential_V
+        return state.ravel()
+
     def _surface_potential(self) -> float:
         f = self.forms
         return self._sum(f.observables["surface_potential"]) / self._sum(f.observables["front_area"]) \
@@ -216,7 +245,7 @@ class Simulation:
         series["its"].append(its)
         series["current"].append(-z_n * sc.e * amount * W_rate / sc_.time_s)
         series["psi_s"].append(self._surface_potential())
-        series["charge"].append(-z_n * sc.e * amount * W)
+        series["charge"].append(-z_n * sc.e * amount * (W - self._content0))
         series["foreign"].append(amount * self._sum(f.observables["foreign"]))
         series["influx"].append(amount * influx)
 
@@ -241,6 +270,7 @@ def _tag_ends(domain, x_back: float) -> dmesh.MeshTags:
     return dmesh.meshtags(domain, fdim, idx[order], vals[order])
 
 
-def simulate(experiment: Experiment, *, progress=None, comm=None) -> Result:
-    """Run ``experiment`` and return its :class:`~cait_fem.result.Result`."""
-    return Simulation(experiment, comm=comm).run(progress=progress)
+def simulate(experiment: Experiment, *, progress=None, comm=None, initial: Result | None = None) -> Result:
+    """Run ``experiment`` and return its :class:`~cait_fem.result.Result`; ``initial``: a
+    previous result whose final state this experiment starts from."""
+    return Simulation(experiment, comm=comm).run(progress=progress, initial=initial)

@@ -140,3 +140,25 @@ def test_front_matches_buckley_leverett(which, k_result, slow_result):
         x = frac * wf.front_position_m
         simulated = np.interp(x, r.depth_m, r.theta[-1, 0])
         assert simulated == pytest.approx(np.interp(x, x_bl, th_grid), abs=0.01), frac
+
+
+def test_discharge_electrode_tends_to_reversible_and_limits_current():
+    """J.n = k (n - n_bg) at the back: fast kinetics (k = 1e-3 m/s) behave like the
+    reversible electrode; slow kinetics make the back electrode a bottleneck."""
+    def run(back):
+        exp = cf.Experiment(
+            glass=_glass(), back=back,
+            species=(cf.Species("Li", "native", SED), cf.Species("K", "foreign", cf.ConstantD(D_m2_s=D_K))),
+            front=cf.Beam(current_density_A_m2=1e-2, E_kin_eV=10.0, sigma_E_eV=0.5),
+            run=cf.RunSettings(t_end_s=100.0))
+        return cf.simulate(exp)
+
+    reversible = run(cf.BackElectrode())
+    fast = run(cf.BackElectrode(native="discharge", discharge_rate_m_s=1e-3))
+    slow = run(cf.BackElectrode(native="discharge", discharge_rate_m_s=1e-14))
+    assert fast.current_density_A_m2[-1] == pytest.approx(reversible.current_density_A_m2[-1], rel=1e-4)
+    assert slow.current_density_A_m2[-1] < 0.5 * reversible.current_density_A_m2[-1]
+    # the native ions piling up at a slow electrode carry the discharge flux k (n - n_bg)
+    n_back = slow.theta[-1, 0, -1] * N_BG
+    j_kinetic = sc.e * 1e-14 * (n_back - N_BG)
+    assert slow.current_density_A_m2[-1] == pytest.approx(j_kinetic, rel=0.02)

@@ -15,31 +15,10 @@ from cait_fem.config import load_case
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-CASE = """
-name = "k_short"
-[glass]
-preset = "Li3B7O12"
-temperature_K = 300
-thickness_m = 1e-3
-[[species]]
-name = "Li"
-role = "native"
-diffusion = { model = "sed", fwhm_eV = 0.25, vacancy_fraction = 0.10, D_bulk_m2_s = 1e-17 }
-[[species]]
-name = "K"
-role = "foreign"
-diffusion = { model = "constant", D_m2_s = 5.6e-21 }
-[front]
-type = "beam"
-current_density_A_m2 = 1e-2
-E_kin_eV = 10.0
-sigma_E_eV = 0.5
-[back]
-type = "electrode"
-[run]
-t_end_s = 3000
-output_times_s = [300, 3000]
-"""
+# The K+ demo case, shortened to 3000 s.
+CASE = (ROOT / "demos" / "k_cait.toml").read_text() \
+    .replace("t_end_s = 30000", "t_end_s = 3000") \
+    .replace("output_times_s = [1000, 3000, 10000, 30000]", "output_times_s = [300, 3000]")
 
 
 def _read_csv(path):
@@ -58,6 +37,7 @@ def _cli(args, mpi: int = 0):
 @pytest.fixture(scope="module")
 def case_file(tmp_path_factory):
     path = tmp_path_factory.mktemp("case") / "k_short.toml"
+    assert "t_end_s = 3000\n" in CASE and "[300, 3000]" in CASE
     path.write_text(CASE)
     return path
 
