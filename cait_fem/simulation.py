@@ -10,25 +10,23 @@ from __future__ import annotations
 import time as _time
 
 import numpy as np
-from .backend import require_dolfinx
-
-require_dolfinx()
-
-from mpi4py import MPI  # noqa: E402
 from scipy import constants as sc
 
-from dolfinx import fem, mesh as dmesh
+from .backend import require_dolfinx
 
-from . import bdf
+require_dolfinx()  # mpi4py before PETSc/DOLFINx, and the version check
+
+from mpi4py import MPI  # noqa: E402
+from dolfinx import fem, mesh as dmesh  # noqa: E402
+
 from .case import Experiment
-from .errors import ConfigError, SolverError
+from .errors import ConfigError
 from .forms import BACK_TAG, FRONT_TAG, NPPForms
 from .mesh1d import create_interval_mesh, graded_nodes_m
 from .newton import NewtonSolver
 from .result import Result
 from .scales import Scales
-
-NEWTON_TARGET = 4  # Newton iterations per step above which the step is not grown
+from .timestepping import AdaptiveBDF
 
 
 class Simulation:
@@ -80,100 +78,30 @@ class Simulation:
         f.u_nm1.x.array[:] = f.u.x.array
         self._content0 = self._sum(f.observables["native_deviation"])
         p = f.psi_index
-        tol = exp.run.time_tolerance
-        max_order = 2 if exp.run.scheme == "bdf2" else 1
-        dt_max = (exp.run.dt_max_s or np.inf) / sc_.time_s
-        targets = [t / sc_.time_s for t in exp.run.all_output_times_s]
-
-        t = 0.0
-        h_next = exp.run.dt_initial_s / sc_.time_s
-        history = [(0.0, f.u.x.array.copy())]  # newest last, at most 3 entries
-        steps: list[float] = []  # previous accepted step sizes, newest first
-        influx_hist = [0.0, 0.0]  # I_n, I_{n-1}
         series = {k: [0.0] for k in ("t", "current", "psi_s", "charge", "foreign", "influx", "dt", "its")}
         series["psi_s"][0] = self._surface_potential()
         series["foreign"][0] = sc_.density_m3 * sc_.length_m * self._sum(f.observables["foreign"])
+        influx = [0.0, 0.0]  # I_n, I_{n-1}: the influx integrated with the same BDF formula
         outputs_theta, outputs_psi = [], []
-        stats = {"steps": 0, "rejected_steps": 0, "newton_failures": 0, "newton_iterations": 0}
-        k, retries = 0, 0
-        while k < len(targets):
-            order = min(max_order, len(history))
-            h = min(h_next, dt_max)
-            if order == 2:
-                h = min(h, bdf.MAX_BDF2_RATIO * steps[0])
-            remaining = targets[k] - t
-            hits = h >= remaining * (1.0 - 1e-10)
-            truncated = hits or 2.0 * h > remaining
-            if hits:
-                h = remaining
-            elif truncated:
-                h = 0.5 * remaining  # two equal steps rather than a sliver before the milestone
-            a = bdf.coefficients(order, h, steps[0] if steps else None)
-            f.set_bdf(h, a)
-            f.u_n.x.array[:] = history[-1][1]
-            if len(history) >= 2:
-                f.u_nm1.x.array[:] = history[-2][1]
-            f.u.x.array[:] = bdf.predict(min(order, len(history) - 1), h, history)
 
-            converged, its, reason = self.newton.solve()
-            stats["newton_iterations"] += its
-            if not converged:
-                stats["newton_failures"] += 1
-                retries += 1
-                if retries > exp.run.max_retries:
-                    raise SolverError(
-                        f"Newton did not converge at t = {t * sc_.time_s:.6g} s with dt = "
-                        f"{h * sc_.time_s:.3g} s after {retries - 1} step reductions "
-                        f"(PETSc reason {reason}, last update max {self.newton.last_update_max}); "
-                        "try a smaller run.dt_initial_s, a finer mesh or looser solver tolerances")
-                h_next = 0.25 * h
-                continue
-
-            err = None
-            if len(history) >= order + 1:
-                u_pred = bdf.predict(order, h, history)
-                diff = (f.u.x.array - u_pred).reshape(-1, self.bs)[: self.n_owned, :p]
-                local = float(np.max(np.abs(diff))) if diff.size else 0.0
-                err = bdf.error_factor(order, h, steps) * self.comm.allreduce(local, op=MPI.MAX)
-                if err > tol:
-                    stats["rejected_steps"] += 1
-                    retries += 1
-                    if retries > exp.run.max_retries:
-                        raise SolverError(
-                            f"time step rejected {retries} times at t = {t * sc_.time_s:.6g} s "
-                            f"(error estimate {err:.3g} > run.time_tolerance = {tol:.3g})")
-                    h_next = h * min(0.7, bdf.step_factor(err, tol, order))
-                    continue
-
-            # accepted
-            retries = 0
-            W_rate = self._sum(f.observables["native_deviation_rate"])
+        def on_step(step):
+            a = step.coefficients
             g = self._sum(f.observables["influx"])
-            influx = (h * g - a[1] * influx_hist[0] - a[2] * influx_hist[1]) / a[0]
-            influx_hist = [influx, influx_hist[0]]
-            t += h
-            steps.insert(0, h)
-            del steps[2:]
-            history.append((t, f.u.x.array.copy()))
-            del history[:-3]
-            stats["steps"] += 1
-            self._record(series, t, h, its, W_rate, influx)
+            influx[:] = [(step.h * g - a[1] * influx[0] - a[2] * influx[1]) / a[0], influx[0]]
+            self._record(series, step, influx[0])
             if progress is not None:
-                progress.update(t * sc_.time_s, h * sc_.time_s, its)
-
-            grow = bdf.step_factor(err, tol, order) if err is not None else 2.0
-            if its > NEWTON_TARGET:
-                grow = min(grow, 1.0 if its <= NEWTON_TARGET + 2 else 0.5)
-            h_new = h * grow
-            h_next = max(h_new, h_next) if truncated else h_new
-            if hits:
+                progress.update(step.t * sc_.time_s, step.h * sc_.time_s, step.newton_iterations)
+            if step.reached_output:
                 rows = self._gather(np.hstack([self._x_owned_column(), self._state_rows()]))
                 outputs_theta.append(self._thetas(rows[:, 1:]))
                 outputs_psi.append(rows[:, 1 + p] * sc_.potential_V)
-                k += 1
+
+        stepper = AdaptiveBDF(f, self.newton, exp.run, sc_.time_s, self.n_owned, self.comm)
+        stepper.integrate([t / sc_.time_s for t in exp.run.all_output_times_s], on_step)
         if progress is not None:
             progress.close()
 
+        stats = stepper.stats.as_dict()
         stats.update(
             linear_solves=stats["newton_iterations"],
             wall_time_s=_time.perf_counter() - wall0,
@@ -236,13 +164,14 @@ class Simulation:
         th[0] += 1.0
         return th
 
-    def _record(self, series, t, h, its, W_rate, influx):
+    def _record(self, series, step, influx):
         sc_, f, z_n = self.scales, self.forms, self.forms.charges[0]
         amount = sc_.density_m3 * sc_.length_m  # dimensionless content -> m^-2
         W = self._sum(f.observables["native_deviation"])
-        series["t"].append(t * sc_.time_s)
-        series["dt"].append(h * sc_.time_s)
-        series["its"].append(its)
+        W_rate = self._sum(f.observables["native_deviation_rate"])
+        series["t"].append(step.t * sc_.time_s)
+        series["dt"].append(step.h * sc_.time_s)
+        series["its"].append(step.newton_iterations)
         series["current"].append(-z_n * sc.e * amount * W_rate / sc_.time_s)
         series["psi_s"].append(self._surface_potential())
         series["charge"].append(-z_n * sc.e * amount * (W - self._content0))

@@ -1,0 +1,139 @@
+"""Adaptive implicit time stepping: variable-step BDF1/BDF2 around the SNES Newton solver.
+
+Per step: choose h (controller proposal, capped by dt_max and the BDF2 step-ratio limit,
+shortened to land exactly on the next output time), set the BDF coefficients in the forms'
+Constants, start Newton from the extrapolated state, then
+
+* Newton failed: restore the history, divide h by 4, retry (``run.max_retries`` in a row);
+* error estimate above ``run.time_tolerance``: reject, shrink h from the estimate, retry;
+* otherwise accept, report the step to the caller, propose the next h from the error
+  estimate and the Newton iteration count.
+
+The formulas (coefficients, predictor, error constants) are in :mod:`cait_fem.bdf`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from mpi4py import MPI
+
+from . import bdf
+from .case import RunSettings
+from .errors import SolverError
+
+NEWTON_TARGET = 4  # Newton iterations per step above which the step is not grown
+NEWTON_FAILURE_SHRINK = 0.25
+REJECTION_SHRINK_MAX = 0.7
+
+
+@dataclass
+class StepperStats:
+    steps: int = 0
+    rejected_steps: int = 0
+    newton_failures: int = 0
+    newton_iterations: int = 0
+
+    def as_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+@dataclass
+class AcceptedStep:
+    """What the caller needs to record an accepted step (dimensionless times)."""
+
+    t: float
+    h: float
+    coefficients: tuple[float, float, float]
+    newton_iterations: int
+    reached_output: bool
+
+
+@dataclass
+class AdaptiveBDF:
+    """Drives ``forms.u`` from its current content (the state at t = 0) through ``targets``
+    (dimensionless output times); ``time_scale_s`` converts times for messages."""
+
+    forms: object
+    newton: object
+    settings: RunSettings
+    time_scale_s: float
+    n_owned: int
+    comm: MPI.Comm
+    stats: StepperStats = field(default_factory=StepperStats)
+
+    def _error_estimate(self, order, h, history, steps) -> float:
+        """Local error of the accepted Newton solution, max over owned concentration dofs."""
+        f = self.forms
+        diff = (f.u.x.array - bdf.predict(order, h, history)).reshape(-1, f.psi_index + 1)
+        local = np.abs(diff[: self.n_owned, : f.psi_index])
+        local_max = float(local.max()) if local.size else 0.0
+        return bdf.error_factor(order, h, steps) * self.comm.allreduce(local_max, op=MPI.MAX)
+
+    def _fail(self, what: str, t: float, h: float, retries: int) -> SolverError:
+        s = self.time_scale_s
+        return SolverError(f"{what} at t = {t * s:.6g} s with dt = {h * s:.3g} s after {retries - 1} "
+                           "step reductions; try a smaller run.dt_initial_s, a finer mesh, a larger "
+                           "run.max_retries or looser solver tolerances")
+
+    def integrate(self, targets: list[float], on_step):
+        """Step until the last target; ``on_step(AcceptedStep)`` after every accepted step."""
+        f, run = self.forms, self.settings
+        tol = run.time_tolerance
+        max_order = 2 if run.scheme == "bdf2" else 1
+        dt_max = (run.dt_max_s or np.inf) / self.time_scale_s
+        t, h_next = 0.0, run.dt_initial_s / self.time_scale_s
+        history = [(0.0, f.u.x.array.copy())]  # newest last, at most 3 states
+        steps: list[float] = []  # previous accepted step sizes, newest first
+        k, retries = 0, 0
+        while k < len(targets):
+            order = min(max_order, len(history))
+            h = min(h_next, dt_max)
+            if order == 2:
+                h = min(h, bdf.MAX_BDF2_RATIO * steps[0])
+            remaining = targets[k] - t
+            hits = h >= remaining * (1.0 - 1e-10)
+            truncated = hits or 2.0 * h > remaining
+            if hits:
+                h = remaining
+            elif truncated:
+                h = 0.5 * remaining  # two equal steps rather than a sliver before the output time
+            a = bdf.coefficients(order, h, steps[0] if steps else None)
+            f.set_bdf(h, a)
+            f.u_n.x.array[:] = history[-1][1]
+            f.u_nm1.x.array[:] = history[-2][1] if len(history) >= 2 else history[-1][1]
+            f.u.x.array[:] = bdf.predict(min(order, len(history) - 1), h, history)
+
+            converged, its, reason = self.newton.solve()
+            self.stats.newton_iterations += its
+            if not converged:
+                self.stats.newton_failures += 1
+                retries += 1
+                if retries > run.max_retries:
+                    raise self._fail(f"Newton did not converge (PETSc reason {reason}, last update "
+                                     f"max {self.newton.last_update_max})", t, h, retries)
+                h_next = NEWTON_FAILURE_SHRINK * h
+                continue
+
+            err = self._error_estimate(order, h, history, steps) if len(history) >= order + 1 else None
+            if err is not None and err > tol:
+                self.stats.rejected_steps += 1
+                retries += 1
+                if retries > run.max_retries:
+                    raise self._fail(f"time step rejected (error estimate {err:.3g} > "
+                                     f"run.time_tolerance = {tol:.3g})", t, h, retries)
+                h_next = h * min(REJECTION_SHRINK_MAX, bdf.step_factor(err, tol, order))
+                continue
+
+            retries = 0
+            on_step(AcceptedStep(t + h, h, a, its, hits))  # before the history moves on
+            t += h
+            steps = [h] + steps[:1]
+            history = history[-2:] + [(t, f.u.x.array.copy())]
+            self.stats.steps += 1
+            grow = bdf.step_factor(err, tol, order) if err is not None else 2.0
+            if its > NEWTON_TARGET:
+                grow = min(grow, 1.0 if its <= NEWTON_TARGET + 2 else 0.5)
+            h_next = max(h * grow, h_next) if truncated else h * grow
+            k += hits
