@@ -274,6 +274,10 @@ class Experiment:
     mesh: MeshSettings = MeshSettings()
     solver: SolverSettings = SolverSettings()
     name: str = "cait"
+    #: "ideal": J_i = -D_i (grad n_i + z_i n_i grad psi) (MODEL.md section 2, the paper's
+    #: form); "thermodynamic": J_i = -(D_i n_i / k_B T) grad(mu_i + z_i e phi), with mu_i
+    #: the site-energy-distribution Fermi level for an SED law (ideal mu for the others).
+    flux: str = "ideal"
 
     def __post_init__(self):
         species = tuple(self.species)
@@ -291,6 +295,13 @@ class Experiment:
         object.__setattr__(self, "species", (native,) + tuple(s for s in species if s.role == "foreign"))
         _require(isinstance(self.front, (Beam, PotentialFront, CurrentFront)), "front", self.front,
                  "a Beam, PotentialFront or CurrentFront")
+        _require(self.flux in ("ideal", "thermodynamic"), "flux", self.flux,
+                 'one of "ideal", "thermodynamic"')
+        if self.flux == "thermodynamic":
+            for s in species:
+                _require(getattr(s.diffusion, "filling", "zero-temperature") == "zero-temperature",
+                         "flux", self.flux, f"only with zero-temperature SED filling (species.{s.name} "
+                         "uses fermi-dirac, whose tabulated Fermi level has no usable derivative)")
         if self.front.species is not None:
             _require(self.front.species in foreign, "front.species", self.front.species,
                      f"the name of a foreign species: one of {foreign}")

@@ -33,7 +33,7 @@ from .errors import ConfigError
 
 FRONT_TYPES = {"beam": Beam, "potential": PotentialFront, "current": CurrentFront}
 BACK_TYPES = {"electrode": BackElectrode}
-TOP_LEVEL_KEYS = ("name", "glass", "species", "front", "back", "run", "mesh", "solver")
+TOP_LEVEL_KEYS = ("name", "flux", "glass", "species", "front", "back", "run", "mesh", "solver")
 GLASS_KEYS = ("preset", "n_bg_m3", "eps_r", "temperature_K", "thickness_m", "name")
 SPECIES_KEYS = ("name", "role", "charge_number", "diffusion")
 
@@ -240,7 +240,7 @@ def _experiment_from_dict(d: dict, default_name: str | None) -> Experiment:
     mesh = _build(MeshSettings, _table(d.get("mesh", {}), "mesh"), "mesh")
     solver = _build(SolverSettings, _table(d.get("solver", {}), "solver"), "solver")
     return Experiment(glass=glass, species=species, front=front, run=run, back=back, mesh=mesh,
-                      solver=solver, name=name)
+                      solver=solver, name=name, flux=d.get("flux", "ideal"))
 
 
 def load_case(path: str | os.PathLike) -> Experiment:
@@ -276,6 +276,7 @@ def experiment_to_dict(exp: Experiment) -> dict:
     """Every parameter explicitly (TOML-ready: no None, tuples as lists)."""
     return {
         "name": exp.name,
+        "flux": exp.flux,
         "glass": _dataclass_dict(exp.glass),
         "species": [_drop_none({"name": s.name, "role": s.role, "charge_number": s.charge_number,
                                 "diffusion": dict(s.diffusion.to_dict())}) for s in exp.species],

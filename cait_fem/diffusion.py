@@ -114,6 +114,12 @@ class DiffusionLaw(ABC):
     def _core_m2_s(self, theta: np.ndarray, temperature_K: float) -> np.ndarray:
         """D(theta) [m^2/s] without the floor."""
 
+    def thermodynamic_factor(self, theta, params: Mapping[str, Any], ops=NUMPY):
+        """Gamma = (theta / k_B T) d mu / d theta, the factor of grad theta in the
+        thermodynamically consistent flux. 1 for an ideal species (mu = k_B T ln theta);
+        laws with a site energy distribution override it."""
+        return 1.0 + 0.0 * theta
+
     def diffusivity_m2_s(self, theta, temperature_K: float) -> np.ndarray:
         """D(theta) [m^2/s], floor included, evaluated exactly in numpy."""
         theta = np.asarray(theta, dtype=float)
@@ -259,6 +265,14 @@ class GaussianSED(DiffusionLaw):
         p = ops.min(ops.max(theta * params["p_bulk"], _P_MIN), _P_MAX)
         return ops.exp(params["log_D_bulk"] + params["s"] * (ops.ndtri(p) - params["x_bulk"])) \
             + params["D_floor"]
+
+    def thermodynamic_factor(self, theta, params, ops=NUMPY):
+        """The SED Fermi level is the chemical potential: mu = E0 + sigma Phi^-1(p), so
+        Gamma = (theta / k_B T) d mu / d theta = (sigma / k_B T) p / phi(Phi^-1(p)), p = theta p_b.
+        Zero-temperature filling only (Experiment refuses the combination otherwise)."""
+        p = ops.min(ops.max(theta * params["p_bulk"], _P_MIN), _P_MAX)
+        x = ops.ndtri(p)
+        return params["s"] * p * math.sqrt(2.0 * math.pi) * ops.exp(0.5 * x * x)
 
     def _clamped(self, theta):
         p = theta * self._p_bulk

@@ -149,16 +149,26 @@ class NPPForms:
                 for s, th, consts in zip(self.experiment.species, thetas, self.law_constants)]
 
     def fluxes(self, u):
-        """Dimensionless particle fluxes J_i (exponentially fitted, see module doc)."""
+        """Dimensionless particle fluxes J_i (exponentially fitted, see module doc). With
+        ``flux = "thermodynamic"`` the diffusion term carries the factor Gamma_i and the
+        fitting uses the drift-to-diffusion ratio b / Gamma_i."""
         psi = u[self.psi_index]
         h = ufl.CellDiameter(self.domain)
         thetas = self.thetas(u)
+        ops = ufl_ops()
+        thermodynamic = self.experiment.flux == "thermodynamic"
         fluxes = []
-        for z, th, D in zip(self.charges, thetas, self.diffusivities(thetas)):
+        for s, z, th, D, consts in zip(self.experiment.species, self.charges, thetas,
+                                        self.diffusivities(thetas), self.law_constants):
             b = z * ufl.grad(psi)
-            pe2 = h**2 * ufl.dot(b, b)
             g = ufl.grad(th)
-            fluxes.append(-D * (g + th * b + h**2 * _kappa(pe2) * ufl.dot(b, g) * b))
+            if thermodynamic:
+                G = s.diffusion.thermodynamic_factor(th, consts, ops)
+                pe2 = h**2 * ufl.dot(b, b) / G**2
+                fluxes.append(-D * (G * g + th * b + h**2 * _kappa(pe2) * ufl.dot(b, g) * b / G))
+            else:
+                pe2 = h**2 * ufl.dot(b, b)
+                fluxes.append(-D * (g + th * b + h**2 * _kappa(pe2) * ufl.dot(b, g) * b))
         return fluxes
 
     def space_charge(self, u):

@@ -240,3 +240,18 @@ def test_unreadable_and_invalid_files(tmp_path):
     p.write_text("[glass\nn_bg_m3 = 1")
     with pytest.raises(ConfigError, match="broken.toml: not valid TOML"):
         load_case(p)
+
+
+def test_flux_option_round_trips_and_is_validated():
+    d = copy.deepcopy(BASE)
+    d["flux"] = "thermodynamic"
+    exp = experiment_from_dict(d)
+    assert exp.flux == "thermodynamic"
+    assert experiment_from_dict(experiment_to_dict(exp)) == exp
+    d["flux"] = "onsager"
+    with pytest.raises(ConfigError, match=r"flux = 'onsager'.*ideal.*thermodynamic"):
+        experiment_from_dict(d)
+    d["flux"] = "thermodynamic"
+    d["species"][0]["diffusion"]["filling"] = "fermi-dirac"
+    with pytest.raises(ConfigError, match=r"flux.*fermi-dirac"):
+        experiment_from_dict(d)

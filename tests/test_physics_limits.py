@@ -162,3 +162,35 @@ def test_discharge_electrode_tends_to_reversible_and_limits_current():
     n_back = slow.theta[-1, 0, -1] * N_BG
     j_kinetic = sc.e * 1e-14 * (n_back - N_BG)
     assert slow.current_density_A_m2[-1] == pytest.approx(j_kinetic, rel=0.02)
+
+
+def test_thermodynamic_flux_option():
+    """flux = "thermodynamic" (MODEL.md section 2 option): the SED chemical potential adds a
+    thermodynamic factor (~20 in the bulk) to the native diffusion term. Diffusion-free
+    displacement does not see it, so the front still sits where Buckley-Leverett puts it;
+    the front is wider than with the ideal flux, and the profiles stay in [0, 1]."""
+    ideal = _beam_experiment(D_K)
+    exp = cf.Experiment(glass=ideal.glass, species=ideal.species, front=ideal.front, run=ideal.run,
+                        flux="thermodynamic")
+    r = cf.simulate(exp)
+    landed_m = r.foreign_inside_m2[-1] / N_BG
+    wf = buckley_leverett.welge_front(lambda th: SED.diffusivity_m2_s(th, T), D_K, landed_m)
+    m = r.metrics()
+    assert m["front_position_m"] == pytest.approx(wf.front_position_m, rel=0.02)
+    assert m["front_width_m"] > 1.5 * cf.simulate(ideal).metrics()["front_width_m"]
+    assert r.theta.min() > -1e-9 and r.theta.max() < 1.0 + 1e-9
+    assert r.conservation_error < 1e-6
+
+
+def test_thermodynamic_factor_of_the_sed():
+    """Gamma = (theta/kT) dE_F/dtheta from the Gaussian SED, against a finite difference of
+    the Fermi level E_F = sigma Phi^-1(theta p_b) (the chemical potential at T -> 0)."""
+    from scipy.special import ndtri
+    from cait_fem.sed import kT_eV, sigma_eV
+
+    params = SED.nondim_parameters(T, 1e-17)
+    theta, eps = np.array([0.05, 0.3, 0.8, 1.0]), 1e-6
+    E_F = lambda th: sigma_eV(0.25) * ndtri(th * 0.9)  # noqa: E731
+    expected = theta * (E_F(theta + eps) - E_F(theta - eps)) / (2 * eps) / kT_eV(T)
+    assert np.allclose(SED.thermodynamic_factor(theta, params), expected, rtol=1e-7)
+    assert cf.ConstantD(D_m2_s=1e-20).thermodynamic_factor(theta, {}) == pytest.approx(1.0)
