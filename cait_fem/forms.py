@@ -32,15 +32,13 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
+from mpi4py import MPI  # noqa: F401  (MPI is initialised by mpi4py before PETSc/DOLFINx)
 
-from .backend import require_dolfinx
-
-require_dolfinx()  # mpi4py before PETSc/DOLFINx, and the version check
-
-import ufl  # noqa: E402
-from dolfinx import fem, mesh as dmesh  # noqa: E402
+import ufl
+from dolfinx import fem, mesh as dmesh
 
 from .case import Beam, CurrentFront, Experiment, PotentialFront
+from .errors import ConfigError
 from .ops import ufl_ops
 from .scales import Scales
 from scipy.constants import e as _ELEMENTARY_CHARGE
@@ -121,11 +119,14 @@ class NPPForms:
         return 0.0
 
     def set_parameters(self, experiment: Experiment) -> None:
-        """Load the parameters of ``experiment`` (same structure: species, front type, laws
-        with the same parameter keys) into the Constants: no recompilation."""
+        """Load the parameters of ``experiment`` into the Constants: no recompilation. Only
+        values that enter through Constants may differ from the compiled experiment: the
+        diffusion-law parameters, the front and back-electrode values, run and solver
+        settings. Glass, mesh, species (names, roles, charges, law types), front and back
+        types and the flux must be the same (ConfigError otherwise)."""
+        _check_same_structure(self.experiment, experiment)
         self.experiment = experiment
         T = experiment.glass.temperature_K
-        self.debye2.value = Scales.of(experiment).debye_squared
         for s, consts in zip(experiment.species, self.law_constants):
             for k, v in s.diffusion.nondim_parameters(T, self.scales.D_ref_m2_s).items():
                 consts[k].value = v
@@ -239,3 +240,25 @@ class NPPForms:
             fix(self.psi_index, FRONT_TAG, self.front_constants["U"])
             fix(self.front_index, FRONT_TAG, self.front_constants["surface_fraction"])
         return bcs
+
+
+def _check_same_structure(compiled: Experiment, new: Experiment) -> None:
+    def shape(exp):
+        return {
+            "glass": exp.glass,
+            "mesh": exp.mesh,
+            "flux": exp.flux,
+            "species": [(s.name, s.role, s.charge_number, type(s.diffusion).__name__,
+                         getattr(s.diffusion, "filling", None),
+                         tuple(s.diffusion.nondim_parameters(exp.glass.temperature_K, 1.0)))
+                        for s in exp.species],
+            "front": (exp.front.type, exp.front.species),
+            "back": exp.back.native,
+        }
+
+    old, cur = shape(compiled), shape(new)
+    for key in old:
+        if old[key] != cur[key]:
+            raise ConfigError(f"{key} = {cur[key]!r} differs from the compiled experiment's "
+                              f"{old[key]!r}: only parameter values may change between runs of "
+                              "one Simulation; build a new Simulation for another structure")

@@ -10,13 +10,10 @@ useful absolute tolerance in the bulk (MODEL.md section 8).
 
 from __future__ import annotations
 
-from .backend import require_dolfinx
+from mpi4py import MPI  # noqa: F401  (MPI is initialised by mpi4py before PETSc/DOLFINx)
+from petsc4py import PETSc
 
-require_dolfinx()  # mpi4py before PETSc/DOLFINx, and the version check
-
-from petsc4py import PETSc  # noqa: E402
-
-from dolfinx.fem.petsc import NonlinearProblem  # noqa: E402
+from dolfinx.fem.petsc import NonlinearProblem
 
 from .case import SolverSettings
 

@@ -10,15 +10,12 @@ from __future__ import annotations
 import time as _time
 
 import numpy as np
+from mpi4py import MPI  # (MPI is initialised by mpi4py before PETSc/DOLFINx)
 from scipy import constants as sc
 
+from dolfinx import fem, mesh as dmesh
+
 from .backend import require_dolfinx
-
-require_dolfinx()  # mpi4py before PETSc/DOLFINx, and the version check
-
-from mpi4py import MPI  # noqa: E402
-from dolfinx import fem, mesh as dmesh  # noqa: E402
-
 from .case import Experiment
 from .errors import ConfigError
 from .forms import BACK_TAG, FRONT_TAG, NPPForms
@@ -33,6 +30,7 @@ class Simulation:
     """One experiment on one mesh, forms compiled once."""
 
     def __init__(self, experiment: Experiment, comm=None):
+        require_dolfinx()
         self.comm = comm if comm is not None else MPI.COMM_WORLD
         self.experiment = experiment
         self.scales = Scales.of(experiment)

@@ -105,6 +105,10 @@ class AdaptiveBDF:
             f.u_nm1.x.array[:] = history[-2][1] if len(history) >= 2 else history[-1][1]
             f.u.x.array[:] = bdf.predict(min(order, len(history) - 1), h, history)
 
+            if self.stats.steps >= run.max_steps:
+                raise SolverError(f"run.max_steps = {run.max_steps} steps taken and t = "
+                                  f"{t * self.time_scale_s:.6g} s < t_end; raise run.max_steps or "
+                                  "run.time_tolerance")
             converged, its, reason = self.newton.solve()
             self.stats.newton_iterations += its
             if not converged:

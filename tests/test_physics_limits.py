@@ -9,7 +9,7 @@ import pytest
 from scipy import constants as sc
 
 import cait_fem as cf
-from cait_fem import buckley_leverett, metrics
+from cait_fem import buckley_leverett
 
 T, N_BG, EPS_R, THICKNESS = 300.0, 1.41e28, 8.0, 1e-3
 SED = cf.GaussianSED(fwhm_eV=0.25, vacancy_fraction=0.10, D_bulk_m2_s=1e-17)

@@ -111,3 +111,22 @@ def test_predictor_and_error_factor_constant_step_values():
     assert bdf.predict(2, 1.0, hist)[0] == pytest.approx(10.0)
     assert bdf.error_factor(2, 1.0, [1.0, 1.0]) == pytest.approx(2.0 / 11.0)
     assert bdf.error_factor(1, 1.0, [1.0]) == pytest.approx(1.0 / 3.0)
+
+
+def test_max_steps_is_enforced(sim):
+    with pytest.raises(cf.SolverError, match="run.max_steps = 5"):
+        sim.run(_experiment(t_end_s=1000.0, max_steps=5))
+
+
+def test_rerun_with_new_parameter_values_but_not_a_new_structure(sim):
+    base = _experiment(t_end_s=100.0)
+    faster = cf.Experiment(glass=base.glass, front=base.front, run=base.run, species=(
+        base.species[0], cf.Species("K", "foreign", cf.ConstantD(D_m2_s=5.6e-20))))
+    slow_r, fast_r = sim.run(base), sim.run(faster)
+    assert fast_r.surface_potential_V[-1] < slow_r.surface_potential_V[-1]  # lower resistance
+    thicker = cf.Glass(n_bg_m3=1.41e28, eps_r=8.0, temperature_K=300.0, thickness_m=2e-3)
+    with pytest.raises(cf.ConfigError, match="glass"):
+        sim.run(cf.Experiment(glass=thicker, species=base.species, front=base.front, run=base.run))
+    with pytest.raises(cf.ConfigError, match="species"):
+        sim.run(cf.Experiment(glass=base.glass, front=base.front, run=base.run, species=(
+            base.species[0], cf.Species("K", "foreign", cf.TabulatedD(theta=(0, 1), D_m2_s=(1e-21, 1e-20))))))
