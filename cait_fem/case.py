@@ -99,7 +99,8 @@ class Species:
 class Beam:
     """Alkali ion beam on the front surface (MODEL.md section 4): current density
     ``current_density_A_m2`` [A/m^2], kinetic energy mean ``E_kin_eV`` and spread
-    ``sigma_E_eV`` [eV]. Ions land only if their kinetic energy exceeds e*phi_s."""
+    ``sigma_E_eV`` [eV]. Ions land only if their kinetic energy exceeds e*phi_s.
+    ``species``: the foreign species in the beam (default: the first foreign species)."""
 
     current_density_A_m2: float
     E_kin_eV: float
@@ -118,7 +119,7 @@ class Beam:
 @dataclass(frozen=True)
 class PotentialFront:
     """Front held at potential ``U_V`` [V] with a fixed foreign-ion surface fraction
-    ``surface_fraction`` = n_f / n_bg [-]."""
+    ``surface_fraction`` = n_f / n_bg [-] of foreign ``species`` (default: the first)."""
 
     U_V: float
     surface_fraction: float
@@ -133,7 +134,8 @@ class PotentialFront:
 
 @dataclass(frozen=True)
 class CurrentFront:
-    """Constant foreign-ion influx carrying ``current_density_A_m2`` [A/m^2]."""
+    """Constant influx of foreign ``species`` (default: the first) carrying
+    ``current_density_A_m2`` [A/m^2]."""
 
     current_density_A_m2: float
     species: str | None = None
@@ -146,8 +148,6 @@ class CurrentFront:
 
 
 Front = Union[Beam, PotentialFront, CurrentFront]
-FRONT_SPECIES_DOC = """Every front type takes ``species``: the name of the foreign species that enters
-there (default: the first foreign species listed)."""
 
 
 @dataclass(frozen=True)

@@ -121,8 +121,8 @@ class NPPForms:
     def set_parameters(self, experiment: Experiment) -> None:
         """Load the parameters of ``experiment`` into the Constants: no recompilation. Only
         values that enter through Constants may differ from the compiled experiment: the
-        diffusion-law parameters, the front and back-electrode values, run and solver
-        settings. Glass, mesh, species (names, roles, charges, law types), front and back
+        diffusion-law parameters, the front and back-electrode values (run and solver
+        settings are the stepper's and Newton's business). Glass, mesh, species (names, roles, charges, law types), front and back
         types and the flux must be the same (ConfigError otherwise)."""
         _check_same_structure(self.experiment, experiment)
         self.experiment = experiment

@@ -16,6 +16,7 @@ from petsc4py import PETSc
 from dolfinx.fem.petsc import NonlinearProblem
 
 from .case import SolverSettings
+from .errors import ConfigError
 
 
 def linear_solver_options(settings: SolverSettings, comm_size: int) -> dict:
@@ -82,6 +83,15 @@ class NewtonSolver:
         if it >= self.settings.max_newton_iterations:
             return PETSc.SNES.ConvergedReason.DIVERGED_MAX_IT
         return PETSc.SNES.ConvergedReason.ITERATING
+
+    def update_settings(self, settings: SolverSettings) -> None:
+        """New tolerances and iteration limit for the next solves (the linear solver is
+        fixed at construction)."""
+        if settings.linear_solver != self.settings.linear_solver:
+            raise ConfigError(f"solver.linear_solver = {settings.linear_solver!r} differs from the "
+                              f"compiled {self.settings.linear_solver!r}; build a new Simulation")
+        self.settings = settings
+        self.snes.setTolerances(max_it=settings.max_newton_iterations)
 
     def solve(self) -> tuple[bool, int, int]:
         """Newton from the current content of ``forms.u``. Returns (converged, iterations,

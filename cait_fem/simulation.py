@@ -68,6 +68,7 @@ class Simulation:
         default the pristine glass (MODEL.md section 5)."""
         if experiment is not None:
             self.forms.set_parameters(experiment)
+            self.newton.update_settings(experiment.solver)
             self.experiment = experiment
         exp, sc_, f = self.experiment, self.scales, self.forms
         wall0 = _time.perf_counter()

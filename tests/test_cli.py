@@ -11,31 +11,9 @@ import pytest
 from cait_fem import cli
 from cait_fem.config import experiment_from_dict, load_case
 from cait_fem.result import Result
+from cases import CONTRACT_CASE_TOML
 
-CASE = """
-[glass]
-preset = "Li3B7O12"
-thickness_m = 5e-4
-
-[[species]]
-name = "Li"
-role = "native"
-
-[[species]]
-name = "K"
-role = "foreign"
-diffusion = { model = "constant", D_m2_s = 5.6e-21 }
-
-[front]
-type = "beam"
-current_density_A_m2 = 1e-2
-E_kin_eV = 10.0
-sigma_E_eV = 0.5
-
-[run]
-t_end_s = 3600
-output_times_s = [600, 3600]
-"""
+CASE = CONTRACT_CASE_TOML.replace("thickness_m = 1e-3", "thickness_m = 5e-4")  # overrides the preset
 
 
 @pytest.fixture

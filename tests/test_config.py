@@ -9,38 +9,9 @@ from cait_fem.case import Beam, Experiment, PotentialFront
 from cait_fem.config import (dump_case, dumps_toml, experiment_from_dict, experiment_to_dict, load_case,
                              parameters_with_units)
 from cait_fem.errors import ConfigError
+from cases import CONTRACT_CASE_TOML
 
-EXAMPLE = """
-[glass]
-preset = "Li3B7O12"
-n_bg_m3 = 1.41e28
-eps_r = 8
-temperature_K = 300
-thickness_m = 1e-3
-
-[[species]]
-name = "Li"
-role = "native"
-diffusion = { model = "sed", fwhm_eV = 0.25, vacancy_fraction = 0.10, D_bulk_m2_s = 1e-17 }
-
-[[species]]
-name = "K"
-role = "foreign"
-diffusion = { model = "constant", D_m2_s = 5.6e-21 }
-
-[front]
-type = "beam"
-current_density_A_m2 = 1e-2
-E_kin_eV = 10.0
-sigma_E_eV = 0.5
-
-[back]
-type = "electrode"
-
-[run]
-t_end_s = 3600
-output_times_s = [600, 3600]
-"""
+EXAMPLE = CONTRACT_CASE_TOML
 
 BASE = tomllib.loads(EXAMPLE)
 

@@ -9,35 +9,12 @@ import pytest
 
 from cait_fem.config import experiment_from_dict
 from cait_fem.fileio import atomic_path, format_csv, leftover_temp_files, to_jsonable, write_text_atomic
+from cases import CONTRACT_CASE_TOML
 from cait_fem.result import DATA_FILES, OUTPUT_FILES, PLOT_FILES, Result, check_output_directory
 
-CASE = tomllib.loads("""
-name = "synthetic"
-[glass]
-n_bg_m3 = 1.41e28
-eps_r = 8
-temperature_K = 300
-thickness_m = 1e-3
-name = "Li3B7O12"
-[[species]]
-name = "Li"
-role = "native"
-charge_number = 1
-diffusion = { model = "constant", D_m2_s = 1e-17 }
-[[species]]
-name = "K"
-role = "foreign"
-charge_number = 1
-diffusion = { model = "constant", D_m2_s = 5.6e-21 }
-[front]
-type = "beam"
-current_density_A_m2 = 1e-2
-E_kin_eV = 10.0
-sigma_E_eV = 0.5
-[run]
-t_end_s = 3600
-output_times_s = [600, 1800]
-""")
+CASE = tomllib.loads(CONTRACT_CASE_TOML)
+CASE["name"] = "synthetic"
+CASE["run"]["output_times_s"] = [600, 1800]
 PLATEAU, WIDTH_M = 0.15, 2e-9
 
 

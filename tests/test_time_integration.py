@@ -71,11 +71,11 @@ def test_newton_converges_quadratically(sim):
     snes.setMonitor(lambda s, it, fnorm: updates.append(s.getSolutionUpdate().norm(3)) if it else None)
     tight = cf.SolverSettings(newton_atol=1e-13, potential_atol=1e-10, max_newton_iterations=20)
     old = sim.newton.settings
-    sim.newton.settings = tight
+    sim.newton.update_settings(tight)
     try:
         converged, its, _ = sim.newton.solve()
     finally:
-        sim.newton.settings = old
+        sim.newton.update_settings(old)
         snes.cancelMonitor()
     u = np.array(updates)
     print(u)
