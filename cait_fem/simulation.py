@@ -13,7 +13,7 @@ import numpy as np
 from mpi4py import MPI  # (MPI is initialised by mpi4py before PETSc/DOLFINx)
 from scipy import constants as sc
 
-from dolfinx import fem, mesh as dmesh
+from dolfinx import mesh as dmesh
 
 from .backend import require_dolfinx
 from .case import Experiment
@@ -21,6 +21,7 @@ from .errors import ConfigError
 from .forms import BACK_TAG, FRONT_TAG, NPPForms
 from .mesh1d import create_interval_mesh, graded_nodes_m
 from .newton import NewtonSolver
+from .observables import Observables
 from .result import Result
 from .scales import Scales
 from .timestepping import AdaptiveBDF
@@ -40,6 +41,7 @@ class Simulation:
         self.forms = NPPForms(experiment, self.scales, self.domain, self.facet_tags)
         self.newton = NewtonSolver(self.forms, self.forms.dirichlet_bcs(), experiment.solver, self.comm)
         self.n_owned = self.forms.V.dofmap.index_map.size_local
+        self.observables = Observables(self.forms, self.n_owned, self.comm)
         self.bs = self.forms.V.dofmap.index_map_bs
         x_owned = self.forms.V.tabulate_dof_coordinates()[: self.n_owned, 0]
         self._order = None
@@ -53,9 +55,6 @@ class Simulation:
         if self._order is None:
             self._order = np.argsort(rows[:, 0], kind="stable")
         return rows[self._order]
-
-    def _sum(self, form) -> float:
-        return self.comm.allreduce(fem.assemble_scalar(form), op=MPI.SUM)
 
     def _state_rows(self) -> np.ndarray:
         return self.forms.u.x.array.reshape(-1, self.bs)[: self.n_owned]
@@ -75,19 +74,20 @@ class Simulation:
         f.u.x.array[:] = self._initial_state(initial)
         f.u_n.x.array[:] = f.u.x.array
         f.u_nm1.x.array[:] = f.u.x.array
-        self._content0 = self._sum(f.observables["native_deviation"])
+        start = self.observables.integrals(with_rate=False)
+        self._content0 = start["native_deviation"]
         p = f.psi_index
         series = {k: [0.0] for k in ("t", "current", "psi_s", "charge", "foreign", "influx", "dt", "its")}
-        series["psi_s"][0] = self._surface_potential()
-        series["foreign"][0] = sc_.density_m3 * sc_.length_m * self._sum(f.observables["foreign"])
+        series["psi_s"][0] = start["surface_potential"] * sc_.potential_V
+        series["foreign"][0] = sc_.density_m3 * sc_.length_m * start["foreign"]
         influx = [0.0, 0.0]  # I_n, I_{n-1}: the influx integrated with the same BDF formula
         outputs_theta, outputs_psi = [], []
 
         def on_step(step):
             a = step.coefficients
-            g = self._sum(f.observables["influx"])
-            influx[:] = [(step.h * g - a[1] * influx[0] - a[2] * influx[1]) / a[0], influx[0]]
-            self._record(series, step, influx[0])
+            now = self.observables.integrals()
+            influx[:] = [(step.h * now["influx"] - a[1] * influx[0] - a[2] * influx[1]) / a[0], influx[0]]
+            self._record(series, step, now, influx[0])
             if progress is not None:
                 progress.update(step.t * sc_.time_s, step.h * sc_.time_s, step.newton_iterations)
             if step.reached_output:
@@ -153,28 +153,22 @@ class Simulation:
         state[:, f.psi_index] = np.interp(x, initial.depth_m, initial.potential_V[-1]) / sc_.potential_V
         return state.ravel()
 
-    def _surface_potential(self) -> float:
-        f = self.forms
-        return self._sum(f.observables["surface_potential"]) / self._sum(f.observables["front_area"]) \
-            * self.scales.potential_V
-
     def _thetas(self, state_rows: np.ndarray) -> np.ndarray:
         th = state_rows[:, : self.forms.n_species].T.copy()
         th[0] += 1.0
         return th
 
-    def _record(self, series, step, influx):
-        sc_, f, z_n = self.scales, self.forms, self.forms.charges[0]
+    def _record(self, series, step, now, influx):
+        sc_, z_n = self.scales, self.forms.charges[0]
         amount = sc_.density_m3 * sc_.length_m  # dimensionless content -> m^-2
-        W = self._sum(f.observables["native_deviation"])
-        W_rate = self._sum(f.observables["native_deviation_rate"])
+        W, W_rate = now["native_deviation"], now["native_deviation_rate"]
         series["t"].append(step.t * sc_.time_s)
         series["dt"].append(step.h * sc_.time_s)
         series["its"].append(step.newton_iterations)
         series["current"].append(-z_n * sc.e * amount * W_rate / sc_.time_s)
-        series["psi_s"].append(self._surface_potential())
+        series["psi_s"].append(now["surface_potential"] * sc_.potential_V)
         series["charge"].append(-z_n * sc.e * amount * (W - self._content0))
-        series["foreign"].append(amount * self._sum(f.observables["foreign"]))
+        series["foreign"].append(amount * now["foreign"])
         series["influx"].append(amount * influx)
 
     def metadata(self) -> dict:
