@@ -8,6 +8,7 @@ does) without any JIT compilation.
 from __future__ import annotations
 
 import time as _time
+import warnings
 
 import numpy as np
 from mpi4py import MPI  # (MPI is initialised by mpi4py before PETSc/DOLFINx)
@@ -108,7 +109,7 @@ class Simulation:
             dofs=self.forms.V.dofmap.index_map.size_global * self.bs,
             mpi_size=self.comm.size,
         )
-        return Result(
+        result = Result(
             experiment=exp,
             depth_m=self.depth_m,
             species_names=tuple(s.name for s in exp.species),
@@ -126,6 +127,8 @@ class Simulation:
             stats=stats,
             metadata=self.metadata(),
         )
+        _warn_if_front_left_fine_mesh(result)
+        return result
 
     # -- observables ----------------------------------------------------------------------
     def _x_owned_column(self) -> np.ndarray:
@@ -180,6 +183,19 @@ class Simulation:
             "discretisation": "P1, exponentially fitted (Scharfetter-Gummel) fluxes, lumped storage; "
                               f"{self.experiment.run.scheme.upper()} variable step",
         }
+
+
+def _warn_if_front_left_fine_mesh(result: Result) -> None:
+    """The mesh coarsens beyond mesh.fine_depth_m; a front out there is poorly resolved."""
+    fine = result.experiment.mesh.fine_depth_m
+    foreign = result.theta[-1, 1:].sum(axis=0)
+    reached = result.depth_m[foreign > 0.5].max(initial=0.0)
+    if reached > 0.9 * fine:
+        message = (f"the replaced zone reaches {reached * 1e9:.0f} nm, near or beyond mesh.fine_depth_m = "
+                   f"{fine * 1e9:.0f} nm where the mesh coarsens: raise mesh.fine_depth_m for accurate "
+                   "profiles")
+        result.stats.setdefault("warnings", []).append(message)
+        warnings.warn(message, stacklevel=3)
 
 
 def _tag_ends(domain, x_back: float) -> dmesh.MeshTags:

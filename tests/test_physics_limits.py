@@ -194,3 +194,12 @@ def test_thermodynamic_factor_of_the_sed():
     expected = theta * (E_F(theta + eps) - E_F(theta - eps)) / (2 * eps) / kT_eV(T)
     assert np.allclose(SED.thermodynamic_factor(theta, params), expected, rtol=1e-7)
     assert cf.ConstantD(D_m2_s=1e-20).thermodynamic_factor(theta, {}) == pytest.approx(1.0)
+
+
+def test_warns_when_the_front_leaves_the_fine_mesh():
+    exp = _beam_experiment(D_K, t_end_s=3000.0)
+    shallow = cf.Experiment(glass=exp.glass, species=exp.species, front=exp.front, run=exp.run,
+                            mesh=cf.MeshSettings(fine_depth_m=10e-9))
+    with pytest.warns(UserWarning, match="mesh.fine_depth_m"):
+        r = cf.simulate(shallow)
+    assert r.stats["warnings"]
