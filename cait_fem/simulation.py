@@ -17,7 +17,7 @@ from scipy import constants as sc
 from dolfinx import mesh as dmesh
 
 from .backend import require_dolfinx
-from .case import Experiment
+from .case import Experiment, PotentialFront
 from .errors import ConfigError
 from .forms import BACK_TAG, FRONT_TAG, NPPForms
 from .mesh1d import create_interval_mesh, graded_nodes_m
@@ -137,18 +137,21 @@ class Simulation:
     def _initial_state(self, initial: Result | None) -> np.ndarray:
         """The state vector at t = 0: pristine glass, or ``initial``'s last profiles
         interpolated onto this mesh (species matched by name, absent ones start at 0)."""
-        f, sc_ = self.forms, self.scales
+        f, sc_, exp = self.forms, self.scales, self.experiment
         state = np.zeros((f.u.x.array.size // self.bs, self.bs))
+        x = f.V.tabulate_dof_coordinates()[:, 0] * sc_.length_m
         if initial is None:
+            if isinstance(exp.front, PotentialFront):
+                # The potential is algebraic: start Newton from the charge-free (Laplace)
+                # field between the contact at U and the grounded back electrode.
+                state[:, f.psi_index] = exp.front.U_V / sc_.potential_V * (1.0 - x / exp.glass.thickness_m)
             return state.ravel()
-        exp = self.experiment
         if abs(initial.depth_m[-1] - exp.glass.thickness_m) > 1e-9 * exp.glass.thickness_m:
             raise ConfigError(f"initial state: sample thickness {initial.depth_m[-1]!r} m differs from "
                               f"glass.thickness_m = {exp.glass.thickness_m!r}")
         if initial.species_names[0] != exp.native.name:
             raise ConfigError(f"initial state: native species {initial.species_names[0]!r} differs from "
                               f"this experiment's native species {exp.native.name!r}")
-        x = f.V.tabulate_dof_coordinates()[:, 0] * sc_.length_m
         for i, s in enumerate(exp.species):
             if s.name in initial.species_names:
                 theta = initial.theta[-1, initial.species_names.index(s.name)]
