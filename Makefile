@@ -14,7 +14,7 @@ $(PY):
 	$(PY) -m pip install --quiet --upgrade pip
 
 $(STAMP): $(PY) pyproject.toml
-	$(PY) -m pip install --quiet -e ".[wheel,mesh,test]"
+	$(PY) -m pip install --quiet -e ".[wheel,test]"
 	@touch $(STAMP)
 
 demo: $(STAMP)

@@ -31,7 +31,8 @@ def linear_solver_options(settings: SolverSettings, comm_size: int) -> dict:
 
 
 class NewtonSolver:
-    """Wraps a DOLFINx ``NonlinearProblem``; ``solve()`` returns (converged, iterations)."""
+    """A DOLFINx ``NonlinearProblem`` (compiled once) with our residual callback and
+    stopping test; ``solve()`` returns (converged, iterations, PETSc reason)."""
 
     _count = 0
 
@@ -56,7 +57,6 @@ class NewtonSolver:
         self.bcs = list(bcs)
         self.snes.setFunction(self._residual, self.problem.b)
         self.snes.setConvergenceTest(self._converged)
-        self.n_components = forms.n_species + 1
         self.last_update_max = None
 
     def _residual(self, snes, x, b):
