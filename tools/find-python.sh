@@ -7,7 +7,7 @@ for c in "${PYTHON:-}" python3.14 python3.13 python3.12 python3; do
     p=$(command -v "$c" 2>/dev/null) || continue
     if ok "$p"; then "$p" -c 'import sys; print(sys.executable)'; exit 0; fi
 done
-root=$(pyenv root 2>/dev/null || echo "$HOME/.pyenv")
+root=$(pyenv root 2>/dev/null || echo "${PYENV_ROOT:-${HOME:-/root}/.pyenv}")
 for p in $(ls -d "$root"/versions/3.12*/bin/python3 "$root"/versions/3.1[3-9]*/bin/python3 2>/dev/null); do
     if ok "$p"; then echo "$p"; exit 0; fi
 done
