@@ -89,6 +89,7 @@ class NPPForms:
         c = lambda value: fem.Constant(self.domain, np.float64(value))  # noqa: E731
         self.inv_dt = c(1.0)
         self.bdf = (c(1.0), c(-1.0), c(0.0))
+        # A Constant, not a literal, so that another glass hits the same JIT cache entry.
         self.debye2 = c(self.scales.debye_squared)
         T = exp.glass.temperature_K
         self.law_constants = []
@@ -122,8 +123,9 @@ class NPPForms:
         """Load the parameters of ``experiment`` into the Constants: no recompilation. Only
         values that enter through Constants may differ from the compiled experiment: the
         diffusion-law parameters, the front and back-electrode values (run and solver
-        settings are the stepper's and Newton's business). Glass, mesh, species (names, roles, charges, law types), front and back
-        types and the flux must be the same (ConfigError otherwise)."""
+        settings are the stepper's and Newton's business). Glass, mesh, species (names,
+        roles, charges, law types), front and back types and the flux must be the same
+        (ConfigError otherwise)."""
         _check_same_structure(self.experiment, experiment)
         self.experiment = experiment
         T = experiment.glass.temperature_K

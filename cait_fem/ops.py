@@ -89,17 +89,16 @@ def _mills_convergent(levels: int) -> tuple[list[float], list[float]]:
     1/(z + 1/(z + 2/(z + ... + levels/z))), from P_k = z P_k-1 + a_k P_k-2 (same for Q)."""
     p_prev, p = [1], [0]  # P_-1 = 1, P_0 = 0
     q_prev, q = [0], [1]  # Q_-1 = 0, Q_0 = 1
+    def step(cur, prev, a):
+        out = [0] + cur  # z * cur
+        for j, c in enumerate(prev):
+            out[j] += a * c
+        return out
+
     for k in range(1, levels + 2):
         a = 1 if k == 1 else k - 1
-
-        def step(cur, prev):
-            out = [0] + cur  # z * cur
-            for j, c in enumerate(prev):
-                out[j] += a * c
-            return out
-
-        p_prev, p = p, step(p, p_prev)
-        q_prev, q = q, step(q, q_prev)
+        p_prev, p = p, step(p, p_prev, a)
+        q_prev, q = q, step(q, q_prev, a)
     return [float(c) for c in p], [float(c) for c in q]
 
 

@@ -44,18 +44,15 @@ class Simulation:
         self.n_owned = self.forms.V.dofmap.index_map.size_local
         self.observables = Observables(self.forms, self.n_owned, self.comm)
         self.bs = self.forms.V.dofmap.index_map_bs
-        x_owned = self.forms.V.tabulate_dof_coordinates()[: self.n_owned, 0]
-        self._order = None
-        self.depth_m = self._gather(x_owned[:, None])[:, 0] * self.scales.length_m
+        x_all = np.concatenate(self.comm.allgather(self.forms.V.tabulate_dof_coordinates()[: self.n_owned, 0]))
+        self._order = np.argsort(x_all, kind="stable")  # owned nodes of all ranks -> by depth
+        self.depth_m = x_all[self._order] * self.scales.length_m
         self.cells = self.domain.topology.index_map(1).size_global
 
     # -- parallel helpers ---------------------------------------------------------------
     def _gather(self, owned_rows: np.ndarray) -> np.ndarray:
         """All owned node rows from every rank, sorted by depth, on every rank."""
-        rows = np.concatenate(self.comm.allgather(owned_rows), axis=0)
-        if self._order is None:
-            self._order = np.argsort(rows[:, 0], kind="stable")
-        return rows[self._order]
+        return np.concatenate(self.comm.allgather(owned_rows), axis=0)[self._order]
 
     def _state_rows(self) -> np.ndarray:
         return self.forms.u.x.array.reshape(-1, self.bs)[: self.n_owned]
@@ -92,9 +89,9 @@ class Simulation:
             if progress is not None:
                 progress.update(step.t * sc_.time_s, step.h * sc_.time_s, step.newton_iterations)
             if step.reached_output:
-                rows = self._gather(np.hstack([self._x_owned_column(), self._state_rows()]))
-                outputs_theta.append(self._thetas(rows[:, 1:]))
-                outputs_psi.append(rows[:, 1 + p] * sc_.potential_V)
+                rows = self._gather(self._state_rows())
+                outputs_theta.append(self._thetas(rows))
+                outputs_psi.append(rows[:, p] * sc_.potential_V)
 
         stepper = AdaptiveBDF(f, self.newton, exp.run, sc_.time_s, self.n_owned, self.comm)
         stepper.integrate([t / sc_.time_s for t in exp.run.all_output_times_s], on_step)
@@ -131,9 +128,6 @@ class Simulation:
         return result
 
     # -- observables ----------------------------------------------------------------------
-    def _x_owned_column(self) -> np.ndarray:
-        return self.forms.V.tabulate_dof_coordinates()[: self.n_owned, :1]
-
     def _initial_state(self, initial: Result | None) -> np.ndarray:
         """The state vector at t = 0: pristine glass, or ``initial``'s last profiles
         interpolated onto this mesh (species matched by name, absent ones start at 0)."""
