@@ -1,5 +1,6 @@
 """Command line: ``cait-fem run case.toml -o outdir [--overwrite] [--quiet] [--no-plots]``,
-``cait-fem check case.toml`` and ``cait-fem --version``.
+``cait-fem fit fit.toml -o outdir [--overwrite] [--quiet]``, ``cait-fem check case.toml``
+and ``cait-fem --version``.
 
 Exit codes: 0 success, 2 bad input (case file, output directory that already holds
 results) reported before any solve, 1 the solver failed.
@@ -52,6 +53,11 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--overwrite", action="store_true", help="replace results already in the output directory")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
     run.add_argument("--no-plots", action="store_true", help="write data files only, no PNGs")
+    fit = sub.add_parser("fit", help="fit model parameters to measured depth profiles (one or more experiments)")
+    fit.add_argument("fit_file", help="TOML fit file (experiments, data, parameters)")
+    fit.add_argument("-o", "--output", required=True, metavar="DIR", help="output directory")
+    fit.add_argument("--overwrite", action="store_true", help="replace results already in the output directory")
+    fit.add_argument("--quiet", action="store_true", help="no progress lines")
     check = sub.add_parser("check", help="validate a case file and print every parameter (no solve)")
     check.add_argument("case", help="TOML case file")
     return parser
@@ -143,13 +149,53 @@ def cmd_run(args) -> int:
     return EXIT_OK
 
 
+def cmd_fit(args) -> int:
+    from .fit.config import load_fit_case
+    from .result import check_output_directory
+    try:
+        case = load_fit_case(args.fit_file)
+        check_output_directory(args.output, overwrite=args.overwrite,
+                               names=["fit.json"] + [f"{e.name}_profile.csv" for e in case.experiments])
+    except (ConfigError, FileExistsError) as exc:
+        _error(str(exc))
+        return EXIT_USAGE
+
+    from mpi4py import MPI
+    from .fit import run_fit
+    comm = MPI.COMM_WORLD
+    rank = comm.Get_rank()
+    try:
+        result = run_fit(case, comm=comm, quiet=args.quiet)
+    except ConfigError as exc:
+        _error(str(exc), rank)
+        return EXIT_USAGE
+    except SolverError as exc:
+        _error(f"the fit failed: {exc}", rank)
+        return EXIT_SOLVER
+    try:
+        paths = result.save(args.output, overwrite=args.overwrite, comm=comm)
+    except (ConfigError, FileExistsError) as exc:
+        _error(str(exc), rank)
+        return EXIT_USAGE
+    if rank == 0:
+        print(f"cait-fem: fit {case.name!r}: cost {result.cost:.6g}, reduced chi2 {result.reduced_chi2:.4g}, "
+              f"{result.evaluations} evaluations, {result.forward_solves} forward solves, "
+              f"{result.wall_time_s:.1f} s on {comm.size} process(es) ({result.message})")
+        for est in result.estimates:
+            lo, hi = est.ci95
+            print(f"  {est.parameter.label:40s} = {est.value:.5g}  +- {est.stderr:.2g}  (95 %: {lo:.4g} .. {hi:.4g})"
+                  + ("  [at bound]" if est.at_bound else ""))
+        print(f"cait-fem: wrote {len(paths)} files to {os.path.abspath(args.output)}")
+    return EXIT_OK
+
+
 def main(argv=None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
-    return {"run": cmd_run, "check": cmd_check}[args.command](args)
+    return {"run": cmd_run, "fit": cmd_fit, "check": cmd_check}[args.command](args)
 
 
 if __name__ == "__main__":

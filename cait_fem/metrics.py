@@ -68,13 +68,19 @@ def front_position(depth, theta_native, plateau: float, x50_m: float) -> float:
     return _first_reach(depth, native, 0.5 * (plateau + 1.0), 0.5 * x50_m)
 
 
-def front_width(depth, theta_native, plateau: float, x50_m: float) -> float:
-    """x(90 %) - x(10 %) [m] of the native rise from ``plateau`` to 1, beyond 0.5 ``x50_m``."""
+def rise_width(depth, theta_native, plateau: float, x50_m: float, low: float, high: float) -> float:
+    """x(high) - x(low) [m] of the native rise from ``plateau`` to 1 (fractions of the rise),
+    beyond 0.5 ``x50_m``."""
     depth, native = np.asarray(depth, dtype=float), np.asarray(theta_native, dtype=float)
     rise = 1.0 - plateau
-    x10 = _first_reach(depth, native, plateau + 0.1 * rise, 0.5 * x50_m)
-    x90 = _first_reach(depth, native, plateau + 0.9 * rise, 0.5 * x50_m)
-    return x90 - x10
+    x_low = _first_reach(depth, native, plateau + low * rise, 0.5 * x50_m)
+    x_high = _first_reach(depth, native, plateau + high * rise, 0.5 * x50_m)
+    return x_high - x_low
+
+
+def front_width(depth, theta_native, plateau: float, x50_m: float) -> float:
+    """x(90 %) - x(10 %) [m] of the native rise from ``plateau`` to 1, beyond 0.5 ``x50_m``."""
+    return rise_width(depth, theta_native, plateau, x50_m, 0.1, 0.9)
 
 
 def profile_metrics(depth_m, theta_native, theta_foreign_total) -> dict[str, float]:

@@ -58,11 +58,14 @@ class Simulation:
         return self.forms.u.x.array.reshape(-1, self.bs)[: self.n_owned]
 
     # -- the run --------------------------------------------------------------------------
-    def run(self, experiment: Experiment | None = None, progress=None, initial: Result | None = None) -> Result:
+    def run(self, experiment: Experiment | None = None, progress=None, initial: Result | None = None,
+            schedule_s=None) -> Result:
         """Integrate from t = 0 to ``run.t_end_s``. ``experiment``: new parameter values for
         the same structure (no recompilation). ``initial``: start from the final state of a
         previous result on the same sample (a sequential experiment, e.g. double CAIT);
-        default the pristine glass (MODEL.md section 5)."""
+        default the pristine glass (MODEL.md section 5). ``schedule_s``: replay these step
+        end times [s] without error control (e.g. ``earlier_result.time_s[1:]``), so that
+        results depend smoothly on the parameters (finite-difference Jacobians of a fit)."""
         if experiment is not None:
             self.forms.set_parameters(experiment)
             self.newton.update_settings(experiment.solver)
@@ -94,7 +97,8 @@ class Simulation:
                 outputs_psi.append(rows[:, p] * sc_.potential_V)
 
         stepper = AdaptiveBDF(f, self.newton, exp.run, sc_.time_s, self.n_owned, self.comm)
-        stepper.integrate([t / sc_.time_s for t in exp.run.all_output_times_s], on_step)
+        schedule = None if schedule_s is None else [t / sc_.time_s for t in schedule_s]
+        stepper.integrate([t / sc_.time_s for t in exp.run.all_output_times_s], on_step, schedule)
         if progress is not None:
             progress.close()
 

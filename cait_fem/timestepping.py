@@ -9,6 +9,13 @@ Constants, start Newton from the extrapolated state, then
 * otherwise accept, report the step to the caller, propose the next h from the error
   estimate and the Newton iteration count.
 
+Replay (``schedule``): the step ends are given (those of an earlier adaptive run) and no
+error test is made. A fit needs this: with adaptive steps the discrete solution is a
+piecewise-smooth function of the parameters, jumping wherever the controller takes another
+decision, so finite-difference Jacobians would measure those jumps. With the steps frozen
+the solution is a smooth function of the parameters. If Newton fails on a replayed step,
+replay is abandoned and the run goes on adaptively (``stats.replay_abandoned``).
+
 The formulas (coefficients, predictor, error constants) are in :mod:`cait_fem.bdf`.
 """
 
@@ -34,6 +41,7 @@ class StepperStats:
     rejected_steps: int = 0
     newton_failures: int = 0
     newton_iterations: int = 0
+    replay_abandoned: bool = False
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
@@ -77,9 +85,11 @@ class AdaptiveBDF:
                            "step reductions; try a smaller run.dt_initial_s, a finer mesh, a larger "
                            "run.max_retries or looser solver tolerances")
 
-    def integrate(self, targets: list[float], on_step):
-        """Step until the last target; ``on_step(AcceptedStep)`` after every accepted step."""
+    def integrate(self, targets: list[float], on_step, schedule: list[float] | None = None):
+        """Step until the last target; ``on_step(AcceptedStep)`` after every accepted step.
+        ``schedule``: increasing step end times to replay (they must contain the targets)."""
         f, run = self.forms, self.settings
+        replay = list(schedule) if schedule is not None else None
         tol = run.time_tolerance
         max_order = 2 if run.scheme == "bdf2" else 1
         dt_max = (run.dt_max_s or np.inf) / self.time_scale_s
@@ -89,16 +99,22 @@ class AdaptiveBDF:
         k, retries = 0, 0
         while k < len(targets):
             order = min(max_order, len(history))
-            h = min(h_next, dt_max)
-            if order == 2:
-                h = min(h, bdf.MAX_BDF2_RATIO * steps[0])
             remaining = targets[k] - t
-            hits = h >= remaining * (1.0 - 1e-10)
-            truncated = hits or 2.0 * h > remaining
-            if hits:
-                h = remaining
-            elif truncated:
-                h = 0.5 * remaining  # two equal steps rather than a sliver before the output time
+            if replay:
+                h = replay[0] - t
+                hits = truncated = h >= remaining * (1.0 - 1e-10)
+                if hits:
+                    h = remaining
+            else:
+                h = min(h_next, dt_max)
+                if order == 2:
+                    h = min(h, bdf.MAX_BDF2_RATIO * steps[0])
+                hits = h >= remaining * (1.0 - 1e-10)
+                truncated = hits or 2.0 * h > remaining
+                if hits:
+                    h = remaining
+                elif truncated:
+                    h = 0.5 * remaining  # two equal steps rather than a sliver before the output time
             a = bdf.coefficients(order, h, steps[0] if steps else None)
             f.set_bdf(h, a)
             f.u_n.x.array[:] = history[-1][1]
@@ -113,6 +129,9 @@ class AdaptiveBDF:
             self.stats.newton_iterations += its
             if not converged:
                 self.stats.newton_failures += 1
+                if replay:
+                    replay = None
+                    self.stats.replay_abandoned = True
                 retries += 1
                 if retries > run.max_retries:
                     raise self._fail(f"Newton did not converge (PETSc reason {reason}, last update "
@@ -121,7 +140,10 @@ class AdaptiveBDF:
                 continue
 
             err = self._error_estimate(order, h, history, steps) if len(history) >= order + 1 else None
-            if err is not None and err > tol:
+            if replay:
+                replay.pop(0)
+                h_next = h  # where adaptive stepping resumes should replay be abandoned
+            elif err is not None and err > tol:
                 self.stats.rejected_steps += 1
                 retries += 1
                 if retries > run.max_retries:

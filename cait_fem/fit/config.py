@@ -1,0 +1,360 @@
+"""Fit files (TOML) -> :class:`FitCase`, validated before any solve.
+
+A fit file names the experiments, each a run case (the format of ``cait-fem run``) plus
+what was measured, and the parameters to adjust by their dotted path in the run case
+(:mod:`cait_fem.fit.parameters`). Relative paths are relative to the fit file::
+
+    name = "Li3B7O12"
+
+    [[experiment]]
+    name = "K"
+    case = "k_cait.toml"              # or an inline table with the run case
+    data = "k_sims.csv"               # depth_nm, theta_<species> (see cait_fem.measured)
+    sims_resolution_nm = 2.0          # ToF-SIMS depth resolution sigma (default 0)
+    depth_offset_nm = 0.0             # data depth = model depth + offset (default 0)
+    theta_sigma = 0.01                # 1-sigma of the measured fractions (default: unknown)
+    depth_range_nm = [0.0, 300.0]     # compare only here (default: all rows)
+    weight = 1.0                      # multiplies this experiment's residuals
+    targets = { plateau = 0.15, front_nm = 100.0 }        # instead of / besides data
+    target_sigma = { plateau = 0.005, front_nm = 5.0 }
+
+    [fit]
+    max_evaluations = 40              # forward evaluations of the residual (not Jacobians)
+    ftol = 1e-6                       # scipy least_squares tolerances
+    xtol = 1e-6
+    gtol = 1e-8
+    fd_step = 1e-3                    # finite-difference step in the transformed variable
+    absolute_sigma = false            # true: stderr from the given sigmas, not scaled by chi2_red
+    groups = 0                        # MPI sub-communicators for the ensemble (0: one per rank)
+    smoothing = 1.0                   # curvature penalty of free-form log D tables (0: none)
+
+    [fit.parameters]
+    "species.K.diffusion.D_m2_s"   = { initial = 1e-20, min = 1e-23, max = 1e-18, log = true }
+    "species.Li.diffusion.fwhm_eV" = { initial = 0.20, min = 0.05, max = 0.50, shared = true }
+    "sims_resolution_nm"           = { initial = 2.0, min = 0.0, max = 10.0 }
+
+A parameter entry applies to every experiment whose case has the path (or to those listed
+in ``experiments = [...]``); ``shared = true`` gives them one common value, otherwise each
+gets its own, and ``initial`` may then be a table {experiment = value}. For a table value
+(the D_m2_s knots of ``model = "tabulated"``) every knot is a parameter, or those listed in
+``knots = [0, 1, 2]``. ``fixed = true`` writes ``initial`` into the cases without adjusting it.
+Without ``initial`` the value is taken from the case (for a shared parameter the cases
+must agree). Without ``data`` and ``targets`` an experiment has nothing to compare.
+
+Targets are profile metrics of the final simulated profile (MODEL.md section 8): the
+native ``plateau`` fraction [-] and ``front_nm``, the front position [nm]; a target's
+residual is (model - target) / target_sigma.
+"""
+
+from __future__ import annotations
+
+import math
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+from ..case import Experiment
+from ..config import experiment_from_dict, experiment_to_dict, load_case
+from ..errors import ConfigError
+from ..forms import _check_same_structure
+from ..measured import MeasuredProfile, read_profile_csv
+from .parameters import MEASUREMENT_PATHS, ParameterSpec, read_value, split_path
+
+TARGETS = {"plateau": 0.01, "front_nm": 5.0}  # target -> default sigma
+EXPERIMENT_KEYS = ("name", "case", "data", "sims_resolution_nm", "depth_offset_nm", "theta_sigma",
+                   "depth_range_nm", "weight", "targets", "target_sigma", "bulk_from_nm")
+PARAMETER_KEYS = ("initial", "min", "max", "log", "shared", "fixed", "experiments", "knots")
+TOP_KEYS = ("name", "experiment", "fit")
+
+
+@dataclass(frozen=True)
+class FitSettings:
+    max_evaluations: int = 40
+    ftol: float = 1e-6
+    xtol: float = 1e-6
+    gtol: float = 1e-8
+    fd_step: float = 1e-3
+    absolute_sigma: bool = False
+    groups: int = 0
+    smoothing: float = 1.0
+
+
+@dataclass(frozen=True)
+class FitExperiment:
+    """One measured experiment. ``experiment``: the run case with its only output at
+    ``run.t_end_s`` (profiles are measured after the beam is off)."""
+
+    name: str
+    experiment: Experiment
+    data: MeasuredProfile | None = None
+    sims_resolution_nm: float = 0.0
+    depth_offset_nm: float = 0.0
+    theta_sigma: float | None = None
+    depth_range_nm: tuple[float, float] | None = None
+    weight: float = 1.0
+    targets: dict = field(default_factory=dict)
+    target_sigma: dict = field(default_factory=dict)
+
+    @property
+    def case_dict(self) -> dict:
+        return experiment_to_dict(self.experiment)
+
+    def measurement_value(self, path: str) -> float:
+        return float(getattr(self, path))
+
+
+@dataclass(frozen=True)
+class FitCase:
+    experiments: tuple[FitExperiment, ...]
+    parameters: tuple[ParameterSpec, ...]
+    settings: FitSettings = FitSettings()
+    name: str = "fit"
+    source: str = "<dict>"
+
+    def experiment(self, name: str) -> FitExperiment:
+        return next(e for e in self.experiments if e.name == name)
+
+
+def _fail(where: str, key: str, value, allowed: str):
+    raise ConfigError(f"{where}: {key} = {value!r} is not allowed: {allowed}")
+
+
+def _number(where, key, value, *, low=-math.inf, high=math.inf, open_low=False) -> float:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    ok = ok and (value > low if open_low else value >= low) and value <= high
+    if not ok:
+        bound = f"> {low}" if open_low else (f">= {low}" if math.isfinite(low) else "")
+        _fail(where, key, value, f"a finite number {bound}".strip() + (f", <= {high}" if math.isfinite(high) else ""))
+    return float(value)
+
+
+def _keys(where: str, d, allowed) -> dict:
+    if not isinstance(d, dict):
+        _fail(where, "table", d, "must be a TOML table")
+    for k in d:
+        if k not in allowed:
+            raise ConfigError(f"{where}: {k!r} is not a known key (value {d[k]!r}); allowed: {', '.join(allowed)}")
+    return d
+
+
+def _case(where: str, value, base: Path, name: str) -> Experiment:
+    if isinstance(value, dict):
+        exp = experiment_from_dict(value, source=f"{where}.case", default_name=name)
+    elif isinstance(value, str):
+        path = base / value
+        if not path.is_file():
+            _fail(where, "case", value, f"a run case file; {path} does not exist")
+        exp = load_case(path)
+    else:
+        _fail(where, "case", value, "a path to a run case (TOML) or an inline table")
+    d = experiment_to_dict(exp)
+    d["run"]["output_times_s"] = []
+    return experiment_from_dict(d, source=f"{where}.case")
+
+
+def _experiment(where: str, d: dict, base: Path) -> FitExperiment:
+    _keys(where, d, EXPERIMENT_KEYS)
+    name = d.get("name")
+    if not isinstance(name, str) or not name:
+        _fail(where, "name", name, "a non-empty string naming the experiment")
+    if "case" not in d:
+        raise ConfigError(f"{where}: case is missing: every experiment needs its run case")
+    exp = _case(where, d["case"], base, name)
+    data = None
+    if "data" in d:
+        if not isinstance(d["data"], str):
+            _fail(where, "data", d["data"], "a path to a CSV file of the measured profile")
+        bulk = d.get("bulk_from_nm")
+        if bulk is not None:
+            bulk = _number(where, "bulk_from_nm", bulk, low=0.0)
+        data = read_profile_csv(base / d["data"], exp.native.name, [s.name for s in exp.foreign],
+                                bulk_from_nm=bulk)
+    targets = dict(_keys(f"{where}.targets", d.get("targets", {}), tuple(TARGETS)))
+    for k, v in targets.items():
+        targets[k] = _number(f"{where}.targets", k, v, low=0.0, open_low=k == "front_nm")
+    sigmas = dict(_keys(f"{where}.target_sigma", d.get("target_sigma", {}), tuple(TARGETS)))
+    for k in sigmas:
+        sigmas[k] = _number(f"{where}.target_sigma", k, sigmas[k], low=0.0, open_low=True)
+    if data is None and not targets:
+        raise ConfigError(f"{where}: experiment {name!r} has neither data nor targets: nothing to compare")
+    kwargs = {}
+    for key in ("sims_resolution_nm", "depth_offset_nm"):
+        if key in d:
+            kwargs[key] = _number(where, key, d[key], low=0.0 if key == "sims_resolution_nm" else -math.inf)
+    if "theta_sigma" in d:
+        kwargs["theta_sigma"] = _number(where, "theta_sigma", d["theta_sigma"], low=0.0, open_low=True)
+    if "weight" in d:
+        kwargs["weight"] = _number(where, "weight", d["weight"], low=0.0, open_low=True)
+    if "depth_range_nm" in d:
+        r = d["depth_range_nm"]
+        numbers = isinstance(r, list) and len(r) == 2 and all(isinstance(v, (int, float)) for v in r)
+        if not (numbers and 0 <= r[0] < r[1]):
+            _fail(where, "depth_range_nm", r, "[low, high] with 0 <= low < high")
+        kwargs["depth_range_nm"] = (float(r[0]), float(r[1]))
+    return FitExperiment(name=name, experiment=exp, data=data, targets=targets,
+                         target_sigma={k: sigmas.get(k, TARGETS[k]) for k in targets}, **kwargs)
+
+
+def _parameter(path: str, d, experiments: list[FitExperiment]) -> ParameterSpec:
+    where = f"fit.parameters.{path!r}"
+    d = dict(_keys(where, d, PARAMETER_KEYS))
+    for flag in ("log", "shared", "fixed"):
+        if not isinstance(d.get(flag, False), bool):
+            _fail(where, flag, d[flag], "true or false")
+    lo = _number(where, "min", d["min"]) if "min" in d else -math.inf
+    hi = _number(where, "max", d["max"]) if "max" in d else math.inf
+    if not lo < hi:
+        _fail(where, "max", hi, f"greater than min = {lo}")
+    if d.get("log") and not lo > 0:
+        _fail(where, "min", d.get("min"), "a number > 0 when log = true (a log-scale parameter is positive)")
+    names = [e.name for e in experiments]
+    chosen = d.get("experiments")
+    if chosen is not None:
+        if not (isinstance(chosen, list) and chosen and all(c in names for c in chosen)):
+            _fail(where, "experiments", chosen, f"a non-empty list of experiment names from {names}")
+        chosen = tuple(chosen)
+    initial = d.get("initial")
+    if isinstance(initial, dict):
+        if d.get("shared") or not initial or any(k not in names for k in initial):
+            _fail(where, "initial", initial, f"a table {{experiment = value}} with names from {names}, "
+                  "for a parameter that is not shared")
+        labels = [f"initial.{k}" for k in initial]
+        values = list(initial.values())
+    elif initial is not None:
+        values = initial if isinstance(initial, list) else [initial]
+        labels = ["initial"] if len(values) == 1 else [f"initial[{i}]" for i in range(len(values))]
+    if initial is not None:
+        for label, v in zip(labels, values):
+            _number(where, label, v, low=lo, high=hi)
+            if d.get("log") and v <= 0:
+                _fail(where, label, v, "a number > 0 when log = true")
+        if isinstance(initial, dict):
+            initial = {k: float(v) for k, v in initial.items()}
+        else:
+            initial = tuple(float(v) for v in initial) if isinstance(initial, list) else float(initial)
+    knots = d.get("knots")
+    if knots is not None:
+        if not (isinstance(knots, list) and knots and all(isinstance(k, int) and not isinstance(k, bool)
+                                                          and k >= 0 for k in knots)
+                and len(set(knots)) == len(knots)) or "[" in path:
+            _fail(where, "knots", knots, "a list of distinct knot indices >= 0 of a table value "
+                  "(the path without [k])")
+        knots = tuple(knots)
+    spec = ParameterSpec(path=path, initial=initial, min=lo, max=hi, log=bool(d.get("log", False)),
+                         shared=bool(d.get("shared", False)), fixed=bool(d.get("fixed", False)),
+                         experiments=chosen, knots=knots)
+    if spec.is_measurement:
+        if isinstance(initial, tuple) or knots is not None:
+            _fail(where, "initial" if knots is None else "knots", initial if knots is None else list(knots),
+                  "one number (a measurement value has no knots)")
+        if initial is None and spec.shared:
+            values = {repr(e.measurement_value(path)) for e in experiments if chosen is None or e.name in chosen}
+            if len(values) > 1:
+                _fail(where, "initial", None, f"required: the experiments disagree on the shared value "
+                      f"({', '.join(sorted(values))})")
+        return spec
+    holders = [e for e in experiments if (chosen is None or e.name in chosen) and _has(e, path)]
+    if not holders:
+        first = next(e for e in experiments if chosen is None or e.name in chosen)
+        read_value(first.case_dict, path, where)  # raises the precise message
+        raise ConfigError(f"{where}: no experiment has this value")  # pragma: no cover
+    if initial is None and spec.shared:
+        values = {repr(read_value(e.case_dict, path, where)) for e in holders}
+        if len(values) > 1:
+            _fail(where, "initial", None, f"required: the cases disagree on the shared value ({', '.join(values)})")
+    for e in holders:
+        current = read_value(e.case_dict, path, where)
+        if isinstance(current, list):
+            if knots is not None and max(knots) >= len(current):
+                _fail(where, "knots", list(knots), f"indices below {len(current)}, the knots of {path}")
+            count = len(knots) if knots is not None else len(current)
+            if isinstance(initial, tuple) and len(initial) != count:
+                _fail(where, "initial", list(initial), f"{count} values, one per fitted knot of {path}")
+        elif isinstance(initial, tuple) or knots is not None:
+            _fail(where, "initial" if knots is None else "knots", list(initial if knots is None else knots),
+                  f"one number: {path} is not a table")
+    return spec
+
+
+def _has(e: FitExperiment, path: str) -> bool:
+    try:
+        read_value(e.case_dict, split_path(path)[0], "fit")
+        return True
+    except ConfigError:
+        return False
+
+
+def fit_case_from_dict(d: dict, base: Path = Path("."), source: str = "<dict>") -> FitCase:
+    try:
+        return _fit_case(d, Path(base), source)
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
+
+
+def _fit_case(d: dict, base: Path, source: str) -> FitCase:
+    _keys("fit file", d, TOP_KEYS)
+    raw = d.get("experiment")
+    if not isinstance(raw, list) or not raw:
+        _fail("fit file", "experiment", raw, "one or more [[experiment]] tables")
+    experiments = [_experiment(f"experiment[{i}]", e, base) for i, e in enumerate(raw)]
+    names = [e.name for e in experiments]
+    if len(set(names)) != len(names):
+        _fail("fit file", "experiment names", names, "unique names")
+    fit = dict(_keys("fit", d.get("fit", {}), tuple(f.name for f in fields(FitSettings)) + ("parameters",)))
+    params_raw = fit.pop("parameters", {})
+    if not isinstance(params_raw, dict) or not params_raw:
+        _fail("fit", "parameters", params_raw, "a [fit.parameters] table with at least one parameter")
+    settings = _settings(fit)
+    parameters = tuple(_parameter(p, v, experiments) for p, v in params_raw.items())
+    if all(p.fixed for p in parameters):
+        raise ConfigError("fit.parameters: every parameter is fixed: nothing to fit")
+    case = FitCase(experiments=tuple(experiments), parameters=parameters, settings=settings,
+                   name=str(d.get("name", "fit")), source=source)
+    _check_applicable(case)
+    return case
+
+
+def _settings(fit: dict) -> FitSettings:
+    kwargs = {}
+    for f in fields(FitSettings):
+        if f.name not in fit:
+            continue
+        v = fit[f.name]
+        if f.name == "absolute_sigma":
+            if not isinstance(v, bool):
+                _fail("fit", f.name, v, "true or false")
+        elif f.name == "smoothing":
+            v = _number("fit", f.name, v, low=0.0)
+        elif f.name in ("max_evaluations", "groups"):
+            if isinstance(v, bool) or not isinstance(v, int) or v < (1 if f.name == "max_evaluations" else 0):
+                _fail("fit", f.name, v, "an integer >= 1" if f.name == "max_evaluations" else "an integer >= 0")
+        else:
+            v = _number("fit", f.name, v, low=0.0, open_low=True, high=0.5 if f.name == "fd_step" else math.inf)
+        kwargs[f.name] = v
+    return FitSettings(**kwargs)
+
+
+def _check_applicable(case: FitCase) -> None:
+    """Every parameter, at its start value, must give a valid case of unchanged structure
+    (so that one compiled Simulation per experiment serves the whole fit)."""
+    from .problem import FitProblem  # the start point is the problem's business
+
+    problem = FitProblem(case)
+    for e in case.experiments:
+        new = problem.experiment_at(e.name, problem.x0)
+        _check_same_structure(e.experiment, new)
+
+
+def load_fit_case(path) -> FitCase:
+    p = Path(path)
+    try:
+        d = tomllib.loads(p.read_bytes().decode("utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"{p}: cannot read the fit file: {exc.strerror or exc}") from None
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"{p}: not a valid UTF-8 TOML file: {exc}") from None
+    return fit_case_from_dict(d, p.parent, str(p))
+
+
+__all__ = ["FitCase", "FitExperiment", "FitSettings", "load_fit_case", "fit_case_from_dict",
+           "MEASUREMENT_PATHS"]

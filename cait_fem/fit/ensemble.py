@@ -1,0 +1,96 @@
+"""Forward solves of a fit, run concurrently on MPI sub-communicators.
+
+The ranks of ``comm`` are split into ``groups`` sub-communicators (default: one per rank).
+Every group builds, once and lazily, one :class:`~cait_fem.simulation.Simulation` per
+experiment on its sub-communicator: forms are compiled once and each later solve only
+loads new parameter values into Constants. A batch of tasks (the experiments of one
+residual evaluation, or the perturbed solves of one finite-difference Jacobian) is split
+over the groups by longest-expected-first scheduling, each group solves its share, and
+the results are gathered on every rank, so the optimiser runs identically everywhere.
+A task that fails (SolverError) comes back with ``error`` set rather than raising, so no
+rank is left waiting in a collective call.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+from mpi4py import MPI
+
+from ..case import Experiment
+from ..errors import SolverError
+from .problem import ForwardOutput
+
+
+@dataclass(frozen=True)
+class Task:
+    key: object
+    name: str  # experiment name (selects the compiled Simulation)
+    experiment: Experiment
+    schedule_s: np.ndarray | None = None  # replay these step ends (see AdaptiveBDF)
+
+
+class Ensemble:
+    def __init__(self, experiments: dict[str, Experiment], comm=None, groups: int = 0):
+        self.comm = comm if comm is not None else MPI.COMM_WORLD
+        size = self.comm.size
+        self.groups = min(groups or size, size)
+        self.color = self.comm.rank * self.groups // size
+        self.sub = self.comm.Split(self.color, self.comm.rank)
+        self.base = dict(experiments)
+        self._sims: dict = {}
+        self.cost_s = {name: 1.0 for name in experiments}  # expected wall time per solve
+        self.solves = 0
+        self.compile_wall_s = 0.0
+        self.simulations_built = 0
+
+    def _simulation(self, name: str):
+        if name not in self._sims:
+            from ..simulation import Simulation
+
+            t0 = time.perf_counter()
+            self._sims[name] = Simulation(self.base[name], comm=self.sub)
+            self.compile_wall_s += time.perf_counter() - t0
+            self.simulations_built += 1
+        return self._sims[name]
+
+    def _assign(self, tasks: list[Task]) -> list[int]:
+        """Group of every task: the longest expected first, each to the least loaded group."""
+        load = [0.0] * self.groups
+        group = [0] * len(tasks)
+        for i in sorted(range(len(tasks)), key=lambda i: -self.cost_s[tasks[i].name]):
+            g = int(np.argmin(load))
+            group[i] = g
+            load[g] += self.cost_s[tasks[i].name] * (0.8 if tasks[i].schedule_s is not None else 1.0)
+        return group
+
+    def _solve(self, task: Task) -> ForwardOutput:
+        sim = self._simulation(task.name)
+        t0 = time.perf_counter()
+        try:
+            r = sim.run(task.experiment, schedule_s=task.schedule_s)
+        except SolverError as exc:
+            return ForwardOutput(sim.depth_m, tuple(s.name for s in task.experiment.species),
+                                 np.zeros((len(task.experiment.species), sim.depth_m.size)), np.zeros(1),
+                                 np.nan, np.nan, time.perf_counter() - t0, 0, error=str(exc))
+        return ForwardOutput(r.depth_m, r.species_names, r.theta[-1], r.time_s, float(r.current_density_A_m2[-1]),
+                             float(r.surface_potential_V[-1]), time.perf_counter() - t0, int(r.stats["steps"]))
+
+    def run(self, tasks: list[Task]) -> list[ForwardOutput]:
+        group = self._assign(tasks)
+        mine = {i: self._solve(t) for i, t in enumerate(tasks) if group[i] == self.color}
+        shared = {}
+        for part in self.comm.allgather(mine if self.sub.rank == 0 else {}):
+            shared.update(part)
+        outputs = [shared[i] for i in range(len(tasks))]
+        for t, out in zip(tasks, outputs):
+            if out.error is None and t.schedule_s is None:
+                self.cost_s[t.name] = out.wall_s
+        self.solves += len(tasks)
+        return outputs
+
+    def close(self) -> None:
+        self._sims.clear()
+        self.sub.Free()

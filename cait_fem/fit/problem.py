@@ -1,0 +1,214 @@
+"""The least-squares problem of a fit: parameter vector -> experiments -> residuals.
+
+:class:`FitProblem` expands the fit file's parameter entries into the scalars the optimiser
+moves (one per shared value, per experiment otherwise, per knot for a table), builds each
+experiment's run case at a parameter vector, and turns a forward solution into weighted
+residuals: (SIMS-broadened model - data) / sigma at every data point, and
+(metric - target) / sigma for profile-metric targets. No solver lives here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..case import Experiment
+from ..config import experiment_from_dict, experiment_to_dict
+from ..errors import ConfigError
+from ..metrics import profile_metrics
+from ..sims import model_at_data
+from .parameters import FreeParameter, ParameterSpec, read_value, split_path, with_values
+
+# Residual (in sigma units) given to every point of an experiment whose forward solve
+# failed: large enough that the trust region rejects the step, finite for the optimiser.
+FAILED_RESIDUAL = 1e3
+
+
+@dataclass
+class ForwardOutput:
+    """A forward solve's final state (what residuals and reports need)."""
+
+    depth_m: np.ndarray
+    species_names: tuple[str, ...]
+    theta: np.ndarray  # (species, nodes) at t_end
+    time_s: np.ndarray  # accepted step end times, 0 first
+    current_density_A_m2: float
+    surface_potential_V: float
+    wall_s: float
+    steps: int
+    error: str | None = None
+
+    def theta_of(self, name: str) -> np.ndarray:
+        return self.theta[self.species_names.index(name)]
+
+
+class FitProblem:
+    def __init__(self, case):
+        self.case = case
+        expanded = [p for spec in case.parameters for p in self._expand(spec)]
+        self.free: list[FreeParameter] = [p for p in expanded if not p.spec.fixed]
+        self.fixed: list[FreeParameter] = [p for p in expanded if p.spec.fixed]
+        self.x0 = np.array([p.to_z(p.x0) for p in self.free])
+        lo, hi = zip(*(p.z_bounds for p in self.free))
+        self.bounds = (np.array(lo), np.array(hi))
+        self.names = [e.name for e in case.experiments]
+        self._dicts = {e.name: experiment_to_dict(e.experiment) for e in case.experiments}
+
+    # -- parameters -------------------------------------------------------------------------
+    def _expand(self, spec: ParameterSpec) -> list[FreeParameter]:
+        experiments = [e for e in self.case.experiments if spec.experiments is None or e.name in spec.experiments]
+        where = f"fit.parameters.{spec.path!r}"
+        path, index = split_path(spec.path)
+        if spec.is_measurement:
+            holders = experiments
+            current = [[e.measurement_value(spec.path)] for e in holders]
+        else:
+            holders, current = [], []
+            for e in experiments:
+                try:
+                    value = read_value(experiment_to_dict(e.experiment), path, where)
+                except ConfigError:
+                    continue
+                holders.append(e)
+                current.append(value if isinstance(value, list) else [value])
+        is_table = not spec.is_measurement and isinstance(
+            read_value(experiment_to_dict(holders[0].experiment), path, where), list)
+        if is_table:
+            indices = [index] if index is not None else list(spec.knots or range(len(current[0])))
+        else:
+            indices = [None]
+        out = []
+        for k, knot in enumerate(indices):
+            position = knot if knot is not None else 0
+            if spec.initial is None:
+                starts = [c[position] for c in current]
+            elif isinstance(spec.initial, dict):
+                starts = [spec.initial.get(e.name, c[position]) for e, c in zip(holders, current)]
+            elif isinstance(spec.initial, tuple):
+                starts = [spec.initial[k]] * len(holders)
+            else:
+                starts = [spec.initial] * len(holders)
+            for s in starts:
+                if not spec.min <= s <= spec.max:
+                    raise ConfigError(f"{where}: the start value {s!r} lies outside [min, max] = "
+                                      f"[{spec.min}, {spec.max}]; give initial")
+            if spec.shared:
+                out.append(FreeParameter(spec, path, knot, tuple(e.name for e in holders), starts[0]))
+            else:
+                out += [FreeParameter(spec, path, knot, (e.name,), s) for e, s in zip(holders, starts)]
+        return out
+
+    def physical(self, z) -> np.ndarray:
+        return np.array([p.from_z(v) for p, v in zip(self.free, z)])
+
+    def _assignments(self, name: str, z) -> tuple[dict, dict]:
+        case_values, measurement = {}, {}
+        for p, x in [(p, p.x0) for p in self.fixed] + list(zip(self.free, self.physical(z))):
+            if name not in p.targets:
+                continue
+            if p.is_measurement:
+                measurement[p.path] = x
+            else:
+                case_values[(p.path, p.index)] = x
+        return case_values, measurement
+
+    def experiment_at(self, name: str, z) -> Experiment:
+        values, _ = self._assignments(name, z)
+        return experiment_from_dict(with_values(self._dicts[name], values), source=f"fit experiment {name!r}")
+
+    def measurement_at(self, name: str, z) -> tuple[float, float]:
+        """(SIMS resolution sigma [m], depth offset [m]) of experiment ``name`` at ``z``."""
+        e = self.case.experiment(name)
+        _, m = self._assignments(name, z)
+        sigma_nm = m.get("sims_resolution_nm", e.sims_resolution_nm)
+        return max(sigma_nm, 0.0) * 1e-9, m.get("depth_offset_nm", e.depth_offset_nm) * 1e-9
+
+    def affects(self, j: int, name: str) -> bool:
+        return name in self.free[j].targets
+
+    def needs_solve(self, j: int) -> bool:
+        return not self.free[j].is_measurement
+
+    # -- residuals ----------------------------------------------------------------------------
+    def _data_rows(self, name: str):
+        e = self.case.experiment(name)
+        if e.data is None:
+            return None, []
+        depth = e.data.depth_m
+        keep = np.ones(depth.size, bool)
+        if e.depth_range_nm is not None:
+            keep = (depth >= e.depth_range_nm[0] * 1e-9) & (depth <= e.depth_range_nm[1] * 1e-9)
+        return keep, list(e.data.theta)
+
+    def residual_size(self, name: str) -> int:
+        keep, species = self._data_rows(name)
+        return (int(keep.sum()) * len(species) if keep is not None else 0) + len(self.case.experiment(name).targets)
+
+    def sigmas(self, name: str, species: str) -> np.ndarray:
+        e = self.case.experiment(name)
+        keep, _ = self._data_rows(name)
+        if species in e.data.sigma:
+            return e.data.sigma[species][keep]
+        return np.full(int(keep.sum()), e.theta_sigma if e.theta_sigma is not None else 1.0)
+
+    def model_at_data(self, name: str, z, out: ForwardOutput, species: str, depth_m=None) -> np.ndarray:
+        e = self.case.experiment(name)
+        sigma_m, offset_m = self.measurement_at(name, z)
+        if depth_m is None:
+            keep, _ = self._data_rows(name)
+            depth_m = e.data.depth_m[keep]
+        return model_at_data(out.depth_m, out.theta_of(species), depth_m, sigma_m, offset_m)
+
+    def metrics(self, out: ForwardOutput) -> dict:
+        native = out.theta[0]
+        return profile_metrics(out.depth_m, native, out.theta[1:].sum(axis=0))
+
+    # -- regularisation of free-form tables ---------------------------------------------------
+    def _tables(self) -> list[tuple[str, str]]:
+        """(experiment, path) of every fitted table with at least three knots."""
+        seen = []
+        for p in self.free:
+            if p.index is None or p.is_measurement:
+                continue
+            for name in p.targets[:1] if p.spec.shared else p.targets:
+                key = (name, p.path)
+                if key not in seen and len(read_value(self._dicts[name], p.path, "fit")) >= 3:
+                    seen.append(key)
+        return seen
+
+    def regularisation(self, z) -> np.ndarray:
+        """Smoothing residuals of free-form D(theta) tables: ``smoothing`` times the curvature
+        of log10 D over theta (second divided difference on the knots, scaled by the mean
+        knot spacing squared), one per interior knot. Without it the inversion is ill-posed
+        wherever the profile does not constrain D (e.g. inside a sharp front)."""
+        weight = self.case.settings.smoothing
+        if weight == 0:
+            return np.zeros(0)
+        parts = []
+        for name, path in self._tables():
+            law_dict = with_values(self._dicts[name], self._assignments(name, z)[0])
+            y = np.log10(read_value(law_dict, path, "fit"))
+            theta = np.asarray(read_value(law_dict, path.rsplit(".", 1)[0] + ".theta", "fit"))
+            h = np.diff(theta)
+            slope = np.diff(y) / h
+            curvature = 2.0 * np.diff(slope) / (h[1:] + h[:-1])
+            parts.append(weight * curvature * h.mean() ** 2)
+        return np.concatenate(parts) if parts else np.zeros(0)
+
+    def residuals(self, name: str, z, out: ForwardOutput) -> np.ndarray:
+        e = self.case.experiment(name)
+        if out.error is not None:
+            return np.full(self.residual_size(name), FAILED_RESIDUAL)
+        parts = []
+        keep, species = self._data_rows(name)
+        for s in species:
+            data = e.data.theta[s][keep]
+            parts.append((self.model_at_data(name, z, out, s) - data) / self.sigmas(name, s))
+        if e.targets:
+            m = self.metrics(out)
+            model = {"plateau": m["plateau_native"], "front_nm": m["front_position_m"] * 1e9}
+            for key, target in e.targets.items():
+                r = (model[key] - target) / e.target_sigma[key]
+                parts.append(np.array([r if np.isfinite(r) else FAILED_RESIDUAL]))
+        return e.weight * np.concatenate(parts) if parts else np.zeros(0)
