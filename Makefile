@@ -5,7 +5,7 @@ PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed
 RESULTS ?= results/k_cait
 
-.PHONY: demo test bench setup clean
+.PHONY: demo paper test bench bench-fit setup clean
 
 setup: $(STAMP)
 
@@ -20,11 +20,17 @@ $(STAMP): $(PY) pyproject.toml
 demo: $(STAMP)
 	$(PY) demos/k_cait.py --output $(RESULTS) --overwrite
 
+paper: $(STAMP)
+	$(PY) demos/paper_li3b7o12.py --output results/paper_li3b7o12 --overwrite
+
 test: $(STAMP)
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m pytest -q
 
 bench: $(STAMP)
 	$(PY) bench/b1.py
+
+bench-fit: $(STAMP)
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) bench/fit3.py
 
 clean:
 	rm -rf $(VENV) results .pytest_cache

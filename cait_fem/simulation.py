@@ -59,13 +59,15 @@ class Simulation:
 
     # -- the run --------------------------------------------------------------------------
     def run(self, experiment: Experiment | None = None, progress=None, initial: Result | None = None,
-            schedule_s=None) -> Result:
+            schedule_s=None, record_series: bool = True) -> Result:
         """Integrate from t = 0 to ``run.t_end_s``. ``experiment``: new parameter values for
         the same structure (no recompilation). ``initial``: start from the final state of a
         previous result on the same sample (a sequential experiment, e.g. double CAIT);
         default the pristine glass (MODEL.md section 5). ``schedule_s``: replay these step
         end times [s] without error control (e.g. ``earlier_result.time_s[1:]``), so that
-        results depend smoothly on the parameters (finite-difference Jacobians of a fit)."""
+        results depend smoothly on the parameters (finite-difference Jacobians of a fit).
+        ``record_series = False``: no per-step observables (the time series hold t = 0 only), for
+        solves of which only the profiles matter."""
         if experiment is not None:
             self.forms.set_parameters(experiment)
             self.newton.update_settings(experiment.solver)
@@ -85,10 +87,11 @@ class Simulation:
         outputs_theta, outputs_psi = [], []
 
         def on_step(step):
-            a = step.coefficients
-            now = self.observables.integrals()
-            influx[:] = [(step.h * now["influx"] - a[1] * influx[0] - a[2] * influx[1]) / a[0], influx[0]]
-            self._record(series, step, now, influx[0])
+            if record_series:
+                a = step.coefficients
+                now = self.observables.integrals()
+                influx[:] = [(step.h * now["influx"] - a[1] * influx[0] - a[2] * influx[1]) / a[0], influx[0]]
+                self._record(series, step, now, influx[0])
             if progress is not None:
                 progress.update(step.t * sc_.time_s, step.h * sc_.time_s, step.newton_iterations)
             if step.reached_output:

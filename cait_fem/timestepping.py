@@ -139,7 +139,7 @@ class AdaptiveBDF:
                 h_next = NEWTON_FAILURE_SHRINK * h
                 continue
 
-            err = self._error_estimate(order, h, history, steps) if len(history) >= order + 1 else None
+            err = None if replay or len(history) < order + 1 else self._error_estimate(order, h, history, steps)
             if replay:
                 replay.pop(0)
                 h_next = h  # where adaptive stepping resumes should replay be abandoned

@@ -135,8 +135,7 @@ def test_free_form_tabulated_D_inversion(tmp_path):
     dump_case(experiment_from_dict(d), tmp_path / "K.toml")
     path = _fit_file(tmp_path, "table", ["K"], [
         '"species.Li.diffusion.D_m2_s" = { min = 1e-25, max = 1e-16, log = true, knots = [0, 1, 2, 3, 4, 5] }',
-        '"sims_resolution_nm" = { initial = 2.0, fixed = true }  # as in the experiment block'],
-        settings="ftol = 1e-4")
+        '"sims_resolution_nm" = { initial = 2.0, fixed = true }  # as in the experiment block'])
     result = run_fit(load_fit_case(path), quiet=True)
     law = result.experiment("K").native.diffusion
     true_law = load_case(ROOT / "demos" / "k_cait.toml").native.diffusion

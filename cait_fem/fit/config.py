@@ -15,18 +15,20 @@ what was measured, and the parameters to adjust by their dotted path in the run 
     theta_sigma = 0.01                # 1-sigma of the measured fractions (default: unknown)
     depth_range_nm = [0.0, 300.0]     # compare only here (default: all rows)
     weight = 1.0                      # multiplies this experiment's residuals
+    tracer_D_native_m2_s = 5e-18      # a measured tracer D* of the native ion: Haven ratio
     targets = { plateau = 0.15, front_nm = 100.0 }        # instead of / besides data
     target_sigma = { plateau = 0.005, front_nm = 5.0 }
 
     [fit]
     max_evaluations = 40              # forward evaluations of the residual (not Jacobians)
-    ftol = 1e-6                       # scipy least_squares tolerances
-    xtol = 1e-6
+    ftol = 1e-4                       # scipy least_squares tolerances (see FitSettings)
+    xtol = 1e-5
     gtol = 1e-8
     fd_step = 1e-3                    # finite-difference step in the transformed variable
     absolute_sigma = false            # true: stderr from the given sigmas, not scaled by chi2_red
     groups = 0                        # MPI sub-communicators for the ensemble (0: one per rank)
     smoothing = 1.0                   # curvature penalty of free-form log D tables (0: none)
+    presolve = true                   # first match plateau and front of each profile (see fitter)
 
     [fit.parameters]
     "species.K.diffusion.D_m2_s"   = { initial = 1e-20, min = 1e-23, max = 1e-18, log = true }
@@ -62,21 +64,29 @@ from .parameters import MEASUREMENT_PATHS, ParameterSpec, read_value, split_path
 
 TARGETS = {"plateau": 0.01, "front_nm": 5.0}  # target -> default sigma
 EXPERIMENT_KEYS = ("name", "case", "data", "sims_resolution_nm", "depth_offset_nm", "theta_sigma",
-                   "depth_range_nm", "weight", "targets", "target_sigma", "bulk_from_nm")
+                   "depth_range_nm", "weight", "targets", "target_sigma", "bulk_from_nm",
+                   "tracer_D_native_m2_s")
 PARAMETER_KEYS = ("initial", "min", "max", "log", "shared", "fixed", "experiments", "knots")
 TOP_KEYS = ("name", "experiment", "fit")
 
 
 @dataclass(frozen=True)
 class FitSettings:
+    """Stopping: ``ftol`` is relative to the cost. With residuals in units of their sigma
+    the cost is about half the number of points, so 1e-4 stops once an iteration gains
+    far less than one unit of chi^2 (statistically nothing) instead of polishing digits
+    that cost a Jacobian each. ``xtol`` is relative to |z|, where z = log10 x of a D is
+    about -20: 1e-5 is a 0.05 % step in D."""
+
     max_evaluations: int = 40
-    ftol: float = 1e-6
-    xtol: float = 1e-6
+    ftol: float = 1e-4
+    xtol: float = 1e-5
     gtol: float = 1e-8
     fd_step: float = 1e-3
     absolute_sigma: bool = False
     groups: int = 0
     smoothing: float = 1.0
+    presolve: bool = True
 
 
 @dataclass(frozen=True)
@@ -94,6 +104,7 @@ class FitExperiment:
     weight: float = 1.0
     targets: dict = field(default_factory=dict)
     target_sigma: dict = field(default_factory=dict)
+    tracer_D_native_m2_s: float | None = None  # measured tracer D* of the native ion (Haven ratio)
 
     @property
     def case_dict(self) -> dict:
@@ -183,8 +194,9 @@ def _experiment(where: str, d: dict, base: Path) -> FitExperiment:
             kwargs[key] = _number(where, key, d[key], low=0.0 if key == "sims_resolution_nm" else -math.inf)
     if "theta_sigma" in d:
         kwargs["theta_sigma"] = _number(where, "theta_sigma", d["theta_sigma"], low=0.0, open_low=True)
-    if "weight" in d:
-        kwargs["weight"] = _number(where, "weight", d["weight"], low=0.0, open_low=True)
+    for key in ("weight", "tracer_D_native_m2_s"):
+        if key in d:
+            kwargs[key] = _number(where, key, d[key], low=0.0, open_low=True)
     if "depth_range_nm" in d:
         r = d["depth_range_nm"]
         numbers = isinstance(r, list) and len(r) == 2 and all(isinstance(v, (int, float)) for v in r)
@@ -320,7 +332,7 @@ def _settings(fit: dict) -> FitSettings:
         if f.name not in fit:
             continue
         v = fit[f.name]
-        if f.name == "absolute_sigma":
+        if f.name in ("absolute_sigma", "presolve"):
             if not isinstance(v, bool):
                 _fail("fit", f.name, v, "true or false")
         elif f.name == "smoothing":

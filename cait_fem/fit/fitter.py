@@ -9,6 +9,11 @@ A perturbation only re-solves the experiments its parameter belongs to, and a me
 parameter (SIMS resolution, depth offset) re-solves nothing. The perturbed solves of one
 Jacobian are independent and run concurrently over the ensemble's groups.
 
+From a poor start a sharp front sits in the wrong place and the point residuals saturate,
+so by default (``presolve``) a first stage matches only the plateau and front position of
+each measured profile, which move smoothly with the parameters; the second stage fits
+every point from there.
+
 Uncertainties: with J the Jacobian of the weighted residuals at the optimum,
 Cov(z) = s^2 (J^T J)^+, s^2 = chi^2 / (m - n) (1 with ``absolute_sigma`` or m = n), and the
 physical standard error is |dx/dz| sigma_z. The 95 % interval is z +- t_0.975(m - n)
@@ -20,6 +25,7 @@ from __future__ import annotations
 import math
 import sys
 import time
+from dataclasses import replace
 
 import numpy as np
 from mpi4py import MPI
@@ -29,6 +35,18 @@ from ..errors import SolverError
 from .ensemble import Ensemble, Task
 from .problem import FitProblem, ForwardOutput
 from .result import FitResult, ParameterEstimate
+
+
+PRESOLVE_EVALUATIONS = 10
+PRESOLVE_TOLERANCE_FACTOR = 4.0
+
+
+class _PresolveDone(Exception):
+    """Stage 1 reached RMS metric residual < 1 (plateau within 0.01, front within 1 nm)."""
+
+    def __init__(self, z):
+        super().__init__()
+        self.z = z
 
 
 class FitProgress:
@@ -62,22 +80,30 @@ class Fitter:
         self.evaluations = 0
         self.jacobian_evaluations = 0
         self.failed_solves = 0
+        self.presolving = False
 
     # -- forward model --------------------------------------------------------------------
-    def _experiments_at(self, z):
-        return {name: self.problem.experiment_at(name, z) for name in self.problem.names}
+    def _experiment_at(self, name: str, z):
+        """The run case at z; in stage 1 with a looser time tolerance (metrics to 0.01 and
+        1 nm need less than profiles compared point by point)."""
+        exp = self.problem.experiment_at(name, z)
+        if self.presolving:
+            run = replace(exp.run, time_tolerance=exp.run.time_tolerance * PRESOLVE_TOLERANCE_FACTOR)
+            exp = replace(exp, run=run)
+        return exp
 
     def forward(self, z) -> list[ForwardOutput]:
-        key = np.asarray(z, float).tobytes()
+        key = np.asarray(z, float).tobytes() + bytes([self.presolving])
         if key not in self._cache:
-            exps = self._experiments_at(z)
+            exps = {name: self._experiment_at(name, z) for name in self.problem.names}
             outs = self.ensemble.run([Task(n, n, exps[n]) for n in self.problem.names])
             self.failed_solves += sum(o.error is not None for o in outs)
             self._cache = {key: outs}  # least_squares asks for jac at the last evaluated point
         return self._cache[key]
 
     def _residuals(self, z, outs) -> np.ndarray:
-        parts = [self.problem.residuals(n, z, o) for n, o in zip(self.problem.names, outs)]
+        per_experiment = self.problem.presolve_residuals if self.presolving else self.problem.residuals
+        parts = [per_experiment(n, z, o) for n, o in zip(self.problem.names, outs)]
         return np.concatenate(parts + [self.problem.regularisation(z)])
 
     def fun(self, z) -> np.ndarray:
@@ -86,6 +112,8 @@ class Fitter:
         self.evaluations += 1
         self.progress.evaluation(self.evaluations, 0.5 * float(r @ r), self.ensemble.solves,
                                  sum(o.error is not None for o in outs))
+        if self.presolving and float(r @ r) < r.size:
+            raise _PresolveDone(np.array(z, float))  # metrics within their scales: on to the points
         return r
 
     def _step(self, z, j) -> float:
@@ -106,7 +134,7 @@ class Fitter:
                 continue
             for n in self.problem.names:
                 if self.problem.affects(j, n):
-                    exp = self.problem.experiment_at(n, zj)
+                    exp = self._experiment_at(n, zj)
                     # a new duration stretches the replayed steps with it
                     stretch = exp.run.t_end_s / base[n].time_s[-1]
                     tasks.append(Task((j, n), n, exp, base[n].time_s[1:] * stretch))
@@ -133,9 +161,20 @@ class Fitter:
         z0 = np.clip(self.problem.x0, *self.problem.bounds)
         self.progress.message(f"{len(z0)} parameters, {len(self.problem.names)} experiment(s), "
                               f"{self.comm.size} process(es) in {self.ensemble.groups} group(s)")
+        if s.presolve and any(self.problem._profile_metrics(n) for n in self.problem.names):
+            self.progress.message("stage 1: plateau and front position of each measured profile")
+            self.presolving = True
+            try:
+                z0 = optimize.least_squares(self.fun, z0, jac=self.jac, bounds=self.problem.bounds, method="trf",
+                                            x_scale=1.0, ftol=1e-3, xtol=1e-4, gtol=s.gtol,
+                                            max_nfev=max(1, min(PRESOLVE_EVALUATIONS, s.max_evaluations // 2))).x
+            except _PresolveDone as done:
+                z0 = done.z
+            self.presolving = False
+            self.progress.message("stage 2: every data point")
         sol = optimize.least_squares(self.fun, z0, jac=self.jac, bounds=self.problem.bounds, method="trf",
                                      x_scale=1.0, ftol=s.ftol, xtol=s.xtol, gtol=s.gtol,
-                                     max_nfev=s.max_evaluations)
+                                     max_nfev=max(1, s.max_evaluations - self.evaluations))
         outs = self.forward(sol.x)
         estimates, cov = self._uncertainties(sol)
         m, n = sol.fun.size, sol.x.size

@@ -122,19 +122,29 @@ class FitResult:
             summary["rms_theta"] = {s: float(np.sqrt(np.mean(
                 (self.problem.model_at_data(name, self.z, out, s) - e.data.theta[s][keep]) ** 2))) for s in species}
         summary["analysis"] = self.analysis(name)
+        summary["analysis_of_data"] = self.analysis(name, of_data=True)
         summary["case"] = experiment_to_dict(exp)
         return summary
 
-    def analysis(self, name: str) -> dict:
-        """MODEL.md section 6 quantities of the fitted model profile (paper eqs. 3, 8, 9)."""
-        exp, out = self.experiment(name), self.outputs[name]
+    def analysis(self, name: str, of_data: bool = False) -> dict:
+        """MODEL.md section 6 quantities (paper eqs. 3, 8, 9) of the fitted model profile, or
+        with ``of_data`` of the measured profile (its plateau, front and gradient; the bulk
+        field from the model's current). {} if the foreign D is not constant or the data
+        lack a species; {"error": ...} if eq. 3 is undefined for the profile."""
+        exp, out, e = self.experiment(name), self.outputs[name], self.case.experiment(name)
         foreign = exp.species[exp.front_species_index]
         if not isinstance(foreign.diffusion, ConstantD) or out.error is not None:
             return {}
+        if of_data:
+            if e.data is None or exp.native.name not in e.data.theta or foreign.name not in e.data.theta:
+                return {}
+            depth, native, other = e.data.depth_m, e.data.theta[exp.native.name], e.data.theta[foreign.name]
+        else:
+            depth, native, other = out.depth_m, out.theta[0], out.theta[1:].sum(axis=0)
         try:
-            return transport_summary(out.depth_m, out.theta[0], out.theta[1:].sum(axis=0), exp.native.diffusion,
-                                     foreign.diffusion.D_m2_s, exp.glass.temperature_K, exp.glass.n_bg_m3,
-                                     out.current_density_A_m2, charge_number=exp.native.charge_number)
+            return transport_summary(depth, native, other, exp.native.diffusion, foreign.diffusion.D_m2_s,
+                                     exp.glass.temperature_K, exp.glass.n_bg_m3, out.current_density_A_m2,
+                                     tracer_D_m2_s=e.tracer_D_native_m2_s, charge_number=exp.native.charge_number)
         except ValueError as exc:  # eq. 3 undefined for this profile (e.g. no plateau yet)
             return {"error": str(exc)}
 
