@@ -88,6 +88,20 @@ def _describe(exp) -> str:
             f"t_end = {exp.run.t_end_s:g} s, profiles at {times} s")
 
 
+def _load_checked(load, path, args, output_names=None):
+    """``load(path)``, with the output directory checked for earlier results; None after
+    printing the error (bad input or results already there): nothing has been solved."""
+    from .result import check_output_directory
+    try:
+        loaded = load(path)
+        names = {} if output_names is None else {"names": output_names(loaded)}
+        check_output_directory(args.output, overwrite=args.overwrite, **names)
+    except (ConfigError, FileExistsError) as exc:
+        _error(str(exc))
+        return None
+    return loaded
+
+
 def cmd_check(args) -> int:
     from .config import dumps_toml, experiment_to_dict, load_case
     try:
@@ -104,12 +118,8 @@ def cmd_check(args) -> int:
 def cmd_run(args) -> int:
     from .config import load_case
     from .progress import make_reporter
-    from .result import check_output_directory
-    try:
-        exp = load_case(args.case)
-        check_output_directory(args.output, overwrite=args.overwrite)
-    except (ConfigError, FileExistsError) as exc:
-        _error(str(exc))
+    exp = _load_checked(load_case, args.case, args)
+    if exp is None:
         return EXIT_USAGE
 
     from mpi4py import MPI
@@ -151,13 +161,9 @@ def cmd_run(args) -> int:
 
 def cmd_fit(args) -> int:
     from .fit.config import load_fit_case
-    from .result import check_output_directory
-    try:
-        case = load_fit_case(args.fit_file)
-        check_output_directory(args.output, overwrite=args.overwrite,
-                               names=["fit.json"] + [f"{e.name}_profile.csv" for e in case.experiments])
-    except (ConfigError, FileExistsError) as exc:
-        _error(str(exc))
+    case = _load_checked(load_fit_case, args.fit_file, args,
+                         lambda c: ["fit.json"] + [f"{e.name}_profile.csv" for e in c.experiments])
+    if case is None:
         return EXIT_USAGE
 
     from mpi4py import MPI

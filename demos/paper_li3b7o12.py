@@ -12,7 +12,7 @@ checks four claims of the paper against the simulation.
 
 Run with ``python demos/paper_li3b7o12.py [--output DIR] [--overwrite] [--quiet]``;
 ``mpirun -n 2 python demos/paper_li3b7o12.py`` runs the fit's solves two at a time.
-About 3-5 minutes on one core.
+About 6 minutes on one core (the fit: 7 evaluations, 63 forward solves).
 """
 
 import argparse
