@@ -39,6 +39,7 @@ from .result import FitResult, ParameterEstimate
 
 PRESOLVE_EVALUATIONS = 10
 PRESOLVE_TOLERANCE_FACTOR = 4.0
+PRESOLVE_RMS = 1.0  # stage 1 ends below this RMS metric residual (1.5 cost FIT3 one more Jacobian)
 
 
 class _PresolveDone(Exception):
@@ -112,7 +113,7 @@ class Fitter:
         self.evaluations += 1
         self.progress.evaluation(self.evaluations, 0.5 * float(r @ r), self.ensemble.solves,
                                  sum(o.error is not None for o in outs))
-        if self.presolving and float(r @ r) < r.size:
+        if self.presolving and float(r @ r) < PRESOLVE_RMS**2 * r.size:
             raise _PresolveDone(np.array(z, float))  # metrics within their scales: on to the points
         return r
 
