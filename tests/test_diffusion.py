@@ -39,7 +39,8 @@ def test_sed_check_value_of_model_md():
     sigma = 0.25 / (2.0 * math.sqrt(2.0 * math.log(2.0)))
     kT = constants.k * T / constants.e
     expected = math.exp(sigma / kT * (special.ndtri(0.18) - special.ndtri(0.9)))
-    assert ratio == pytest.approx(expected, rel=1e-9)
+    floor = 1e-12  # the default floor, added to D, relative to D_bulk
+    assert ratio == pytest.approx((expected + floor) / (1.0 + floor), rel=1e-9)
 
 
 @pytest.mark.parametrize("law", [SED, SED_FD], ids=["zero-temperature", "fermi-dirac"])
@@ -85,7 +86,10 @@ def test_tabulated_knots_extension_and_log_linearity():
 
 def test_floor_is_additive_and_defaults_to_1e_12_of_the_reference():
     assert SED.floor_m2_s(T) == pytest.approx(1e-29)
-    assert SED.diffusivity_m2_s(1e-9, T) == pytest.approx(1e-29, rel=1e-6)
+    # theta = 1e-18 (occupancy clamped at 1e-20): the SED part is ~1e-35 m^2/s, D is the floor (at theta = 1e-9 the SED
+    # part, 1e-30, still adds 10 %)
+    assert SED.diffusivity_m2_s(1e-18, T) == pytest.approx(1e-29, rel=1e-5)
+    assert SED.diffusivity_m2_s(1e-9, T) > 1.05e-29
     custom = ConstantD(D_m2_s=2e-20, D_min_m2_s=1e-25)
     assert custom.diffusivity_m2_s(0.5, T) == 2e-20 + 1e-25
     arrhenius = LAWS["arrhenius"]
