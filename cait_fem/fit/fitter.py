@@ -162,7 +162,7 @@ class Fitter:
         z0 = np.clip(self.problem.x0, *self.problem.bounds)
         self.progress.message(f"{len(z0)} parameters, {len(self.problem.names)} experiment(s), "
                               f"{self.comm.size} process(es) in {self.ensemble.groups} group(s)")
-        if s.presolve and any(self.problem._profile_metrics(n) for n in self.problem.names):
+        if s.presolve and any(self.problem.measured_metrics(n) for n in self.problem.names):
             self.progress.message("stage 1: plateau and front position of each measured profile")
             self.presolving = True
             try:
@@ -187,7 +187,7 @@ class Fitter:
             forward_solves=self.ensemble.solves, failed_solves=self.failed_solves,
             wall_time_s=time.perf_counter() - wall0, success=bool(sol.success), status=int(sol.status),
             message=str(sol.message), mpi_size=self.comm.size, groups=self.ensemble.groups,
-            simulations_built=self.comm.allreduce(self.ensemble.simulations_built),
+            simulations_built=self.comm.allreduce(self.ensemble.simulations_built * (self.ensemble.sub.rank == 0)),
             compile_wall_s=self.comm.allreduce(self.ensemble.compile_wall_s, op=MPI.MAX),
         )
         self.progress.message(f"done: cost {result.cost:.6g}, {result.evaluations} evaluations, "

@@ -131,7 +131,7 @@ class FitProblem:
         return not self.free[j].is_measurement
 
     # -- residuals ----------------------------------------------------------------------------
-    def _data_rows(self, name: str):
+    def data_rows(self, name: str):
         e = self.case.experiment(name)
         if e.data is None:
             return None, []
@@ -142,12 +142,12 @@ class FitProblem:
         return keep, list(e.data.theta)
 
     def residual_size(self, name: str) -> int:
-        keep, species = self._data_rows(name)
+        keep, species = self.data_rows(name)
         return (int(keep.sum()) * len(species) if keep is not None else 0) + len(self.case.experiment(name).targets)
 
     def sigmas(self, name: str, species: str) -> np.ndarray:
         e = self.case.experiment(name)
-        keep, _ = self._data_rows(name)
+        keep, _ = self.data_rows(name)
         if species in e.data.sigma:
             return e.data.sigma[species][keep]
         return np.full(int(keep.sum()), e.theta_sigma if e.theta_sigma is not None else 1.0)
@@ -156,7 +156,7 @@ class FitProblem:
         e = self.case.experiment(name)
         sigma_m, offset_m = self.measurement_at(name, z)
         if depth_m is None:
-            keep, _ = self._data_rows(name)
+            keep, _ = self.data_rows(name)
             depth_m = e.data.depth_m[keep]
         return model_at_data(out.depth_m, out.theta_of(species), depth_m, sigma_m, offset_m)
 
@@ -197,11 +197,11 @@ class FitProblem:
         return np.concatenate(parts) if parts else np.zeros(0)
 
     # -- presolve on profile metrics ------------------------------------------------------------
-    def _profile_metrics(self, name: str, z=None, out: ForwardOutput | None = None) -> tuple[float, float] | None:
+    def measured_metrics(self, name: str, z=None, out: ForwardOutput | None = None) -> tuple[float, float] | None:
         """(plateau, front position [m]) of the measured profile, or with ``out`` of the model
         seen at the data depths (SIMS-broadened); None if the data lack native or foreign."""
         e = self.case.experiment(name)
-        keep, species = self._data_rows(name)
+        keep, species = self.data_rows(name)
         native = self.case.experiment(name).experiment.native.name
         foreign = [s for s in species if s != native]
         if keep is None or native not in species or not foreign:
@@ -218,14 +218,14 @@ class FitProblem:
         position of each measured profile ((model - data) / (0.01, 1 nm)) instead of every
         point. Far from the optimum a sharp front in the wrong place makes the point
         residuals saturate and Gauss-Newton steps tiny; these two numbers move smoothly."""
-        data = self._profile_metrics(name)
+        data = self.measured_metrics(name)
         if data is None or not all(np.isfinite(data)):
             return self.residuals(name, z, out)
         e = self.case.experiment(name)
         if out.error is not None:
             model = (np.nan, np.nan)
         else:
-            model = self._profile_metrics(name, z, out)
+            model = self.measured_metrics(name, z, out)
         r = [(model[0] - data[0]) / 0.01, (model[1] - data[1]) / 1e-9]
         r = [v if np.isfinite(v) else FAILED_RESIDUAL for v in r]
         return e.weight * np.concatenate([r, self._target_residuals(name, out)])
@@ -246,7 +246,7 @@ class FitProblem:
         if out.error is not None:
             return np.full(self.residual_size(name), FAILED_RESIDUAL)
         parts = []
-        keep, species = self._data_rows(name)
+        keep, species = self.data_rows(name)
         for s in species:
             data = e.data.theta[s][keep]
             parts.append((self.model_at_data(name, z, out, s) - data) / self.sigmas(name, s))

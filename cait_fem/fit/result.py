@@ -118,7 +118,7 @@ class FitResult:
                    "back_current_density_A_m2": out.current_density_A_m2}
         e = self.case.experiment(name)
         if e.data is not None:
-            keep, species = self.problem._data_rows(name)
+            keep, species = self.problem.data_rows(name)
             summary["rms_theta"] = {s: float(np.sqrt(np.mean(
                 (self.problem.model_at_data(name, self.z, out, s) - e.data.theta[s][keep]) ** 2))) for s in species}
         summary["analysis"] = self.analysis(name)
@@ -234,7 +234,7 @@ class FitResult:
         pad = [np.pad(c, (0, n - c.size), constant_values=np.nan) for c in model_cols + [fine * 1e9] + broadened]
         written.append(write_csv_atomic(d / f"{name}_model.csv", model_head, pad))
         if e.data is not None:
-            keep, species = self.problem._data_rows(name)
+            keep, species = self.problem.data_rows(name)
             cols, head = [e.data.depth_m[keep] * 1e9], ["depth_nm"]
             for s in species:
                 model = self.problem.model_at_data(name, self.z, out, s)
