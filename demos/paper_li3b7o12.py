@@ -83,7 +83,14 @@ def main():
     comm = MPI.COMM_WORLD
     root = comm.rank == 0
     out = Path(args.output)
-    check_output_directory(out, args.overwrite, OUTPUTS)
+    # refuse before a 5-minute fit, not after it, if results are already there
+    try:
+        check_output_directory(out, args.overwrite, OUTPUTS)
+        check_output_directory(out / "fit", args.overwrite, ["fit.json"])
+        for ion in IONS:
+            check_output_directory(out / ion, args.overwrite)
+    except FileExistsError as exc:
+        raise SystemExit(f"paper demo: {exc}") from None
 
     # ## 1. Fit D_foreign (and the exposure) to the paper's plateaus and fronts
     fit = run_fit(load_fit_case(HERE / "paper_li3b7o12.toml"), comm=comm, quiet=args.quiet)
