@@ -47,6 +47,7 @@ class NewtonSolver:
             "snes_rtol": 0.0,
             "snes_atol": 0.0,
             "snes_stol": 0.0,
+            "snes_lag_jacobian": settings.jacobian_lag,
             **linear_solver_options(settings, comm.size),
         }
         self.problem = NonlinearProblem(
@@ -99,11 +100,13 @@ class NewtonSolver:
         return PETSc.SNES.ConvergedReason.ITERATING
 
     def update_settings(self, settings: SolverSettings) -> None:
-        """New tolerances and iteration limit for the next solves (the linear solver is
-        fixed at construction)."""
-        if settings.linear_solver != self.settings.linear_solver:
-            raise ConfigError(f"solver.linear_solver = {settings.linear_solver!r} differs from the "
-                              f"compiled {self.settings.linear_solver!r}; build a new Simulation")
+        """New tolerances and iteration limit for the next solves (the linear solver and the
+        Jacobian lag are fixed at construction)."""
+        for key in ("linear_solver", "jacobian_lag"):
+            new, old = getattr(settings, key), getattr(self.settings, key)
+            if new != old:
+                raise ConfigError(f"solver.{key} = {new!r} differs from the compiled {old!r}; "
+                                  "build a new Simulation")
         self.settings = settings
         self.snes.setTolerances(max_it=settings.max_newton_iterations)
 
