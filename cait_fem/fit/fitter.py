@@ -36,7 +36,6 @@ from .ensemble import Ensemble, Task
 from .problem import FitProblem, ForwardOutput
 from .result import FitResult, ParameterEstimate
 
-
 PRESOLVE_EVALUATIONS = 10
 PRESOLVE_TOLERANCE_FACTOR = 4.0
 PRESOLVE_RMS = 1.0  # stage 1 ends below this RMS metric residual (1.5 cost FIT3 one more Jacobian)
@@ -127,10 +126,14 @@ class Fitter:
         z = np.asarray(z, float)
         base = dict(zip(self.problem.names, self.forward(z)))
         r0 = self._residuals(z, list(base.values()))
-        tasks, owners = [], []
+        perturbed = []  # (step h, z + h e_j) per parameter
         for j in range(z.size):
+            h = self._step(z, j)
             zj = z.copy()
-            zj[j] += self._step(z, j)
+            zj[j] += h
+            perturbed.append((h, zj))
+        tasks = []
+        for j, (_, zj) in enumerate(perturbed):
             if not self.problem.needs_solve(j):
                 continue
             for n in self.problem.names:
@@ -139,18 +142,14 @@ class Fitter:
                     # a new duration stretches the replayed steps with it
                     stretch = exp.run.t_end_s / base[n].time_s[-1]
                     tasks.append(Task((j, n), n, exp, base[n].time_s[1:] * stretch))
-                    owners.append((j, n))
-        solved = dict(zip(owners, self.ensemble.run(tasks)))
+        solved = {t.key: out for t, out in zip(tasks, self.ensemble.run(tasks))}
         failed = [k for k, o in solved.items() if o.error is not None]
         if failed:
             j, n = failed[0]
             raise SolverError(f"fit: the finite-difference solve of {self.problem.free[j].label} for experiment "
                               f"{n!r} failed: {solved[failed[0]].error}")
         J = np.zeros((r0.size, z.size))
-        for j in range(z.size):
-            h = self._step(z, j)
-            zj = z.copy()
-            zj[j] += h
+        for j, (h, zj) in enumerate(perturbed):
             outs = [solved.get((j, n), base[n]) for n in self.problem.names]
             J[:, j] = (self._residuals(zj, outs) - r0) / h
         return J

@@ -46,6 +46,7 @@ class ForwardOutput:
 class FitProblem:
     def __init__(self, case):
         self.case = case
+        self._dicts = {e.name: experiment_to_dict(e.experiment) for e in case.experiments}
         expanded = [p for spec in case.parameters for p in self._expand(spec)]
         self.free: list[FreeParameter] = [p for p in expanded if not p.spec.fixed]
         self.fixed: list[FreeParameter] = [p for p in expanded if p.spec.fixed]
@@ -53,7 +54,6 @@ class FitProblem:
         lo, hi = zip(*(p.z_bounds for p in self.free))
         self.bounds = (np.array(lo), np.array(hi))
         self.names = [e.name for e in case.experiments]
-        self._dicts = {e.name: experiment_to_dict(e.experiment) for e in case.experiments}
 
     # -- parameters -------------------------------------------------------------------------
     def _expand(self, spec: ParameterSpec) -> list[FreeParameter]:
@@ -67,13 +67,12 @@ class FitProblem:
             holders, current = [], []
             for e in experiments:
                 try:
-                    value = read_value(experiment_to_dict(e.experiment), path, where)
+                    value = read_value(self._dicts[e.name], path, where)
                 except ConfigError:
                     continue
                 holders.append(e)
                 current.append(value if isinstance(value, list) else [value])
-        is_table = not spec.is_measurement and isinstance(
-            read_value(experiment_to_dict(holders[0].experiment), path, where), list)
+        is_table = not spec.is_measurement and isinstance(read_value(self._dicts[holders[0].name], path, where), list)
         if is_table:
             indices = [index] if index is not None else list(spec.knots or range(len(current[0])))
         else:

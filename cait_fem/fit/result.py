@@ -23,6 +23,7 @@ from ..analysis import psed_parts, transport_summary
 from ..config import experiment_to_dict, unit_of
 from ..diffusion import ConstantD, GaussianSED, TabulatedD
 from ..fileio import write_csv_atomic, write_json_atomic
+from ..metrics import profile_metrics
 from ..result import _on_root, check_output_directory, software_versions
 from . import plots
 
@@ -118,13 +119,18 @@ class FitResult:
                    "back_current_density_A_m2": out.current_density_A_m2}
         e = self.case.experiment(name)
         if e.data is not None:
-            keep, species = self.problem.data_rows(name)
-            summary["rms_theta"] = {s: float(np.sqrt(np.mean(
-                (self.problem.model_at_data(name, self.z, out, s) - e.data.theta[s][keep]) ** 2))) for s in species}
+            summary["rms_theta"] = self.rms_theta(name)
         summary["analysis"] = self.analysis(name)
         summary["analysis_of_data"] = self.analysis(name, of_data=True)
         summary["case"] = experiment_to_dict(exp)
         return summary
+
+    def rms_theta(self, name: str) -> dict:
+        """Root-mean-square misfit in theta per measured species of experiment ``name``."""
+        keep, species = self.problem.data_rows(name)
+        out, data = self.outputs[name], self.case.experiment(name).data
+        misfit = {s: self.problem.model_at_data(name, self.z, out, s) - data.theta[s][keep] for s in species}
+        return {s: float(np.sqrt(np.mean(m**2))) for s, m in misfit.items()}
 
     def analysis(self, name: str, of_data: bool = False) -> dict:
         """MODEL.md section 6 quantities (paper eqs. 3, 8, 9) of the fitted model profile, or
@@ -226,7 +232,7 @@ class FitResult:
         out, e = self.outputs[name], self.case.experiment(name)
         model_cols = [out.depth_m * 1e9] + [out.theta[i] for i in range(len(out.species_names))]
         model_head = ["depth_nm"] + [f"theta_{s}" for s in out.species_names]
-        fine = _fine_grid_m(out.depth_m, e)
+        fine = _fine_grid_m(out, e)
         model_head += ["broadened_depth_nm"] + [f"broadened_theta_{s}" for s in out.species_names]
         written = []
         broadened = [self.problem.model_at_data(name, self.z, out, s, depth_m=fine) for s in out.species_names]
@@ -248,11 +254,11 @@ class FitResult:
         panels = []
         for name in self.problem.names:
             out, e = self.outputs[name], self.case.experiment(name)
-            fine = _fine_grid_m(out.depth_m, e)
+            fine = _fine_grid_m(out, e)
             model = {s: self.problem.model_at_data(name, self.z, out, s, depth_m=fine) for s in out.species_names}
             data_depth = e.data.depth_m * 1e9 if e.data is not None else np.zeros(0)
             data = dict(e.data.theta) if e.data is not None else {}
-            rms = self.experiment_summary(name).get("rms_theta")
+            rms = self.rms_theta(name) if e.data is not None else None
             panels.append(plots.ProfilePanel(title=f"{name}", data_depth_nm=data_depth, data_theta=data,
                                              model_depth_nm=fine * 1e9, model_theta=model, native=out.species_names[0],
                                              residual_rms=max(rms.values()) if rms else None))
@@ -300,10 +306,15 @@ class FitResult:
                                                    fermi_levels_plateau_eV=levels or None)
 
 
-def _fine_grid_m(depth_m: np.ndarray, e) -> np.ndarray:
-    top = e.data.depth_m[-1] if e.data is not None else 3 * max(depth_m[depth_m < 1e-6].max(initial=0), 1e-7)
-    top = min(top, depth_m[-1])
-    return np.linspace(0.0, top, 600)
+def _fine_grid_m(out, e) -> np.ndarray:
+    """Depths for the broadened model curve: the data's range, or without data twice the
+    replaced zone (x50; 300 nm if there is none yet)."""
+    if e.data is not None:
+        top = e.data.depth_m[-1]
+    else:
+        x50 = profile_metrics(out.depth_m, out.theta[0], out.theta[1:].sum(axis=0))["x50_m"]
+        top = 2.0 * x50 if np.isfinite(x50) and x50 > 0 else 300e-9
+    return np.linspace(0.0, min(top, out.depth_m[-1]), 600)
 
 
 def _unit(name: str) -> str:
