@@ -16,6 +16,7 @@ from typing import Union
 
 from .diffusion import DiffusionLaw
 from .errors import ConfigError
+from .geometry import Geometry
 
 
 def _require(condition: bool, field_name: str, value, allowed: str) -> None:
@@ -240,6 +241,10 @@ class RunSettings:
         return tuple(times)
 
 
+LINEAR_SOLVERS = ("auto", "petsc", "mumps", "superlu_dist", "iterative")
+PRECONDITIONERS = ("ilu", "asm")
+
+
 @dataclass(frozen=True)
 class SolverSettings:
     """Newton (PETSc SNES) and linear solver. Newton stops when the estimated remaining
@@ -250,24 +255,50 @@ class SolverSettings:
     Newton iterations of a step (1: every iteration, quadratic convergence). Within one
     time step it changes little, so 3 gives the same solution to the Newton tolerance at
     about 2/3 of the cost (a Cs+ run of bench/fit3.py: 13.0 s -> 8.4 s, 5905 -> 5989
-    iterations, profiles equal to 2e-6)."""
+    iterations, profiles equal to 2e-6).
+
+    ``linear_solver = "iterative"``: Newton-Krylov for 2D/3D meshes beyond direct-solver
+    reach (a 3D mesh of 1.5e5 unknowns already needs 2 GB and 40 s per MUMPS factorisation,
+    docs/numerics.md "Linear solvers at scale"): GMRES (left preconditioned, restart 100)
+    stopped at ``krylov_rtol`` (relative decrease of the preconditioned residual) or failed
+    after ``krylov_max_iterations``; a failed linear solve is a failed Newton solve, so the
+    stepper shrinks the step. ``preconditioner``: "ilu" (default) block Jacobi over the MPI
+    ranks with a point-block ILU(``ilu_levels``) of each rank's block (the 3x3 node blocks
+    of concentrations and potential are factorised together, which keeps the stiff local
+    charge-potential coupling exact); "asm" the same with one layer of overlap between the
+    ranks (fewer iterations from 2 ranks on). Field split and algebraic multigrid were
+    measured and are not offered: they stagnate or return wrong updates on these systems
+    (see the docs)."""
 
     newton_atol: float = 1e-7
     potential_atol: float = 1e-5
     max_newton_iterations: int = 12
     linear_solver: str = "auto"
     jacobian_lag: int = 1
+    preconditioner: str = "ilu"
+    ilu_levels: int = 1
+    krylov_rtol: float = 1e-8
+    krylov_max_iterations: int = 1000
 
     def __post_init__(self):
         _positive("solver.newton_atol", self.newton_atol)
         _positive("solver.potential_atol", self.potential_atol)
         _require(isinstance(self.max_newton_iterations, int) and self.max_newton_iterations > 0,
                  "solver.max_newton_iterations", self.max_newton_iterations, "a positive integer")
-        _require(self.linear_solver in ("auto", "petsc", "mumps", "superlu_dist"), "solver.linear_solver",
-                 self.linear_solver, 'one of "auto", "petsc", "mumps", "superlu_dist"')
+        _require(self.linear_solver in LINEAR_SOLVERS, "solver.linear_solver", self.linear_solver,
+                 "one of " + ", ".join(f'"{name}"' for name in LINEAR_SOLVERS))
         _require(isinstance(self.jacobian_lag, int) and not isinstance(self.jacobian_lag, bool)
                  and 1 <= self.jacobian_lag <= 10, "solver.jacobian_lag", self.jacobian_lag,
                  "an integer from 1 (exact Newton) to 10")
+        _require(self.preconditioner in PRECONDITIONERS, "solver.preconditioner", self.preconditioner,
+                 "one of " + ", ".join(f'"{name}"' for name in PRECONDITIONERS)
+                 + ' (used with linear_solver = "iterative")')
+        _require(isinstance(self.ilu_levels, int) and not isinstance(self.ilu_levels, bool)
+                 and 0 <= self.ilu_levels <= 4, "solver.ilu_levels", self.ilu_levels, "an integer from 0 to 4")
+        _fraction("solver.krylov_rtol", self.krylov_rtol, open_low=True, open_high=True)
+        _require(isinstance(self.krylov_max_iterations, int) and not isinstance(self.krylov_max_iterations, bool)
+                 and self.krylov_max_iterations > 0, "solver.krylov_max_iterations",
+                 self.krylov_max_iterations, "a positive integer")
 
 
 @dataclass(frozen=True)
@@ -283,6 +314,8 @@ class Experiment:
     mesh: MeshSettings = MeshSettings()
     solver: SolverSettings = SolverSettings()
     name: str = "cait"
+    #: the sample's shape, beam spot and back electrode (default: a 1D slab)
+    geometry: Geometry = Geometry()
     #: "ideal": J_i = -D_i (grad n_i + z_i n_i grad psi) (MODEL.md section 2, the paper's
     #: form); "thermodynamic": J_i = -(D_i n_i / k_B T) grad(mu_i + z_i e phi), with mu_i
     #: the site-energy-distribution Fermi level for an SED law (ideal mu for the others).
@@ -314,6 +347,7 @@ class Experiment:
         if self.front.species is not None:
             _require(self.front.species in foreign, "front.species", self.front.species,
                      f"the name of a foreign species: one of {foreign}")
+        _require(isinstance(self.geometry, Geometry), "geometry", self.geometry, "a cait_fem.geometry.Geometry")
         _require(self.mesh.front_spacing_m < self.glass.thickness_m, "mesh.front_spacing_m",
                  self.mesh.front_spacing_m, f"must be < glass.thickness_m = {self.glass.thickness_m!r}")
 

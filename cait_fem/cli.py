@@ -1,6 +1,6 @@
 """Command line: ``cait-fem run case.toml -o outdir [--overwrite] [--quiet] [--no-plots]``,
-``cait-fem fit fit.toml -o outdir [--overwrite] [--quiet]``, ``cait-fem check case.toml``
-and ``cait-fem --version``.
+``cait-fem fit fit.toml -o outdir [--overwrite] [--quiet]``, ``cait-fem check case.toml``,
+``cait-fem mesh case.toml -o mesh.msh [--overwrite]`` and ``cait-fem --version``.
 
 Exit codes: 0 success, 2 bad input (case file, output directory that already holds
 results) reported before any solve, 1 the solver failed.
@@ -53,6 +53,12 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--overwrite", action="store_true", help="replace results already in the output directory")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
     run.add_argument("--no-plots", action="store_true", help="write data files only, no PNGs")
+    run.add_argument("--checkpoint", action="store_true",
+                     help="write a checkpoint (DIR/checkpoint) at every output time, to resume from")
+    run.add_argument("--resume", metavar="CHECKPOINT", help="continue an interrupted run of this case "
+                     "from its checkpoint directory (run.t_end_s may have been raised)")
+    run.add_argument("--initial", metavar="CHECKPOINT", help="start from the final state of another run "
+                     "on the same mesh (a sequential experiment, e.g. double CAIT)")
     fit = sub.add_parser("fit", help="fit model parameters to measured depth profiles (one or more experiments)")
     fit.add_argument("fit_file", help="TOML fit file (experiments, data, parameters)")
     fit.add_argument("-o", "--output", required=True, metavar="DIR", help="output directory")
@@ -60,6 +66,10 @@ def _parser() -> argparse.ArgumentParser:
     fit.add_argument("--quiet", action="store_true", help="no progress lines")
     check = sub.add_parser("check", help="validate a case file and print every parameter (no solve)")
     check.add_argument("case", help="TOML case file")
+    mesh = sub.add_parser("mesh", help="write the gmsh mesh (.msh, nm) of a 2D/3D case's geometry")
+    mesh.add_argument("case", help="TOML case file with a [geometry] table")
+    mesh.add_argument("-o", "--output", required=True, metavar="FILE", help="mesh file to write (.msh)")
+    mesh.add_argument("--overwrite", action="store_true", help="replace an existing mesh file")
     return parser
 
 
@@ -115,12 +125,53 @@ def cmd_check(args) -> int:
     return EXIT_OK
 
 
+def _run_outputs(args):
+    """The files a run of the loaded case writes (checked before the solve)."""
+    from .result import OUTPUT_FILES
+
+    def names(exp):
+        out = list(OUTPUT_FILES)
+        if exp.geometry.kind != "slab":
+            from .exports import OUTPUT_FILES as SPOT_FILES
+            out += SPOT_FILES
+        own_checkpoint = os.path.abspath(os.path.join(args.output, "checkpoint"))
+        if args.checkpoint and not (args.resume and os.path.abspath(args.resume) == own_checkpoint):
+            out.append("checkpoint")
+        return out
+    return names
+
+
+def _run_options(args) -> dict | None:
+    """Checkpoint options as keyword arguments of simulate(); None after printing an error."""
+    from .checkpoint import read_checkpoint
+    if args.resume and args.initial:
+        _error("--resume and --initial exclude each other: resume continues a run, initial starts a new one")
+        return None
+    options = {}
+    try:
+        if args.resume:
+            options["resume"] = read_checkpoint(args.resume)
+        if args.initial:
+            options["initial"] = read_checkpoint(args.initial)
+    except ConfigError as exc:
+        _error(str(exc))
+        return None
+    if args.checkpoint:
+        options["checkpoint_dir"] = os.path.join(args.output, "checkpoint")
+    return options
+
+
 def cmd_run(args) -> int:
     from .config import load_case
     from .progress import make_reporter
-    exp = _load_checked(load_case, args.case, args)
+    exp = _load_checked(load_case, args.case, args, _run_outputs(args))
     if exp is None:
         return EXIT_USAGE
+    options = _run_options(args)
+    if options is None:
+        return EXIT_USAGE
+    if exp.geometry.kind != "slab":
+        options.update(exports_dir=args.output, overwrite=args.overwrite)
 
     from mpi4py import MPI
     comm = MPI.COMM_WORLD
@@ -132,7 +183,7 @@ def cmd_run(args) -> int:
         return EXIT_SOLVER
     reporter = make_reporter(exp.run.t_end_s, quiet=args.quiet, comm=comm, desc=exp.name)
     try:
-        result = simulate(exp, progress=reporter, comm=comm)
+        result = simulate(exp, progress=reporter, comm=comm, **options)
     except ConfigError as exc:
         _error(str(exc), rank)
         return EXIT_USAGE
@@ -142,7 +193,8 @@ def cmd_run(args) -> int:
     finally:
         reporter.close()
     try:
-        paths = result.save(args.output, overwrite=args.overwrite, comm=comm)
+        paths = list(result.metadata.get("exported_files", []))
+        paths += result.save(args.output, overwrite=args.overwrite, comm=comm)
         if not args.no_plots:
             paths = list(paths) + list(result.plot(args.output, overwrite=args.overwrite, comm=comm))
     except (ConfigError, FileExistsError) as exc:
@@ -195,13 +247,35 @@ def cmd_fit(args) -> int:
     return EXIT_OK
 
 
+def cmd_mesh(args) -> int:
+    from .config import load_case
+    try:
+        exp = load_case(args.case)
+        geometry = getattr(exp, "geometry", None)
+        if geometry is None or geometry.kind == "slab":
+            raise ConfigError(f"{args.case}: geometry.kind is \"slab\": a 1D slab needs no mesh file (set "
+                              '[geometry] kind = "section", "axisymmetric", "disc" or "box")')
+        if geometry.mesh_file is not None:
+            raise ConfigError(f"{args.case}: geometry.mesh_file = {geometry.mesh_file!r} is set: the case reads "
+                              "its mesh from that file, there is nothing to generate (remove mesh_file)")
+        if _launcher_rank() != 0:  # under mpirun one rank writes the file
+            return EXIT_OK
+        from .meshing import write_msh
+        path = write_msh(geometry, exp.glass.thickness_m, exp.mesh, args.output, overwrite=args.overwrite)
+    except ConfigError as exc:
+        _error(str(exc))
+        return EXIT_USAGE
+    print(f"cait-fem: wrote the {geometry.kind} mesh of {exp.name!r} to {os.path.abspath(path)}")
+    return EXIT_OK
+
+
 def main(argv=None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
-    return {"run": cmd_run, "fit": cmd_fit, "check": cmd_check}[args.command](args)
+    return {"run": cmd_run, "fit": cmd_fit, "check": cmd_check, "mesh": cmd_mesh}[args.command](args)
 
 
 if __name__ == "__main__":

@@ -30,10 +30,11 @@ from .case import (BackElectrode, Beam, CurrentFront, Experiment, Glass, MeshSet
                    PotentialFront, RunSettings, SolverSettings, Species)
 from .diffusion import DiffusionLaw, diffusion_law_from_dict
 from .errors import ConfigError
+from .geometry import Geometry
 
 FRONT_TYPES = {"beam": Beam, "potential": PotentialFront, "current": CurrentFront}
 BACK_TYPES = {"electrode": BackElectrode}
-TOP_LEVEL_KEYS = ("name", "flux", "glass", "species", "front", "back", "run", "mesh", "solver")
+TOP_LEVEL_KEYS = ("name", "flux", "glass", "species", "front", "back", "run", "mesh", "solver", "geometry")
 GLASS_KEYS = ("preset", "n_bg_m3", "eps_r", "temperature_K", "thickness_m", "name")
 SPECIES_KEYS = ("name", "role", "charge_number", "diffusion")
 
@@ -239,8 +240,9 @@ def _experiment_from_dict(d: dict, default_name: str | None) -> Experiment:
     run = _build(RunSettings, _table(d["run"], "run"), "run")
     mesh = _build(MeshSettings, _table(d.get("mesh", {}), "mesh"), "mesh")
     solver = _build(SolverSettings, _table(d.get("solver", {}), "solver"), "solver")
+    geometry = _build(Geometry, _table(d.get("geometry", {}), "geometry"), "geometry")
     return Experiment(glass=glass, species=species, front=front, run=run, back=back, mesh=mesh,
-                      solver=solver, name=name, flux=d.get("flux", "ideal"))
+                      solver=solver, name=name, flux=d.get("flux", "ideal"), geometry=geometry)
 
 
 def load_case(path: str | os.PathLike) -> Experiment:
@@ -256,6 +258,10 @@ def load_case(path: str | os.PathLike) -> Experiment:
         d = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{p}: not valid TOML: {exc}") from None
+    mesh_file = d.get("geometry", {}).get("mesh_file") if isinstance(d.get("geometry"), dict) else None
+    if isinstance(mesh_file, str) and mesh_file and not Path(mesh_file).is_absolute():
+        # relative to the case file, like the data paths of a fit file
+        d["geometry"]["mesh_file"] = str(p.parent / mesh_file)
     return experiment_from_dict(d, source=str(p), default_name=p.stem)
 
 
@@ -285,6 +291,8 @@ def experiment_to_dict(exp: Experiment) -> dict:
         "run": _dataclass_dict(exp.run),
         "mesh": _dataclass_dict(exp.mesh),
         "solver": _dataclass_dict(exp.solver),
+        # a 1D slab is the default: its (unused) lateral mesh settings are not written
+        **({"geometry": _dataclass_dict(exp.geometry)} if exp.geometry.kind != "slab" else {}),
     }
 
 

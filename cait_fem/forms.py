@@ -41,14 +41,30 @@ from .errors import ConfigError
 from .boundary_laws import landing_fraction
 from .ops import ufl_ops
 from .scales import Scales
+from . import tags
 from scipy.constants import e as _ELEMENTARY_CHARGE
 
-FRONT_TAG = 1
-BACK_TAG = 2
+FRONT_TAG = tags.BEAM_SPOT
+BACK_TAG = tags.BACK_ELECTRODE
 
 LUMPED = {"quadrature_rule": "vertex", "quadrature_degree": 1}
 _MIDPOINT = {"quadrature_degree": 1}
 _PE2_SERIES = 1e-2  # below this Pe^2, kappa from its Taylor series (no 0/0)
+_B2_FLOOR = 1e-24  # |b|^2 added in the streamline length so that b = 0 gives 0/0 nowhere
+
+
+def streamline_length_squared(domain, b):
+    """h_b^2 for the drift direction b on a simplex: h_b = 2 |b| / sum_a |b . grad phi_a|,
+    the cell's extent along b (Brooks & Hughes). The barycentric gradients are the rows of
+    the inverse Jacobian K (and minus their sum), so sum_a |b . grad phi_a| = sum_i |(K b)_i|
+    + |sum_i (K b)_i|. In 1D this is the cell length; on the anisotropic boundary-layer
+    cells of a 2D/3D sample (0.2 nm deep, um wide) it is the depth spacing for a field
+    normal to the surface, where the cell diameter would smear the front over a micrometre."""
+    c = ufl.dot(ufl.JacobianInverse(domain), b)
+    n = domain.topology.dim
+    total = sum(abs(c[i]) for i in range(n)) + abs(sum(c[i] for i in range(n)))
+    diameter = ufl.CellDiameter(domain)
+    return 4.0 * (ufl.dot(b, b) + _B2_FLOOR) / (total**2 + 4.0 * _B2_FLOOR / diameter**2)
 
 
 def _kappa(pe2):
@@ -71,6 +87,9 @@ class NPPForms:
     #: optional callable(v) -> UFL form added to the residual as "- source"; used by the
     #: method-of-manufactured-solutions tests (a source per equation).
     source: object = None
+    #: r-z section of a disc: every integral carries the weight r = x[0] (MODEL.md's
+    #: equations in cylindrical coordinates without angular dependence)
+    axisymmetric: bool = False
     V: fem.FunctionSpace = field(init=False)
     u: fem.Function = field(init=False)
     u_n: fem.Function = field(init=False)
@@ -156,7 +175,8 @@ class NPPForms:
         ``flux = "thermodynamic"`` the diffusion term carries the factor Gamma_i and the
         fitting uses the drift-to-diffusion ratio b / Gamma_i."""
         psi = u[self.psi_index]
-        h = ufl.CellDiameter(self.domain)
+        one_d = self.domain.topology.dim == 1
+        h2 = ufl.CellDiameter(self.domain) ** 2 if one_d else None
         thetas = self.thetas(u)
         ops = ufl_ops()
         thermodynamic = self.experiment.flux == "thermodynamic"
@@ -165,13 +185,14 @@ class NPPForms:
                                         self.diffusivities(thetas), self.law_constants):
             b = z * ufl.grad(psi)
             g = ufl.grad(th)
+            hb2 = h2 if one_d else streamline_length_squared(self.domain, b)
             if thermodynamic:
                 G = s.diffusion.thermodynamic_factor(th, consts, ops)
-                pe2 = h**2 * ufl.dot(b, b) / G**2
-                fluxes.append(-D * (G * g + th * b + h**2 * _kappa(pe2) * ufl.dot(b, g) * b / G))
+                pe2 = hb2 * ufl.dot(b, b) / G**2
+                fluxes.append(-D * (G * g + th * b + hb2 * _kappa(pe2) * ufl.dot(b, g) * b / G))
             else:
-                pe2 = h**2 * ufl.dot(b, b)
-                fluxes.append(-D * (g + th * b + h**2 * _kappa(pe2) * ufl.dot(b, g) * b))
+                pe2 = hb2 * ufl.dot(b, b)
+                fluxes.append(-D * (g + th * b + hb2 * _kappa(pe2) * ufl.dot(b, g) * b))
         return fluxes
 
     def space_charge(self, u):
@@ -191,29 +212,50 @@ class NPPForms:
             return fc["flux"]
         return None
 
-    def _build(self):
-        u, v = self.u, ufl.TestFunction(self.V)
+    def _measures(self):
+        """Measures with their weights: storage and charge by the vertex rule (lumping),
+        fluxes by the midpoint rule, the front by the vertex rule (a point in 1D), so that
+        the influx is a weighted sum over front nodes (cait_fem.observables).
+
+        Axisymmetric (r = x[0]): every integral carries r. The vertex rule of r u v would
+        give the axis nodes zero mass; the weights below make the lumped mass the row sum
+        of the consistent r-weighted mass, m_a = int r phi_a, exact for linear r on a
+        simplex of dimension m: int_K r phi_a = |K|/(m+1) (r_a + (m+1) r_K)/(m+2), r_K the
+        centroid value (a DG0 function, set once from the mesh)."""
+        d = self.domain.topology.dim
         dx_l = ufl.Measure("dx", domain=self.domain, metadata=LUMPED)
         dx_m = ufl.Measure("dx", domain=self.domain, metadata=_MIDPOINT)
         ds = ufl.Measure("ds", domain=self.domain, subdomain_data=self.facet_tags)
-        # The front flux by the vertex rule (a point in 1D), like the lumped storage: the
-        # influx is then a weighted sum over front nodes (cait_fem.observables).
-        front_rule = LUMPED if self.domain.topology.dim > 1 else None
-        self.front_measure = ufl.Measure("ds", domain=self.domain, subdomain_data=self.facet_tags,
-                                         metadata=front_rule)(FRONT_TAG)
+        front = ufl.Measure("ds", domain=self.domain, subdomain_data=self.facet_tags,
+                            metadata=LUMPED if d > 1 else None)(FRONT_TAG)
+        one = 1.0
+        self.weights = {"storage": one, "flux": one, "front": one, "back": one}
+        if self.axisymmetric:
+            r = ufl.SpatialCoordinate(self.domain)[0]
+            r_cell, r_front = _centroid_radii(self.domain, self.facet_tags.find(FRONT_TAG))
+            self.weights = {"storage": (r + (d + 1) * r_cell) / (d + 2), "flux": r,
+                            "front": (r + d * r_front) / (d + 1), "back": r}
+        return dx_l, dx_m, front, ds(BACK_TAG)
+
+    def _build(self):
+        u, v = self.u, ufl.TestFunction(self.V)
+        dx_l, dx_m, front, ds_back = self._measures()
+        w = self.weights
+        self.storage_measure = dx_l
+        self.front_measure = front
         a0, a1, a2 = self.bdf
         F = 0
         for i, J in enumerate(self.fluxes(u)):
             rate = (a0 * u[i] + a1 * self.u_n[i] + a2 * self.u_nm1[i]) * self.inv_dt
-            F += rate * v[i] * dx_l - ufl.dot(J, ufl.grad(v[i])) * dx_m
+            F += w["storage"] * rate * v[i] * dx_l - w["flux"] * ufl.dot(J, ufl.grad(v[i])) * dx_m
         g = self.influx(u)
         if g is not None:
-            F += -g * v[self.front_index] * self.front_measure
+            F += -w["front"] * g * v[self.front_index] * front
         if self.experiment.back.native == "discharge":
-            F += self.back_rate * u[0] * v[0] * ds(BACK_TAG)
+            F += w["back"] * self.back_rate * u[0] * v[0] * ds_back
         p = self.psi_index
-        F += self.debye2 * ufl.dot(ufl.grad(u[p]), ufl.grad(v[p])) * dx_m
-        F += -self.space_charge(u) * v[p] * dx_l
+        F += w["flux"] * self.debye2 * ufl.dot(ufl.grad(u[p]), ufl.grad(v[p])) * dx_m
+        F += -w["storage"] * self.space_charge(u) * v[p] * dx_l
         if self.source is not None:
             F += -self.source(v)
         self.F = F
@@ -238,6 +280,25 @@ class NPPForms:
         return bcs
 
 
+def _centroid_radii(domain, front_facets):
+    """DG0 functions: r at each cell's centroid, and r at the midpoint of each front
+    facet on the cell that owns it (0 elsewhere; exterior facets have one cell)."""
+    d = domain.topology.dim
+    V0 = fem.functionspace(domain, ("DG", 0))
+    n_cells = domain.topology.index_map(d).size_local + domain.topology.index_map(d).num_ghosts
+    cells = np.arange(n_cells, dtype=np.int32)
+    dofs = V0.dofmap.list[:, 0]
+    r_cell, r_front = fem.Function(V0), fem.Function(V0)
+    r_cell.x.array[dofs] = dmesh.compute_midpoints(domain, d, cells)[:, 0]
+    domain.topology.create_connectivity(d - 1, d)
+    f2c = domain.topology.connectivity(d - 1, d)
+    if len(front_facets):
+        owner = np.array([f2c.links(f)[0] for f in front_facets], dtype=np.int32)
+        r_front.x.array[dofs[owner]] = dmesh.compute_midpoints(domain, d - 1, front_facets)[:, 0]
+    r_front.x.scatter_forward()
+    return r_cell, r_front
+
+
 def _check_same_structure(compiled: Experiment, new: Experiment) -> None:
     def shape(exp):
         return {
@@ -250,6 +311,7 @@ def _check_same_structure(compiled: Experiment, new: Experiment) -> None:
                         for s in exp.species],
             "front": (exp.front.type, exp.front.species),
             "back": exp.back.native,
+            "geometry": exp.geometry,
         }
 
     old, cur = shape(compiled), shape(new)

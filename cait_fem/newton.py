@@ -19,8 +19,14 @@ from .case import SolverSettings
 from .errors import ConfigError
 
 
+#: GMRES restart length of the iterative option (docs/numerics.md, "Linear solvers at scale")
+GMRES_RESTART = 100
+
+
 def linear_solver_options(settings: SolverSettings, comm_size: int) -> dict:
     choice = settings.linear_solver
+    if choice == "iterative":
+        return krylov_options(settings)
     if choice == "auto":
         # PETSc's own LU is ~10x faster than MUMPS at 1D size but is serial only.
         choice = "petsc" if comm_size == 1 else "mumps"
@@ -30,9 +36,32 @@ def linear_solver_options(settings: SolverSettings, comm_size: int) -> dict:
     return opts
 
 
+def krylov_options(settings: SolverSettings) -> dict:
+    """Newton-Krylov: GMRES, left preconditioned (the default, so the stopping test is on the
+    preconditioned residual: the unpreconditioned residual is dominated by the rows of the
+    um-sized bulk cells, and a relative decrease of it leaves the nm-sized surface rows
+    unconverged), with a point-block ILU per rank (block Jacobi) or per overlapping
+    subdomain (ASM). The Jacobian stays BAIJ, so ILU works on the 3x3 node blocks."""
+    opts = {
+        "ksp_type": "gmres",
+        "ksp_gmres_restart": GMRES_RESTART,
+        "ksp_rtol": settings.krylov_rtol,
+        "ksp_max_it": settings.krylov_max_iterations,
+        "pc_type": "bjacobi" if settings.preconditioner == "ilu" else "asm",
+        "sub_ksp_type": "preonly",
+        "sub_pc_type": "ilu",
+        "sub_pc_factor_levels": settings.ilu_levels,
+    }
+    if settings.preconditioner == "asm":
+        opts["pc_asm_overlap"] = 1
+    return opts
+
+
 class NewtonSolver:
     """A DOLFINx ``NonlinearProblem`` (compiled once) with our residual callback and
-    stopping test; ``solve()`` returns (converged, iterations, PETSc reason)."""
+    stopping test; ``solve()`` returns (converged, iterations, PETSc reason).
+    ``linear_iterations``: linear (Krylov) iterations of all solves so far, and
+    ``last_linear_iterations`` those of the last solve (a direct solve counts 1)."""
 
     _count = 0
 
@@ -50,10 +79,19 @@ class NewtonSolver:
             "snes_lag_jacobian": settings.jacobian_lag,
             **linear_solver_options(settings, comm.size),
         }
+        prefix = f"cait_npp_{NewtonSolver._count}_"
         self.problem = NonlinearProblem(
             forms.F, forms.u, bcs=bcs, J=forms.J,
-            petsc_options_prefix=f"cait_npp_{NewtonSolver._count}_", petsc_options=options, kind="baij",
+            petsc_options_prefix=prefix, petsc_options=options, kind="baij",
         )
+        # DOLFINx removes the options from PETSc's database once the SNES has read them,
+        # but the sub-solvers of block Jacobi / ASM read theirs (sub_pc_factor_levels) only
+        # at the first preconditioner set-up, inside the first solve: those are put back
+        # around every solve (see solve()).
+        self._setup_options = ({prefix + k: v for k, v in options.items() if k.startswith("sub_")}
+                               if settings.linear_solver == "iterative" else {})
+        self.linear_iterations = 0
+        self.last_linear_iterations = 0
         self.snes = self.problem.solver
         self.bcs = list(bcs)
         self.snes.setFunction(self._residual, self.problem.b)
@@ -100,23 +138,36 @@ class NewtonSolver:
         return PETSc.SNES.ConvergedReason.ITERATING
 
     def update_settings(self, settings: SolverSettings) -> None:
-        """New tolerances and iteration limit for the next solves (the linear solver and the
-        Jacobian lag are fixed at construction)."""
-        for key in ("linear_solver", "jacobian_lag"):
+        """New tolerances and iteration limits for the next solves (the linear solver, its
+        preconditioner and the Jacobian lag are fixed at construction)."""
+        for key in ("linear_solver", "jacobian_lag", "preconditioner", "ilu_levels"):
             new, old = getattr(settings, key), getattr(self.settings, key)
             if new != old:
                 raise ConfigError(f"solver.{key} = {new!r} differs from the compiled {old!r}; "
                                   "build a new Simulation")
         self.settings = settings
         self.snes.setTolerances(max_it=settings.max_newton_iterations)
+        if settings.linear_solver == "iterative":
+            self.snes.getKSP().setTolerances(rtol=settings.krylov_rtol, max_it=settings.krylov_max_iterations)
 
     def solve(self) -> tuple[bool, int, int]:
         """Newton from the current content of ``forms.u`` (Dirichlet values imposed first).
         Returns (converged, iterations, PETSc reason)."""
         for bc in self.bcs:
             bc.set(self.forms.u.x.array)
-        self.problem.solve()
+        opts = PETSc.Options()
+        for key, value in self._setup_options.items():
+            opts[key] = value
+        try:
+            self.problem.solve()
+        finally:
+            for key in self._setup_options:
+                opts.delValue(key)
         reason = self.snes.getConvergedReason()
+        # A failed Krylov solve (DIVERGED_ITS, breakdown, zero pivot) ends SNES with
+        # DIVERGED_LINEAR_SOLVE (< 0): reported as a failed Newton solve, never accepted.
+        self.last_linear_iterations = self.snes.getLinearSolveIterations()
+        self.linear_iterations += self.last_linear_iterations
         return reason > 0, self.snes.getIterationNumber(), reason
 
 

@@ -17,7 +17,7 @@ from dolfinx import fem, la
 
 from .boundary_laws import landing_fraction
 from .case import Beam, CurrentFront
-from .forms import LUMPED, NPPForms
+from .forms import NPPForms
 
 
 class Observables:
@@ -27,9 +27,9 @@ class Observables:
         self.forms, self.n_owned, self.comm = forms, n_owned, comm
         self.bs = forms.psi_index + 1
         v = ufl.TestFunction(forms.V)
-        dx = ufl.Measure("dx", domain=forms.domain, metadata=LUMPED)
-        self.mass = self._node_weights(v[0] * dx)
-        self.front = self._node_weights(v[0] * forms.front_measure)
+        w = forms.weights
+        self.mass = self._node_weights(w["storage"] * v[0] * forms.storage_measure)
+        self.front = self._node_weights(w["front"] * v[0] * forms.front_measure)
 
     def _node_weights(self, integrand) -> np.ndarray:
         vec = fem.assemble_vector(fem.form(integrand))
@@ -51,9 +51,17 @@ class Observables:
         return np.zeros_like(psi)
 
     def integrals(self, with_rate: bool = True) -> dict:
-        """native_deviation = int w, foreign = int sum theta_f, surface_potential (front
-        average of psi), influx (front integral of the influx), native_deviation_rate (its
-        BDF time derivative, from the forms' coefficients)."""
+        """Per unit area of the beam spot (the 1D quantities, exactly so in 1D and for a
+        beam covering the whole front): native_deviation = int w, foreign = int sum theta_f,
+        surface_potential (spot average of psi), influx (spot integral of the influx),
+        native_deviation_rate (its BDF time derivative, from the forms' coefficients).
+
+        The native content changes only through the back electrode (every other boundary
+        is closed to the native ions), so -native_deviation_rate is the back-electrode
+        outflow. It is the variationally consistent boundary flux: the sum of the native
+        equation's residual rows on the electrode nodes, which is what int J.n ds over the
+        electrode converges to, at the accuracy of the solution rather than of its
+        gradient."""
         f = self.forms
         u = self._rows(f.u)
         p = f.psi_index
@@ -71,10 +79,16 @@ class Observables:
             rate,
         ], dtype=float)
         total = self.comm.allreduce(local, op=MPI.SUM)
+        area = total[3]
         return {
-            "native_deviation": total[0],
-            "foreign": total[1],
-            "surface_potential": total[2] / total[3],
-            "influx": total[4],
-            "native_deviation_rate": total[5],
+            "native_deviation": total[0] / area,
+            "foreign": total[1] / area,
+            "surface_potential": total[2] / area,
+            "influx": total[4] / area,
+            "native_deviation_rate": total[5] / area,
         }
+
+    def spot_area(self) -> float:
+        """The dimensionless measure of the beam spot (1 in 1D; with the weight r in an r-z
+        section, so that 2 pi times it is the area)."""
+        return self.comm.allreduce(float(self.front.sum()), op=MPI.SUM)

@@ -19,13 +19,17 @@ from dolfinx import mesh as dmesh
 from .backend import require_dolfinx
 from .case import Experiment, PotentialFront
 from .errors import ConfigError
-from .forms import BACK_TAG, FRONT_TAG, NPPForms
+from .forms import BACK_TAG, FRONT_TAG, NPPForms, _check_same_structure
 from .mesh1d import create_interval_mesh, graded_nodes_m
 from .newton import NewtonSolver
+from . import checkpoint
+from .axis import AxisProfile
 from .observables import Observables
 from .result import Result
 from .scales import Scales
-from .timestepping import AdaptiveBDF
+from .timestepping import AdaptiveBDF, StepperState
+
+SERIES = ("t", "current", "psi_s", "charge", "foreign", "influx", "dt", "its")
 
 
 class Simulation:
@@ -36,38 +40,45 @@ class Simulation:
         self.comm = comm if comm is not None else MPI.COMM_WORLD
         self.experiment = experiment
         self.scales = Scales.of(experiment)
-        nodes = graded_nodes_m(experiment.glass.thickness_m, experiment.mesh) / self.scales.length_m
-        self.domain = create_interval_mesh(self.comm, nodes)
-        self.facet_tags = _tag_ends(self.domain, nodes[-1])
-        self.forms = NPPForms(experiment, self.scales, self.domain, self.facet_tags)
+        geometry = experiment.geometry
+        depths = graded_nodes_m(experiment.glass.thickness_m, experiment.mesh) / self.scales.length_m
+        if geometry.kind == "slab":
+            self.domain = create_interval_mesh(self.comm, depths)
+            self.facet_tags = _tag_ends(self.domain, depths[-1])
+        else:
+            from .meshing import create_mesh
+            self.domain, _, self.facet_tags = create_mesh(self.comm, geometry, experiment.glass.thickness_m,
+                                                          experiment.mesh, self.scales.length_m)
+        self.forms = NPPForms(experiment, self.scales, self.domain, self.facet_tags,
+                              axisymmetric=geometry.axisymmetric)
         self.newton = NewtonSolver(self.forms, self.forms.dirichlet_bcs(), experiment.solver, self.comm)
         self.n_owned = self.forms.V.dofmap.index_map.size_local
         self.observables = Observables(self.forms, self.n_owned, self.comm)
         self.bs = self.forms.V.dofmap.index_map_bs
-        x_all = np.concatenate(self.comm.allgather(self.forms.V.tabulate_dof_coordinates()[: self.n_owned, 0]))
-        self._order = np.argsort(x_all, kind="stable")  # owned nodes of all ranks -> by depth
-        self.depth_m = x_all[self._order] * self.scales.length_m
-        self.cells = self.domain.topology.index_map(1).size_global
-
-    # -- parallel helpers ---------------------------------------------------------------
-    def _gather(self, owned_rows: np.ndarray) -> np.ndarray:
-        """All owned node rows from every rank, sorted by depth, on every rank."""
-        return np.concatenate(self.comm.allgather(owned_rows), axis=0)[self._order]
-
-    def _state_rows(self) -> np.ndarray:
-        return self.forms.u.x.array.reshape(-1, self.bs)[: self.n_owned]
+        self.axis = AxisProfile(self.forms, self.n_owned, depths, self.comm)
+        self.depth_m = self.axis.depth * self.scales.length_m
+        tdim = self.domain.topology.dim
+        self.cells = self.domain.topology.index_map(tdim).size_global
 
     # -- the run --------------------------------------------------------------------------
-    def run(self, experiment: Experiment | None = None, progress=None, initial: Result | None = None,
-            schedule_s=None, record_series: bool = True) -> Result:
+    def run(self, experiment: Experiment | None = None, progress=None, initial=None,
+            schedule_s=None, record_series: bool = True, checkpoint_dir=None, resume=None,
+            exports=()) -> Result:
         """Integrate from t = 0 to ``run.t_end_s``. ``experiment``: new parameter values for
         the same structure (no recompilation). ``initial``: start from the final state of a
-        previous result on the same sample (a sequential experiment, e.g. double CAIT);
-        default the pristine glass (MODEL.md section 5). ``schedule_s``: replay these step
+        previous run on the same sample (a sequential experiment, e.g. double CAIT): a
+        :class:`~cait_fem.result.Result` (its profiles, interpolated in depth) or a
+        :class:`~cait_fem.checkpoint.Checkpoint` (its nodal state, same mesh); default the
+        pristine glass (MODEL.md section 5). ``schedule_s``: replay these step
         end times [s] without error control (e.g. ``earlier_result.time_s[1:]``), so that
         results depend smoothly on the parameters (finite-difference Jacobians of a fit).
         ``record_series = False``: no per-step observables (the time series hold t = 0 only), for
-        solves of which only the profiles matter."""
+        solves of which only the profiles matter. ``checkpoint_dir``: write a checkpoint
+        there at every output time (the latest replaces the previous one). ``resume``: a
+        :class:`~cait_fem.checkpoint.Checkpoint` of an interrupted run of this experiment
+        (same structure and mesh) to continue from, to this experiment's t_end. ``exports``: objects whose
+        ``write(t_s)`` is called at every output time with ``forms.u`` current (e.g.
+        :class:`cait_fem.exports.SpotExports`, :class:`cait_fem.fields.FieldWriter`)."""
         if experiment is not None:
             self.forms.set_parameters(experiment)
             self.newton.update_settings(experiment.solver)
@@ -80,11 +91,15 @@ class Simulation:
         start = self.observables.integrals(with_rate=False)
         self._content0 = start["native_deviation"]
         p = f.psi_index
-        series = {k: [0.0] for k in ("t", "current", "psi_s", "charge", "foreign", "influx", "dt", "its")}
+        series = {k: [0.0] for k in SERIES}
         series["psi_s"][0] = start["surface_potential"] * sc_.potential_V
         series["foreign"][0] = sc_.density_m3 * sc_.length_m * start["foreign"]
         influx = [0.0, 0.0]  # I_n, I_{n-1}: the influx integrated with the same BDF formula
         outputs_theta, outputs_psi = [], []
+        resume_state = None
+        if resume is not None:
+            resume_state = self._restore(resume, series, influx, outputs_theta, outputs_psi)
+        output_step = [False]
 
         def on_step(step):
             if record_series:
@@ -94,14 +109,22 @@ class Simulation:
                 self._record(series, step, now, influx[0])
             if progress is not None:
                 progress.update(step.t * sc_.time_s, step.h * sc_.time_s, step.newton_iterations)
+            output_step[0] = step.reached_output
             if step.reached_output:
-                rows = self._gather(self._state_rows())
+                rows = self.axis.rows(f.u)
                 outputs_theta.append(self._thetas(rows))
                 outputs_psi.append(rows[:, p] * sc_.potential_V)
+                for export in exports:
+                    export.write(step.t * sc_.time_s)
+
+        def after_step(state):
+            if checkpoint_dir is not None and output_step[0]:
+                self._checkpoint(checkpoint_dir, state, series, influx, outputs_theta, outputs_psi)
 
         stepper = AdaptiveBDF(f, self.newton, exp.run, sc_.time_s, self.n_owned, self.comm)
         schedule = None if schedule_s is None else [t / sc_.time_s for t in schedule_s]
-        stepper.integrate([t / sc_.time_s for t in exp.run.all_output_times_s], on_step, schedule)
+        stepper.integrate([t / sc_.time_s for t in exp.run.all_output_times_s], on_step, schedule,
+                          resume=resume_state, after_step=after_step)
         if progress is not None:
             progress.close()
 
@@ -134,13 +157,69 @@ class Simulation:
         _warn_if_front_left_fine_mesh(result)
         return result
 
+    # -- checkpoint / restart ------------------------------------------------------------
+    def _node_data(self):
+        if not hasattr(self, "_keys"):
+            self._keys = checkpoint.node_keys(self.forms)
+            self._coords = self.forms.V.tabulate_dof_coordinates()[:, : self.domain.geometry.dim]
+        return self._keys, self._coords
+
+    def _checkpoint(self, directory, state, series, influx, outputs_theta, outputs_psi) -> None:
+        ts, keys = self.scales.time_s, self._node_data()[0]
+        checkpoint.write_checkpoint(
+            directory, self.comm, experiment=self.experiment, t_s=state.t * ts, step=state.stats["steps"],
+            keys=keys, n_owned=self.n_owned, coordinates=self._coords,
+            history_t_s=[tk * ts for tk, _ in state.history],
+            history_rows=[u.reshape(-1, self.bs) for _, u in state.history],
+            stepper={"h_next_s": state.h_next * ts, "steps_s": [h * ts for h in state.steps], "stats": state.stats,
+                     # the dimensionless values too: resumed with the same time scale, the
+                     # run continues bit for bit (seconds -> scaled loses the last bit)
+                     "time_scale_s": ts, "t": state.t, "h_next": state.h_next, "steps": list(state.steps),
+                     "history_t": [tk for tk, _ in state.history]},
+            run_state={"series": series, "scalars": {"influx": list(influx), "content0": self._content0},
+                       "arrays": {"theta": np.array(outputs_theta), "potential_V": np.array(outputs_psi),
+                                  "depth_m": self.depth_m}},
+        )
+
+    def _restore(self, ckpt, series, influx, outputs_theta, outputs_psi):
+        """Load ``ckpt`` into the forms and the run's records; the stepper state to resume."""
+        try:
+            _check_same_structure(ckpt.experiment, self.experiment)
+        except ConfigError as exc:
+            raise ConfigError(f"checkpoint {ckpt.path}: cannot resume this run from it: {exc}") from None
+        if ckpt.t_s >= self.experiment.run.t_end_s:
+            raise ConfigError(f"checkpoint {ckpt.path}: its run reached t = {ckpt.t_s:g} s >= run.t_end_s = "
+                              f"{self.experiment.run.t_end_s:g} s; raise run.t_end_s to continue it")
+        keys, coords = self._node_data()
+        ts, st = self.scales.time_s, ckpt.stepper
+        same_scale = st.get("time_scale_s") == ts
+        times = st["history_t"] if same_scale else [tk / ts for tk in ckpt.history_t_s]
+        history = [(tk, ckpt.local_rows(keys, rows, coords).ravel()) for tk, rows in zip(times, ckpt.history)]
+        depth = ckpt.run_state["arrays"]["depth_m"]
+        if depth.shape != self.depth_m.shape or not np.allclose(depth, self.depth_m, rtol=1e-12, atol=0):
+            raise ConfigError(f"checkpoint {ckpt.path}: its depth profile points differ from this run's")
+        series.update({k: list(v) for k, v in ckpt.run_state["series"].items()})
+        influx[:] = ckpt.run_state["scalars"]["influx"]
+        self._content0 = ckpt.run_state["scalars"]["content0"]
+        outputs_theta.extend(ckpt.run_state["arrays"]["theta"])
+        outputs_psi.extend(ckpt.run_state["arrays"]["potential_V"])
+        if same_scale:
+            return StepperState(t=st["t"], h_next=st["h_next"], history=history, steps=list(st["steps"]),
+                                stats=dict(st["stats"]))
+        return StepperState(t=ckpt.t_s / ts, h_next=st["h_next_s"] / ts, history=history,
+                            steps=[h / ts for h in st["steps_s"]], stats=dict(st["stats"]))
+
     # -- observables ----------------------------------------------------------------------
-    def _initial_state(self, initial: Result | None) -> np.ndarray:
-        """The state vector at t = 0: pristine glass, or ``initial``'s last profiles
-        interpolated onto this mesh (species matched by name, absent ones start at 0)."""
+    def _initial_state(self, initial) -> np.ndarray:
+        """The state vector at t = 0: pristine glass; ``initial``'s last profiles
+        interpolated onto this mesh (a Result; species matched by name, absent ones start
+        at 0); or a Checkpoint's nodal state on this mesh."""
         f, sc_, exp = self.forms, self.scales, self.experiment
+        if isinstance(initial, checkpoint.Checkpoint):
+            return self._state_from_checkpoint(initial)
         state = np.zeros((f.u.x.array.size // self.bs, self.bs))
-        x = f.V.tabulate_dof_coordinates()[:, 0] * sc_.length_m
+        depth_axis = self.domain.geometry.dim - 1
+        x = f.V.tabulate_dof_coordinates()[:, depth_axis] * sc_.length_m
         if initial is None:
             if isinstance(exp.front, PotentialFront):
                 # The potential is algebraic: start Newton from the charge-free (Laplace)
@@ -158,6 +237,21 @@ class Simulation:
                 theta = initial.theta[-1, initial.species_names.index(s.name)]
                 state[:, i] = np.interp(x, initial.depth_m, theta) - (1.0 if i == 0 else 0.0)
         state[:, f.psi_index] = np.interp(x, initial.depth_m, initial.potential_V[-1]) / sc_.potential_V
+        return state.ravel()
+
+    def _state_from_checkpoint(self, ckpt) -> np.ndarray:
+        """The final nodal state of ``ckpt`` (same mesh), species matched by name."""
+        keys, coords = self._node_data()
+        old = ckpt.local_rows(keys, ckpt.history[-1], coords)
+        old_names = [s.name for s in ckpt.experiment.species]
+        if old_names[0] != self.experiment.native.name:
+            raise ConfigError(f"initial state: native species {old_names[0]!r} of checkpoint {ckpt.path} "
+                              f"differs from this experiment's native species {self.experiment.native.name!r}")
+        state = np.zeros((len(keys), self.bs))
+        for i, s in enumerate(self.experiment.species):
+            if s.name in old_names:
+                state[:, i] = old[:, old_names.index(s.name)]
+        state[:, self.forms.psi_index] = old[:, -1]
         return state.ravel()
 
     def _thetas(self, state_rows: np.ndarray) -> np.ndarray:
@@ -178,9 +272,23 @@ class Simulation:
         series["foreign"].append(amount * now["foreign"])
         series["influx"].append(amount * influx)
 
+    def spot_area_m2(self) -> float:
+        """Beam-spot area [m^2]; per metre out of plane [m^2/m] for a 2D section; 1 for a
+        1D slab, whose quantities are per unit area."""
+        geometry, L = self.experiment.geometry, self.scales.length_m
+        measure = self.observables.spot_area()
+        if geometry.kind == "slab":
+            return 1.0
+        if geometry.kind == "section":
+            return measure * L
+        return measure * L**2 * (2.0 * np.pi if geometry.axisymmetric else 1.0)
+
     def metadata(self) -> dict:
         T = self.experiment.glass.temperature_K
         return {
+            "geometry": self.experiment.geometry.kind,
+            "spot_area_m2": self.spot_area_m2(),
+            "quantities_per_area": "per unit area of the beam spot (series and contents)",
             "scales": self.scales.to_dict(),
             "diffusion_floor_m2_s": {s.name: s.diffusion.floor_m2_s(T) for s in self.experiment.species},
             "mesh_cells": self.cells,
@@ -212,7 +320,26 @@ def _tag_ends(domain, x_back: float) -> dmesh.MeshTags:
     return dmesh.meshtags(domain, fdim, idx[order], vals[order])
 
 
-def simulate(experiment: Experiment, *, progress=None, comm=None, initial: Result | None = None) -> Result:
-    """Run ``experiment`` and return its :class:`~cait_fem.result.Result`; ``initial``: a
-    previous result whose final state this experiment starts from."""
-    return Simulation(experiment, comm=comm).run(progress=progress, initial=initial)
+def simulate(experiment: Experiment, *, progress=None, comm=None, initial=None, resume=None,
+             checkpoint_dir=None, exports_dir=None, overwrite: bool = False) -> Result:
+    """Run ``experiment`` and return its :class:`~cait_fem.result.Result`. ``initial``: a
+    previous Result or Checkpoint whose final state this experiment starts from;
+    ``resume``: a Checkpoint of this run to continue; ``checkpoint_dir``: where to write
+    checkpoints; ``exports_dir``: for a 2D/3D geometry, write the fields (VTX), rim
+    profiles and field plots of :class:`~cait_fem.exports.SpotExports` there (refusing
+    to replace earlier ones unless ``overwrite``); their paths are listed in
+    ``result.metadata["exported_files"]``."""
+    sim = Simulation(experiment, comm=comm)
+    exports = []
+    if exports_dir is not None and experiment.geometry.kind != "slab":
+        from .exports import SpotExports
+        exports.append(SpotExports(sim, exports_dir, overwrite=overwrite))
+    try:
+        result = sim.run(progress=progress, initial=initial, resume=resume, checkpoint_dir=checkpoint_dir,
+                         exports=exports)
+    finally:
+        for export in exports:
+            export.close()
+    if exports:
+        result.metadata["exported_files"] = [str(p) for e in exports for p in e.save()]
+    return result

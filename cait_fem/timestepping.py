@@ -41,10 +41,25 @@ class StepperStats:
     rejected_steps: int = 0
     newton_failures: int = 0
     newton_iterations: int = 0
+    #: linear solver iterations (Krylov iterations; a direct solve counts 1 per Newton iteration)
+    krylov_iterations: int = 0
     replay_abandoned: bool = False
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
+
+
+@dataclass
+class StepperState:
+    """Everything the stepper carries from one accepted step to the next (dimensionless
+    times; states are local arrays of ``forms.u``), so that a run resumed from it takes
+    exactly the steps the uninterrupted run takes (cait_fem.checkpoint)."""
+
+    t: float
+    h_next: float
+    history: list  # [(t, state array)], oldest first, at most 3
+    steps: list  # previous accepted step sizes, newest first, at most 2
+    stats: dict
 
 
 @dataclass
@@ -85,18 +100,31 @@ class AdaptiveBDF:
                            "step reductions; try a smaller run.dt_initial_s, a finer mesh, a larger "
                            "run.max_retries or looser solver tolerances")
 
-    def integrate(self, targets: list[float], on_step, schedule: list[float] | None = None):
-        """Step until the last target; ``on_step(AcceptedStep)`` after every accepted step.
-        ``schedule``: increasing step end times to replay (they must contain the targets)."""
+    def integrate(self, targets: list[float], on_step, schedule: list[float] | None = None,
+                  resume: StepperState | None = None, after_step=None):
+        """Step until the last target; ``on_step(AcceptedStep)`` after every accepted step,
+        ``after_step(StepperState)`` once the step is complete (to checkpoint it).
+        ``schedule``: increasing step end times to replay (they must contain the targets).
+        ``resume``: continue from a saved state instead of from ``forms.u`` at t = 0."""
         f, run = self.forms, self.settings
         replay = list(schedule) if schedule is not None else None
         tol = run.time_tolerance
         max_order = 2 if run.scheme == "bdf2" else 1
         dt_max = (run.dt_max_s or np.inf) / self.time_scale_s
-        t, h_next = 0.0, run.dt_initial_s / self.time_scale_s
-        history = [(0.0, f.u.x.array.copy())]  # newest last, at most 3 states
-        steps: list[float] = []  # previous accepted step sizes, newest first
-        k, retries = 0, 0
+        if resume is None:
+            t, h_next = 0.0, run.dt_initial_s / self.time_scale_s
+            history = [(0.0, f.u.x.array.copy())]  # newest last, at most 3 states
+            steps: list[float] = []  # previous accepted step sizes, newest first
+        else:
+            t, h_next = resume.t, resume.h_next
+            history = [(tk, np.array(state)) for tk, state in resume.history]
+            steps = list(resume.steps)
+            self.stats = StepperStats(**resume.stats)
+            f.u.x.array[:] = history[-1][1]
+            if replay is not None:
+                replay = [te for te in replay if te > t * (1.0 + 1e-12)]
+        k = sum(1 for target in targets if target <= t * (1.0 + 1e-12))
+        retries = 0
         while k < len(targets):
             order = min(max_order, len(history))
             remaining = targets[k] - t
@@ -127,6 +155,7 @@ class AdaptiveBDF:
                                   "run.time_tolerance")
             converged, its, reason = self.newton.solve()
             self.stats.newton_iterations += its
+            self.stats.krylov_iterations += getattr(self.newton, "last_linear_iterations", 0)
             if not converged:
                 self.stats.newton_failures += 1
                 if replay:
@@ -163,3 +192,5 @@ class AdaptiveBDF:
                 grow = min(grow, 1.0 if its <= NEWTON_TARGET + 2 else 0.5)
             h_next = max(h * grow, h_next) if truncated else h * grow
             k += hits
+            if after_step is not None:
+                after_step(StepperState(t, h_next, history, steps, self.stats.as_dict()))

@@ -1,0 +1,182 @@
+"""The Newton-Krylov option (solver.linear_solver = "iterative", docs/numerics.md "Linear
+solvers at scale") on a small graded 2D section: same solution as the direct solver to the
+Newton tolerance, Krylov iterations counted, a Krylov failure is a Newton failure, the
+preconditioner options reach PETSc, and the settings are validated."""
+
+import numpy as np
+import pytest
+from mpi4py import MPI
+from petsc4py import PETSc
+
+import cait_fem as cf
+from cait_fem.case import SolverSettings
+from cait_fem.errors import ConfigError, SolverError
+from cait_fem.forms import BACK_TAG, FRONT_TAG, NPPForms
+from cait_fem.newton import NewtonSolver
+from cait_fem.scales import Scales
+from cait_fem.timestepping import AdaptiveBDF
+
+THICKNESS_NM = 1e4
+WIDTH_NM = 2e3
+SPOT_NM = 1e3  # the beam spot covers half of the front: a genuinely 2D field
+
+SED = cf.GaussianSED(fwhm_eV=0.25, vacancy_fraction=0.10, D_bulk_m2_s=1e-17)
+
+
+def _experiment(solver=SolverSettings(), **run):
+    return cf.Experiment(
+        glass=cf.Glass(n_bg_m3=1.41e28, eps_r=8.0, temperature_K=300.0, thickness_m=THICKNESS_NM * 1e-9),
+        species=(cf.Species("Li", "native", SED), cf.Species("K", "foreign", cf.ConstantD(D_m2_s=5.6e-21))),
+        front=cf.Beam(current_density_A_m2=1e-2, E_kin_eV=10.0, sigma_E_eV=0.5),
+        run=cf.RunSettings(**{"t_end_s": 1.0, "scheme": "bdf2", "dt_initial_s": 1e-5, **run}),
+        solver=solver,
+    )
+
+
+def _graded(h0, growth, h_max, length):
+    x, h = [0.0], h0
+    while x[-1] + h < length:
+        x.append(x[-1] + h)
+        h = min(h * growth, h_max)
+    return np.array(x[:-1] + [length]) if length - x[-1] < 0.5 * h else np.array(x + [length])
+
+
+@pytest.fixture(scope="module")
+def mesh():
+    """Triangles, 0.5 nm deep at the front growing to 1 um (aspect ratios up to 1e3),
+    laterally 100-500 nm; depth is the last coordinate, in nm."""
+    from dolfinx import mesh as dmesh
+
+    depth = _graded(0.5, 1.35, 1e3, THICKNESS_NM)
+    lateral = _graded(100.0, 1.5, 500.0, WIDTH_NM)
+    domain = dmesh.create_rectangle(MPI.COMM_WORLD, [[0.0, 0.0], [1.0, 1.0]],
+                                    [len(lateral) - 1, len(depth) - 1], dmesh.CellType.triangle)
+    x = domain.geometry.x
+    x[:, 0] = np.interp(x[:, 0], np.linspace(0.0, 1.0, len(lateral)), lateral)
+    x[:, 1] = np.interp(x[:, 1], np.linspace(0.0, 1.0, len(depth)), depth)
+    fdim = 1
+    front = dmesh.locate_entities_boundary(domain, fdim, lambda p: np.isclose(p[1], 0.0) & (p[0] <= SPOT_NM))
+    back = dmesh.locate_entities_boundary(domain, fdim, lambda p: np.isclose(p[1], THICKNESS_NM))
+    idx = np.concatenate([front, back]).astype(np.int32)
+    vals = np.concatenate([np.full(len(front), FRONT_TAG), np.full(len(back), BACK_TAG)]).astype(np.int32)
+    order = np.argsort(idx)
+    return domain, dmesh.meshtags(domain, fdim, idx[order], vals[order])
+
+
+@pytest.fixture(scope="module")
+def forms(mesh):
+    domain, facet_tags = mesh
+    exp = _experiment()
+    return NPPForms(exp, Scales.of(exp), domain, facet_tags)
+
+
+def _run(forms, settings, targets_s, schedule=None, **run):
+    """Adaptive BDF from the pristine glass (replaying ``schedule`` if given); returns the
+    final state, the accepted step ends and the stepper."""
+    exp = _experiment(settings, **run)
+    forms.u.x.array[:] = 0.0
+    newton = NewtonSolver(forms, forms.dirichlet_bcs(), settings, MPI.COMM_WORLD)
+    sc = forms.scales
+    stepper = AdaptiveBDF(forms, newton, exp.run, sc.time_s, forms.V.dofmap.index_map.size_local, MPI.COMM_WORLD)
+    ends, its = [], []
+
+    def on_step(step):
+        ends.append(step.t)
+        its.append(step.newton_iterations)
+
+    stepper.integrate([t / sc.time_s for t in targets_s], on_step, schedule)
+    return forms.u.x.array.copy(), ends, its, stepper, newton
+
+
+def _split(state, forms):
+    rows = state.reshape(-1, forms.psi_index + 1)
+    return rows[:, : forms.psi_index], rows[:, forms.psi_index]
+
+
+def test_iterative_gives_the_direct_solution(forms):
+    """Through the charging of the surface (1e-5 s .. 1 s, psi_s ~ 2 k_B T/e): on the same
+    steps, the Krylov solution equals the LU one to the Newton tolerances, and Newton takes
+    the same iterations (inexact Newton with krylov_rtol = 1e-8 is as good as exact)."""
+    direct, ends, its_direct, st_direct, _ = _run(forms, SolverSettings(), [1.0])
+    assert len(ends) > 5
+    iterative, ends_it, its_it, st_it, newton = _run(
+        forms, SolverSettings(linear_solver="iterative"), [1.0], schedule=ends)
+    assert np.allclose(ends_it, ends, rtol=1e-14)
+    c_d, psi_d = _split(direct, forms)
+    c_i, psi_i = _split(iterative, forms)
+    assert np.max(np.abs(psi_d)) > 1.0  # the surface has charged: a nontrivial test
+    assert np.max(np.abs(c_i - c_d)) < 1e-7
+    assert np.max(np.abs(psi_i - psi_d)) < 1e-5
+    assert sum(its_it) <= sum(its_direct) + 1 and st_it.stats.newton_failures == 0
+    # Krylov iterations are counted: many per Newton iteration, unlike a direct solve (1 each)
+    assert st_it.stats.krylov_iterations == newton.linear_iterations
+    assert st_it.stats.krylov_iterations > 5 * st_it.stats.newton_iterations
+    assert st_direct.stats.krylov_iterations == st_direct.stats.newton_iterations
+
+
+def test_krylov_failure_is_a_newton_failure(forms):
+    """One GMRES iteration cannot reach krylov_rtol = 1e-12: SNES must stop with
+    DIVERGED_LINEAR_SOLVE and the solve count as failed, and the stepper must give up
+    (after shrinking the step) instead of accepting the unconverged update."""
+    settings = SolverSettings(linear_solver="iterative", krylov_rtol=1e-12, krylov_max_iterations=1)
+    forms.u.x.array[:] = 0.0
+    forms.u_n.x.array[:] = 0.0
+    forms.u_nm1.x.array[:] = 0.0
+    forms.set_bdf(1e-3 / forms.scales.time_s, (1.0, -1.0, 0.0))
+    newton = NewtonSolver(forms, forms.dirichlet_bcs(), settings, MPI.COMM_WORLD)
+    converged, _its, reason = newton.solve()
+    assert not converged
+    assert reason == PETSc.SNES.ConvergedReason.DIVERGED_LINEAR_SOLVE
+    assert newton.snes.getKSP().getConvergedReason() == PETSc.KSP.ConvergedReason.DIVERGED_MAX_IT
+    with pytest.raises(SolverError, match="Newton did not converge"):
+        _run(forms, settings, [1e-3], max_retries=2)
+
+
+def test_ilu_levels_reach_petsc(forms):
+    """sub_pc_factor_levels is read only at the first PC set-up, after DOLFINx has removed
+    the options: ILU(2) must still factorise with more fill than ILU(0)."""
+    nnz = []
+    for levels in (0, 2):
+        settings = SolverSettings(linear_solver="iterative", ilu_levels=levels)
+        forms.u.x.array[:] = 0.0
+        forms.set_bdf(1e-3 / forms.scales.time_s, (1.0, -1.0, 0.0))
+        newton = NewtonSolver(forms, forms.dirichlet_bcs(), settings, MPI.COMM_WORLD)
+        assert newton.solve()[0]
+        (sub,) = newton.snes.getKSP().getPC().getBJacobiSubKSP()
+        assert sub.getPC().getType() == "ilu"
+        nnz.append(sub.getPC().getFactorMatrix().getInfo()["nz_used"])
+    assert nnz[1] > 1.2 * nnz[0]
+
+
+@pytest.mark.parametrize("key, value, words", [
+    ("linear_solver", "krylov", ["solver.linear_solver = 'krylov'", '"iterative"', '"mumps"']),
+    ("preconditioner", "gamg", ["solver.preconditioner = 'gamg'", '"ilu"', '"asm"']),
+    ("preconditioner", "hypre", ["solver.preconditioner = 'hypre'", '"ilu"']),
+    ("ilu_levels", -1, ["solver.ilu_levels = -1", "0 to 4"]),
+    ("ilu_levels", 1.5, ["solver.ilu_levels = 1.5", "integer"]),
+    ("krylov_rtol", 0.0, ["solver.krylov_rtol = 0.0", "(0, 1)"]),
+    ("krylov_rtol", 1.0, ["solver.krylov_rtol = 1.0", "(0, 1)"]),
+    ("krylov_max_iterations", 0, ["solver.krylov_max_iterations = 0", "positive integer"]),
+])
+def test_settings_are_validated(key, value, words):
+    with pytest.raises(ConfigError) as err:
+        SolverSettings(**{key: value})
+    for word in words:
+        assert word in str(err.value)
+
+
+def test_case_file_solver_table():
+    """The [solver] table of a case file takes the new keys (ints for floats, too) and
+    rejects unknown preconditioners by name."""
+    from cait_fem import config
+    from cases import CONTRACT_CASE_TOML
+    import tomllib
+
+    d = tomllib.loads(CONTRACT_CASE_TOML)
+    d["solver"] = {"linear_solver": "iterative", "preconditioner": "asm", "krylov_max_iterations": 300,
+                   "ilu_levels": 2}
+    s = config.experiment_from_dict(d).solver
+    assert (s.linear_solver, s.preconditioner, s.krylov_max_iterations, s.ilu_levels) == ("iterative", "asm", 300, 2)
+    d["solver"] = {"linear_solver": "iterative", "preconditioner": "fieldsplit"}
+    with pytest.raises(ConfigError, match="solver.preconditioner = 'fieldsplit'"):
+        config.experiment_from_dict(d)

@@ -1,0 +1,257 @@
+"""2D, axisymmetric and 3D samples: a beam over the whole front reproduces the 1D profile
+(and the difference shrinks like the mesh spacing), a partial spot conserves the ions
+and draws the beam current through the back electrode, `mpirun -n 2` equals serial, a
+restart equals an uninterrupted run, and a mesh file gives the run of the generated mesh."""
+
+import dataclasses
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import cait_fem as cf
+from cait_fem.checkpoint import read_checkpoint
+from cait_fem.errors import ConfigError
+from cait_fem.geometry import Geometry
+from cait_fem.simulation import Simulation
+
+BIN = Path(sys.executable).parent
+SED = cf.GaussianSED(fwhm_eV=0.25, vacancy_fraction=0.10, D_bulk_m2_s=1e-17)
+LI = cf.Species("Li", "native", SED)
+K = cf.Species("K", "foreign", cf.ConstantD(D_m2_s=5.6e-21))
+BEAM = cf.Beam(current_density_A_m2=1e-2, E_kin_eV=10.0, sigma_E_eV=0.5)
+
+
+def experiment(front_spacing_m=0.5e-9, t_end_s=2000.0, thickness_m=1e-6, geometry=Geometry(), outputs=()):
+    mesh = cf.MeshSettings(front_spacing_m=front_spacing_m, fine_depth_m=40e-9, growth_ratio=1.3,
+                           bulk_spacing_m=0.2e-6)
+    glass = cf.Glass(n_bg_m3=1.41e28, eps_r=8.0, temperature_K=300.0, thickness_m=thickness_m)
+    run = cf.RunSettings(t_end_s=t_end_s, output_times_s=outputs, time_tolerance=5e-3)
+    return cf.Experiment(glass=glass, species=(LI, K), front=BEAM, run=run, mesh=mesh, geometry=geometry)
+
+
+FULL_FRONT = {
+    "section": Geometry(kind="section", radius_m=50e-9, rim_spacing_m=50e-9, lateral_max_spacing_m=50e-9),
+    "axisymmetric": Geometry(kind="axisymmetric", radius_m=50e-9, rim_spacing_m=50e-9, lateral_max_spacing_m=50e-9),
+    "disc": Geometry(kind="disc", radius_m=50e-9, rim_spacing_m=50e-9, lateral_max_spacing_m=50e-9),
+    "box": Geometry(kind="box", radius_m=50e-9, rim_spacing_m=50e-9, lateral_max_spacing_m=50e-9),
+}
+
+
+def axis_difference(result, reference) -> float:
+    """max |theta_K(axis) - theta_K(1D)| at the last output time."""
+    k = result.species_names.index("K")
+    return float(np.abs(result.theta[-1, k] - np.interp(result.depth_m, reference.depth_m,
+                                                           reference.theta[-1, k])).max())
+
+
+@pytest.fixture(scope="module")
+def slab():
+    return {h: Simulation(experiment(h)).run() for h in (0.5e-9, 0.25e-9)}
+
+
+@pytest.mark.parametrize("kind", list(FULL_FRONT))
+def test_full_front_reproduces_the_1d_profile_on_the_axis(kind, slab):
+    """The depth layers of the mesh are the 1D nodes; what differs is the flux quadrature
+    on triangles/tetrahedra (first order in the spacing). At 0.5 nm, with a front 5 nm
+    wide: the front depth and plateau within 2 %, theta within 0.05 (of 1)."""
+    ref = slab[0.5e-9]
+    result = Simulation(experiment(0.5e-9, geometry=FULL_FRONT[kind])).run()
+    m, m1 = result.metrics(), ref.metrics()
+    assert m["front_position_m"] == pytest.approx(m1["front_position_m"], rel=0.02)
+    assert m["plateau_native"] == pytest.approx(m1["plateau_native"], rel=0.02)
+    assert axis_difference(result, ref) < 0.05
+    # the same totals per spot area as in 1D
+    assert result.foreign_inside_m2[-1] == pytest.approx(ref.foreign_inside_m2[-1], rel=1e-3)
+    assert result.charge_C_m2[-1] == pytest.approx(ref.charge_C_m2[-1], rel=1e-3)
+
+
+def test_2d_minus_1d_difference_is_first_order_in_the_spacing(slab):
+    diffs = [axis_difference(Simulation(experiment(h, geometry=FULL_FRONT["section"])).run(), slab[h])
+             for h in (0.5e-9, 0.25e-9)]
+    assert diffs[1] < 0.6 * diffs[0]  # measured 0.027 -> 0.013 (ratio 0.5)
+
+
+SPOT = Geometry(kind="axisymmetric", radius_m=2e-6, spot_radius_m=0.5e-6, rim_spacing_m=5e-9,
+                lateral_growth_ratio=1.4, lateral_max_spacing_m=0.5e-6)
+
+
+@pytest.fixture(scope="module")
+def spot_run(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("spot") / "checkpoint"
+    exp = experiment(t_end_s=2000.0, thickness_m=20e-6, geometry=SPOT, outputs=(500.0, 2000.0))
+    sim = Simulation(exp)
+    return sim, sim.run(checkpoint_dir=directory), directory
+
+
+def test_partial_spot_conserves_ions_and_draws_the_beam_current(spot_run):
+    sim, result, _ = spot_run
+    spot_area = result.metadata["spot_area_m2"]
+    assert spot_area == pytest.approx(np.pi * SPOT.spot_radius_m**2, rel=1e-12)
+    # every K+ that landed on the spot is inside (per spot area, then in total)
+    assert result.conservation_error < 1e-9
+    landed = result.influx_integral_m2[-1] * spot_area
+    assert result.foreign_inside_m2[-1] * spot_area == pytest.approx(landed, rel=1e-9)
+    # all ions land (phi_s < E_kin), so the back electrode carries the beam current
+    beam_current_A = BEAM.current_density_A_m2 * spot_area
+    assert result.current_density_A_m2[-1] * spot_area == pytest.approx(beam_current_A, rel=1e-3)
+    # and K+ stays under the spot: beyond 1 um of the rim there is none at the surface
+    from cait_fem.probes import PointSampler, lateral_line
+    r_nm = np.array([0.0, 1500.0])
+    values = PointSampler(sim.domain, lateral_line(sim.domain, 1.0, r_nm)).values(sim.forms.u)
+    assert values[0, 1] > 0.5 and abs(values[1, 1]) < 1e-6
+
+
+def test_partial_spot_front_bends_at_the_rim(spot_run):
+    """At the rim the replaced zone is shallower than on the axis and reaches laterally
+    beyond the spot by about its depth, not by micrometres."""
+    sim, result, _ = spot_run
+    from cait_fem.probes import PointSampler, depth_line, lateral_line
+    depths = result.depth_m / 1e-9
+    rim = SPOT.spot_radius_m / 1e-9
+    axis_front = result.metrics()["x50_m"] / 1e-9
+    at_rim = PointSampler(sim.domain, depth_line(sim.domain, depths, [rim])).values(sim.forms.u)[:, 1]
+    rim_front = depths[np.argmax(at_rim < 0.5 * at_rim[0])]
+    assert 0.1 * axis_front < rim_front < 0.95 * axis_front
+    lateral = np.linspace(rim, rim + 200.0, 201)
+    surface = PointSampler(sim.domain, lateral_line(sim.domain, 0.5 * axis_front, lateral)).values(sim.forms.u)[:, 1]
+    spread = lateral[np.argmax(surface < 0.05)] - rim
+    assert 0.0 <= spread < 2.0 * axis_front  # measured: 10 nm for a 10 nm deep front
+
+
+def test_restart_of_a_2d_run_equals_the_uninterrupted_run(spot_run):
+    sim, full, directory = spot_run
+    short = experiment(t_end_s=500.0, thickness_m=20e-6, geometry=SPOT, outputs=(500.0,))
+    stopped = directory.parent / "stopped"
+    Simulation(short).run(checkpoint_dir=stopped)
+    resumed = Simulation(short).run(resume=read_checkpoint(stopped), experiment=sim.experiment)
+    assert resumed.stats["steps"] == full.stats["steps"]
+    np.testing.assert_array_equal(resumed.theta, full.theta)
+    np.testing.assert_array_equal(resumed.current_density_A_m2, full.current_density_A_m2)
+
+
+def test_mesh_file_gives_the_run_of_the_generated_mesh(tmp_path):
+    from cait_fem.meshing import write_msh
+    geometry = FULL_FRONT["section"]
+    exp = experiment(t_end_s=300.0, geometry=geometry)
+    path = write_msh(geometry, exp.glass.thickness_m, exp.mesh, tmp_path / "section.msh")
+    from_file = dataclasses.replace(exp, geometry=dataclasses.replace(geometry, mesh_file=str(path)))
+    np.testing.assert_allclose(Simulation(from_file).run().theta, Simulation(exp).run().theta, rtol=0, atol=1e-12)
+
+
+def test_mesh_file_without_back_electrode_is_refused_before_any_solve(tmp_path):
+    import gmsh
+    path = tmp_path / "no_back.msh"
+    gmsh.initialize()
+    try:
+        gmsh.option.setNumber("General.Terminal", 0)
+        gmsh.model.add("broken")
+        rect = gmsh.model.occ.addRectangle(0, 0, 0, 50, 1000)
+        gmsh.model.occ.synchronize()
+        front = [c[1] for c in gmsh.model.getBoundary([(2, rect)], oriented=False)
+                 if abs(gmsh.model.occ.getCenterOfMass(1, c[1])[1]) < 1e-9]
+        gmsh.model.addPhysicalGroup(1, front, 1, name="beam_spot")
+        gmsh.model.addPhysicalGroup(2, [rect], 1, name="glass")
+        gmsh.model.mesh.generate(2)
+        gmsh.write(str(path))
+    finally:
+        gmsh.finalize()
+    geometry = Geometry(kind="section", mesh_file=str(path))
+    with pytest.raises(ConfigError, match="back_electrode"):
+        Simulation(experiment(geometry=geometry))
+
+
+MPI_SCRIPT = textwrap.dedent("""
+    import sys
+    sys.path.insert(0, {tests!r})
+    from mpi4py import MPI
+    import numpy as np
+    from test_multid import experiment, SECTION_SPOT
+    from cait_fem.simulation import Simulation
+    r = Simulation(experiment(t_end_s=300.0, thickness_m=20e-6, geometry=SECTION_SPOT)).run()
+    if MPI.COMM_WORLD.rank == 0:
+        np.savez({out!r}, theta=r.theta, current=r.current_density_A_m2, t=r.time_s,
+                 psi=r.surface_potential_V)
+""")
+SECTION_SPOT = Geometry(kind="section", radius_m=2e-6, spot_radius_m=0.5e-6, rim_spacing_m=5e-9,
+                        lateral_growth_ratio=1.4, lateral_max_spacing_m=0.5e-6)
+
+
+@pytest.mark.mpi
+def test_mpirun_two_ranks_equals_serial_2d(tmp_path):
+    out, script = tmp_path / "mpi.npz", tmp_path / "run.py"
+    script.write_text(MPI_SCRIPT.format(tests=str(Path(__file__).parent), out=str(out)))
+    proc = subprocess.run([str(BIN / "mpirun"), "-n", "2", sys.executable, str(script)],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    serial = Simulation(experiment(t_end_s=300.0, thickness_m=20e-6, geometry=SECTION_SPOT)).run()
+    mpi = np.load(out)
+    assert mpi["t"].shape == serial.time_s.shape  # the same steps
+    np.testing.assert_allclose(mpi["theta"], serial.theta, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(mpi["current"], serial.current_density_A_m2, rtol=1e-6)
+    np.testing.assert_allclose(mpi["psi"], serial.surface_potential_V, rtol=1e-8)
+
+
+SECTION_CASE = """
+name = "spot2d"
+[glass]
+preset = "Li3B7O12"
+thickness_m = 2e-6
+[[species]]
+name = "Li"
+role = "native"
+[[species]]
+name = "K"
+role = "foreign"
+[front]
+type = "beam"
+current_density_A_m2 = 1e-2
+E_kin_eV = 10.0
+sigma_E_eV = 0.5
+[run]
+t_end_s = T_END
+output_times_s = [100]
+time_tolerance = 5e-3
+[mesh]
+front_spacing_m = 1e-9
+fine_depth_m = 30e-9
+growth_ratio = 1.3
+bulk_spacing_m = 0.2e-6
+[geometry]
+kind = "section"
+radius_m = 1e-6
+spot_radius_m = 0.3e-6
+rim_spacing_m = 10e-9
+lateral_growth_ratio = 1.5
+lateral_max_spacing_m = 0.5e-6
+"""
+
+
+def test_cli_runs_a_2d_case_with_checkpoints_and_resumes_it(tmp_path):
+    from cait_fem import cli
+    short, longer = tmp_path / "short.toml", tmp_path / "longer.toml"
+    short.write_text(SECTION_CASE.replace("T_END", "100"))
+    longer.write_text(SECTION_CASE.replace("T_END", "300"))
+    out = tmp_path / "out"
+    assert cli.main(["run", str(short), "-o", str(out), "--quiet", "--checkpoint"]) == 0
+    names = {p.name for p in out.iterdir()}
+    assert {"fields.bp", "rim_profiles.csv", "surface_profile.csv", "field_near_rim.png", "profiles.csv",
+            "checkpoint"} <= names
+    header = (out / "rim_profiles.csv").read_text().splitlines()[0].split(",")
+    assert header == ["time_s", "depth_nm", "lateral_nm", "theta_Li", "theta_K", "phi_V"]
+    # the finished run cannot be "resumed" to the same end time
+    assert cli.main(["run", str(short), "-o", str(tmp_path / "again"), "--quiet",
+                     "--resume", str(out / "checkpoint")]) == 2
+    resumed = tmp_path / "resumed"
+    assert cli.main(["run", str(longer), "-o", str(resumed), "--quiet", "--resume", str(out / "checkpoint")]) == 0
+    direct = tmp_path / "direct"
+    assert cli.main(["run", str(longer), "-o", str(direct), "--quiet", "--no-plots"]) == 0
+    a = np.loadtxt(resumed / "profiles.csv", delimiter=",", skiprows=1)
+    b = np.loadtxt(direct / "profiles.csv", delimiter=",", skiprows=1)
+    np.testing.assert_array_equal(a, b)
+    # and the mesh command writes the case's mesh
+    assert cli.main(["mesh", str(short), "-o", str(tmp_path / "spot.msh")]) == 0
+    assert (tmp_path / "spot.msh").stat().st_size > 0
