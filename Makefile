@@ -5,7 +5,7 @@ PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed
 RESULTS ?= results/k_cait
 
-.PHONY: demo paper test bench bench-fit setup clean
+.PHONY: demo demo-spot paper test bench bench-fit bench-3d setup clean
 
 setup: $(STAMP)
 
@@ -20,6 +20,9 @@ $(STAMP): $(PY) pyproject.toml
 demo: $(STAMP)
 	$(PY) demos/k_cait.py --output $(RESULTS) --overwrite
 
+demo-spot: $(STAMP)
+	$(PY) demos/beam_spot_axisymmetric.py --output results/beam_spot_axisymmetric --overwrite
+
 paper: $(STAMP)
 	$(PY) demos/paper_li3b7o12.py --output results/paper_li3b7o12 --overwrite
 
@@ -31,6 +34,10 @@ bench: $(STAMP)
 
 bench-fit: $(STAMP)
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) bench/fit3.py
+
+bench-3d: $(STAMP)
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) bench/scale3d.py
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) bench/scale3d.py --size direct --solver mumps
 
 clean:
 	rm -rf $(VENV) results .pytest_cache

@@ -19,27 +19,29 @@ from .case import (BackElectrode, Beam, CurrentFront, Experiment, Glass, MeshSet
 from .config import load_case
 from .diffusion import ArrheniusD, ConstantD, DiffusionLaw, GaussianSED, TabulatedD
 from .errors import ConfigError, SolverError
+from .geometry import Geometry
 from .result import Result
 
 __version__ = "0.1.0"
 
-_SOLVER_NAMES = {"simulate", "Simulation"}
+_SOLVER_NAMES = {"simulate": "simulation", "Simulation": "simulation", "SpotExports": "exports",
+                 "read_checkpoint": "checkpoint"}
 
 
 def __getattr__(name):
     if name in _SOLVER_NAMES:
+        import importlib
+
         from .backend import require_dolfinx
 
         require_dolfinx()
-        from . import simulation
-
-        return getattr(simulation, name)
+        return getattr(importlib.import_module(f".{_SOLVER_NAMES[name]}", __name__), name)
     raise AttributeError(f"module 'cait_fem' has no attribute {name!r}")
 
 
 __all__ = [
     "ArrheniusD", "BackElectrode", "Beam", "ConfigError", "ConstantD", "CurrentFront",
-    "DiffusionLaw", "Experiment", "GaussianSED", "Glass", "MeshSettings", "PotentialFront",
-    "Result", "RunSettings", "Simulation", "SolverError", "SolverSettings", "Species",
-    "TabulatedD", "load_case", "simulate",
+    "DiffusionLaw", "Experiment", "GaussianSED", "Geometry", "Glass", "MeshSettings", "PotentialFront",
+    "Result", "RunSettings", "Simulation", "SolverError", "SolverSettings", "Species", "SpotExports",
+    "TabulatedD", "load_case", "read_checkpoint", "simulate",
 ]

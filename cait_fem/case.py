@@ -250,25 +250,26 @@ class SolverSettings:
     """Newton (PETSc SNES) and linear solver. Newton stops when the estimated remaining
     error of every concentration (theta units) is below ``newton_atol`` and that of the
     potential is below ``potential_atol`` (units of k_B T / e); see cait_fem.newton.
-    ``linear_solver`` "auto" picks PETSc's LU in serial and MUMPS in parallel.
+    ``linear_solver`` "auto" picks PETSc's LU for a serial 1D run and MUMPS otherwise.
     ``jacobian_lag``: the exact Jacobian is assembled and factorised every ``jacobian_lag``
     Newton iterations of a step (1: every iteration, quadratic convergence). Within one
     time step it changes little, so 3 gives the same solution to the Newton tolerance at
     about 2/3 of the cost (a Cs+ run of bench/fit3.py: 13.0 s -> 8.4 s, 5905 -> 5989
     iterations, profiles equal to 2e-6).
 
-    ``linear_solver = "iterative"``: Newton-Krylov for 2D/3D meshes beyond direct-solver
-    reach (a 3D mesh of 1.5e5 unknowns already needs 2 GB and 40 s per MUMPS factorisation,
-    docs/numerics.md "Linear solvers at scale"): GMRES (left preconditioned, restart 100)
-    stopped at ``krylov_rtol`` (relative decrease of the preconditioned residual) or failed
-    after ``krylov_max_iterations``; a failed linear solve is a failed Newton solve, so the
-    stepper shrinks the step. ``preconditioner``: "ilu" (default) block Jacobi over the MPI
-    ranks with a point-block ILU(``ilu_levels``) of each rank's block (the 3x3 node blocks
-    of concentrations and potential are factorised together, which keeps the stiff local
-    charge-potential coupling exact); "asm" the same with one layer of overlap between the
-    ranks (fewer iterations from 2 ranks on). Field split and algebraic multigrid were
-    measured and are not offered: they stagnate or return wrong updates on these systems
-    (see the docs)."""
+    ``linear_solver = "iterative"``: Newton-Krylov for serial 2D/3D runs beyond direct-solver
+    reach (a 3D mesh of 1.5e5 unknowns already needs 2 GB and 40-50 s per MUMPS
+    factorisation; docs/numerics.md section 9, "Linear solvers at scale"): GMRES (left
+    preconditioned, restart 100) stopped at ``krylov_rtol`` (relative decrease of the
+    preconditioned residual), failed after ``krylov_max_iterations``; a failed linear solve
+    is a failed Newton solve, so the stepper shrinks the step. ``preconditioner``: "ilu"
+    (default) point-block ILU(``ilu_levels``) of the whole system, per MPI rank (block
+    Jacobi); "asm" the same on subdomains overlapping by one cell layer. In serial both are
+    the same and robust for every step size; in parallel both break down unless every
+    rank's part of the mesh reaches the back electrode (partition in depth columns), and
+    even then need many iterations: use MUMPS in parallel. Field split and algebraic
+    multigrid (GAMG) were measured and are not offered: they stagnate at long steps or
+    return wrong updates on these meshes."""
 
     newton_atol: float = 1e-7
     potential_atol: float = 1e-5

@@ -133,8 +133,8 @@ def test_krylov_failure_is_a_newton_failure(forms):
 
 
 def test_ilu_levels_reach_petsc(forms):
-    """sub_pc_factor_levels is read only at the first PC set-up, after DOLFINx has removed
-    the options: ILU(2) must still factorise with more fill than ILU(0)."""
+    """solver.ilu_levels reaches the sub-solvers, which read their options only at the
+    first PC set-up inside the solve: ILU(2) factorises with more fill than ILU(0)."""
     nnz = []
     for levels in (0, 2):
         settings = SolverSettings(linear_solver="iterative", ilu_levels=levels)
