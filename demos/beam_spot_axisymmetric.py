@@ -60,15 +60,18 @@ def say(*args):
 # Everything is in the case file: a 1 mm thick Li3B7O12 disc of radius 1 mm, the beam
 # on a spot of radius 0.25 mm, the back electrode over the whole back face.
 #
-# The mesh is the 1D depth grading of the K+ demo (0.5 nm over the first 100 nm, where
-# the front moves; 0.05 nm at the surface, for the Debye layer) in every lateral column;
-# laterally the spacing is 2 nm at the rim of the spot and grows by 1.3 per cell up to
-# 100 um. The time tolerance is 5e-3 (theta units), looser than the 1D demo's 1e-3, to
-# keep the run to minutes.
+# The mesh is layered: the same depth grading in every lateral column (0.05 nm at the
+# surface, for the Debye layer; 0.5 nm over the first 75 nm, where the front moves; then
+# growing to 50 um). Laterally the spacing is 1 nm at the rim of the spot and grows by
+# 1.2 per cell up to 100 um. A faster lateral growth (2 nm, 1.3) puts the same front and
+# contour within 1 nm, but leaves a spurious bump of theta_K right at the rim (0.95
+# against 0.86 inside at 13 nm depth; on a mesh twice as fine there is none). The time
+# tolerance is 5e-3 (theta units), looser than the 1D demo's 1e-3, to keep the run to
+# minutes.
 #
 # Linear solver: GMRES with an ILU(1) preconditioner, reusing the Jacobian for three
 # Newton iterations. At 7e4 unknowns PETSc's serial LU (RCM ordering) took 6 s per
-# Newton iteration here, MUMPS 1.3 s, GMRES/ILU(1) about 0.35 s. Under MPI the demo uses
+# Newton iteration, MUMPS 1.3 s, GMRES/ILU(1) about 0.35 s. Under MPI the demo uses
 # MUMPS instead (see main()).
 
 
@@ -159,9 +162,9 @@ def main():
     # On the axis: the 1D numbers (front, plateau). Across the rim, at each depth of the
     # line profiles: how far beyond the rim theta_K stays above 0.5 (the white contour of
     # field_near_rim.png), and the largest theta_K near the rim against its value inside
-    # the spot: near the surface the rim holds less trapped Li+ than the middle of the
-    # spot (likely the lateral field does it: the surface potential drops by about a volt
-    # across the rim, within a few front depths, and drives Li+ sideways out of the zone).
+    # the spot (equal: the K+ fraction is not enhanced at the rim on a converged mesh).
+    # The surface potential drops by about a volt across the rim: that is the voltage
+    # across the replaced layer, whose K+ (D_K = 5.6e-21 m^2/s) conducts poorly.
     # The currents: the back electrode collects what lands on the spot.
 
     s = result.summary()
