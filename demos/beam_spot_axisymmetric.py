@@ -19,8 +19,9 @@ The case is data: ``demos/beam_spot_axisymmetric.toml`` (glass, ions and beam as
 
 Run with ``python demos/beam_spot_axisymmetric.py [--output DIR] [--overwrite]
 [--t-end SECONDS]`` (``make demo-spot`` does), or under MPI with
-``mpirun -n 2 python demos/beam_spot_axisymmetric.py``. About 3 minutes on one core of
-a 2-core Xeon, about 2 minutes with ``mpirun -n 2`` (10^4 s of exposure, 5e4 cells).
+``mpirun -n 2 python demos/beam_spot_axisymmetric.py``. About 5 minutes on one core of
+a 2-core Xeon, about 3.5 minutes with ``mpirun -n 2`` (10^4 s of exposure, 5.4e4 cells,
+8e4 unknowns).
 """
 
 import argparse
@@ -62,10 +63,11 @@ def say(*args):
 #
 # The mesh is layered: the same depth grading in every lateral column (0.05 nm at the
 # surface, for the Debye layer; 0.5 nm over the first 75 nm, where the front moves; then
-# growing to 50 um). Laterally the spacing is 1 nm at the rim of the spot and grows by
-# 1.2 per cell up to 100 um. A faster lateral growth (2 nm, 1.3) puts the same front and
-# contour within 1 nm, but leaves a spurious bump of theta_K right at the rim (0.95
-# against 0.86 inside at 13 nm depth; on a mesh twice as fine there is none). The time
+# growing by 1.3 per cell to 50 um). Laterally the spacing is 1 nm at the rim of the spot
+# and grows by 1.2 per cell up to 100 um. A coarser lateral grading (2 nm at the rim,
+# growing by 1.3) puts the front and the 0.5 contour within 1 nm of this one, but leaves
+# a spurious bump of theta_K right at the rim (0.95 against 0.86 inside at 13 nm depth;
+# here and on a mesh twice as fine laterally there is none). The time
 # tolerance is 5e-3 (theta units), looser than the 1D demo's 1e-3, to keep the run to
 # minutes.
 #
