@@ -15,8 +15,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from mpi4py import MPI
 
-from .fields import FieldWriter, plot_field_window, write_line_profile
+from .fields import FieldWriter, plot_field_window
 from .fileio import existing_files, write_csv_atomic
 from .errors import ConfigError
 from .probes import PointSampler, WindowSampler, lateral_line, state_fields
@@ -50,7 +51,7 @@ class SpotExports:
         self.kT = sc.potential_V
         domain = sim.domain
         x = domain.geometry.x
-        lateral_max = self.comm.allreduce(float(x[:, 0].max(initial=-np.inf)), op=_max())
+        lateral_max = self.comm.allreduce(float(x[:, 0].max(initial=-np.inf)), op=MPI.MAX)
         fine_nm = exp.mesh.fine_depth_m / sc.length_m
         rim = lateral_max if geometry.full_spot else geometry.spot_radius_m / sc.length_m
         self.rim_nm = rim
@@ -115,11 +116,6 @@ class SpotExports:
         return [self.directory / n for n in OUTPUT_FILES[1:5]] + [window]
 
 
-def _max():
-    from mpi4py import MPI
-    return MPI.MAX
-
-
 def _plot_rim(exports: SpotExports, foreign: str) -> None:
     """Foreign fraction across the rim at each depth, and the surface potential across the
     whole front, at the last output time."""
@@ -149,5 +145,3 @@ def _plot_rim(exports: SpotExports, foreign: str) -> None:
     ax.legend()
     _save(fig, exports.directory / "surface_profile.png")
 
-
-__all__ = ["SpotExports", "write_line_profile"]
