@@ -6,8 +6,9 @@ on a spot of 10 um radius, back electrode over the whole back. The mesh (gmsh, l
 depth: 86 layers from 0.05 nm at the surface, 1 nm over the first 40 nm, growing to 5 um;
 laterally 0.2 um at the spot rim growing to 0.8 um) has 366k nodes, 2.1M tetrahedra and
 1.1M unknowns (Li, K, phi). The linear systems are solved with the Newton-Krylov option
-(``solver.linear_solver = "iterative"``: GMRES with block-ILU, docs/numerics.md): a direct
-factorisation of this size does not fit the machine.
+and the CPR preconditioner (``solver.linear_solver = "iterative"``, ``preconditioner =
+"cpr"``, ``ilu_levels = 0``: GMRES, multigrid for the decoupled potential, block ILU(0);
+docs/numerics.md section 9): a direct factorisation of this size does not fit the machine.
 
 The run covers the first millisecond of beam exposure (the surface charging, where Newton
 works hardest) with steps doubling from 1 us: the same steps on every process count. Each
@@ -16,13 +17,11 @@ Printed per process count: mesh + form build time, run time, steps, Newton and K
 iterations, peak memory (sum over ranks), and the parallel efficiency T1 / (N T_N) of the
 run. Target: efficiency >= 0.8 at 2 processes.
 
-Parallel: GMRES + block ILU does not converge on 2 ranks (the partition cuts the layered
-mesh in depth, and the subdomain without the back electrode has a floating potential;
-docs/numerics.md section 9), so the 2-process figure of the large case is reported as a
-failure; ``--size direct --solver mumps`` measures the parallel efficiency of the direct
-solver at the size it handles in minutes.
+For comparison: ``--solver ilu`` (GMRES + block ILU(1): does not converge at this size,
+nor on 2 ranks at any size) and ``--size direct --solver mumps`` (the direct solver at the
+size it handles in minutes). A failed run is reported as such.
 
-Usage: python bench/scale3d.py [--procs 1 2] [--size large|small|direct] [--solver iterative|mumps]
+Usage: python bench/scale3d.py [--procs 1 2] [--size large|small|direct] [--solver cpr|ilu|mumps]
 """
 
 import argparse
@@ -43,7 +42,16 @@ SIZES = {
 }
 
 
-def experiment(size: dict, linear_solver: str):
+SOLVERS = {
+    "cpr": {"linear_solver": "iterative", "preconditioner": "cpr", "ilu_levels": 0},
+    "ilu": {"linear_solver": "iterative", "preconditioner": "ilu", "ilu_levels": 1},
+    "mumps": {"linear_solver": "mumps"},
+}
+METHODS = {"cpr": "GMRES + CPR (GAMG potential stage, block ILU(0))", "ilu": "GMRES + block ILU(1)",
+           "mumps": "MUMPS LU"}
+
+
+def experiment(size: dict, solver_name: str):
     import cait_fem as cf
     from cait_fem.geometry import Geometry
 
@@ -56,12 +64,12 @@ def experiment(size: dict, linear_solver: str):
     # time_tolerance large: the steps double from dt_initial_s regardless of the error
     # estimate, so every process count takes the same 10 steps
     run = cf.RunSettings(t_end_s=1.023e-3, dt_initial_s=1e-6, time_tolerance=1e3, max_retries=2)
-    solver = cf.SolverSettings(linear_solver=linear_solver)
+    solver = cf.SolverSettings(**SOLVERS[solver_name])
     return cf.Experiment(glass=glass, species=species, front=cf.Beam(1e-2, 10.0, 0.5), run=run, mesh=mesh,
                          geometry=geometry, solver=solver, name="scale3d")
 
 
-def worker(size: dict, linear_solver: str, out: Path) -> None:
+def worker(size: dict, solver_name: str, out: Path) -> None:
     from mpi4py import MPI
 
     from cait_fem.errors import SolverError
@@ -69,7 +77,7 @@ def worker(size: dict, linear_solver: str, out: Path) -> None:
 
     comm = MPI.COMM_WORLD
     t0 = time.perf_counter()
-    sim = Simulation(experiment(size, linear_solver), comm=comm)
+    sim = Simulation(experiment(size, solver_name), comm=comm)
     comm.barrier()
     build = time.perf_counter() - t0
     try:
@@ -85,7 +93,10 @@ def worker(size: dict, linear_solver: str, out: Path) -> None:
     peaks = comm.gather(peak_mb, root=0)
     if comm.rank == 0:
         s = result.stats
-        out.write_text(json.dumps({
+        c = sim.newton.cpr
+        cpr = {**c.timings, "potential_solves": c.potential_solves,
+               "potential_iterations": c.potential_iterations} if c is not None else {}
+        out.write_text(json.dumps({"cpr": cpr,
             "procs": comm.size, "dofs": s["dofs"], "cells": s["cells"], "build_s": build, "run_s": run,
             "steps": s["steps"], "newton": s["newton_iterations"], "krylov": s.get("krylov_iterations"),
             "rejected": s["rejected_steps"], "newton_failures": s["newton_failures"],
@@ -98,8 +109,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--procs", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--size", choices=list(SIZES), default="large")
-    parser.add_argument("--solver", choices=["iterative", "mumps"], default="iterative",
-                        help="linear solver (solver.linear_solver)")
+    parser.add_argument("--solver", choices=list(SOLVERS), default="cpr",
+                        help="linear solver: Newton-Krylov with the CPR or the block-ILU preconditioner, or MUMPS")
     parser.add_argument("--worker", metavar="JSON", help=argparse.SUPPRESS)
     args = parser.parse_args()
     size = SIZES[args.size]
@@ -124,7 +135,7 @@ def main() -> None:
     if not rows:
         return
     t1 = next((r["run_s"] for r in rows if r["procs"] == 1), None)
-    method = "GMRES + block ILU(1)" if args.solver == "iterative" else "MUMPS LU"
+    method = METHODS[args.solver]
     print(f"\nSCALE3D ({args.size}): {rows[0]['dofs']:,} unknowns, {rows[0]['cells']:,} tetrahedra, {method}")
     print("| procs | build s | run s | steps | Newton | Krylov | Krylov/Newton | memory GB (sum / max rank) "
           "| efficiency |")
@@ -134,6 +145,11 @@ def main() -> None:
         kry = r["krylov"] if r["krylov"] is not None else float("nan")
         print(f"| {r['procs']} | {r['build_s']:.1f} | {r['run_s']:.1f} | {r['steps']} | {r['newton']} | {kry} | "
               f"{kry / max(r['newton'], 1):.1f} | {r['memory_gb']:.2f} / {r['memory_max_rank_gb']:.2f} | {eff:.2f} |")
+    for r in rows:
+        if r["cpr"]:
+            stages = ", ".join(f"{k} {v:.1f}" for k, v in r["cpr"].items() if k.endswith("_s"))
+            print(f"CPR on {r['procs']} process(es), rank 0: {stages} [s]; {r['cpr']['potential_solves']} "
+                  f"potential solves, {r['cpr']['potential_iterations']} multigrid-preconditioned iterations")
     print("\nTarget: efficiency >= 0.8 at 2 processes.")
 
 

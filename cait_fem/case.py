@@ -242,7 +242,7 @@ class RunSettings:
 
 
 LINEAR_SOLVERS = ("auto", "petsc", "mumps", "superlu_dist", "iterative")
-PRECONDITIONERS = ("ilu", "asm")
+PRECONDITIONERS = ("ilu", "asm", "cpr")
 
 
 @dataclass(frozen=True)
@@ -257,19 +257,22 @@ class SolverSettings:
     about 2/3 of the cost (a Cs+ run of bench/fit3.py: 13.0 s -> 8.4 s, 5905 -> 5989
     iterations, profiles equal to 2e-6).
 
-    ``linear_solver = "iterative"``: Newton-Krylov for serial 2D/3D runs beyond direct-solver
+    ``linear_solver = "iterative"``: Newton-Krylov for 2D/3D runs beyond direct-solver
     reach (a 3D mesh of 1.5e5 unknowns already needs 2 GB and 40-50 s per MUMPS
     factorisation; docs/numerics.md section 9, "Linear solvers at scale"): GMRES (left
     preconditioned, restart 100) stopped at ``krylov_rtol`` (relative decrease of the
     preconditioned residual), failed after ``krylov_max_iterations``; a failed linear solve
-    is a failed Newton solve, so the stepper shrinks the step. ``preconditioner``: "ilu"
-    (default) point-block ILU(``ilu_levels``) of the whole system, per MPI rank (block
-    Jacobi); "asm" the same on subdomains overlapping by one cell layer. In serial both are
-    the same and robust for every step size; in parallel both break down unless every
-    rank's part of the mesh reaches the back electrode (partition in depth columns), and
-    even then need many iterations: use MUMPS in parallel. Field split and algebraic
-    multigrid (GAMG) were measured and are not offered: they stagnate at long steps or
-    return wrong updates on these meshes."""
+    is a failed Newton solve, so the stepper shrinks the step. ``preconditioner``:
+
+    * "cpr" (recommended for large meshes, serial or MPI): two-stage constrained-pressure-
+      residual preconditioner (:mod:`cait_fem.cpr`): an algebraic-multigrid solve of the
+      decoupled potential equation (charge conservation), then point-block ILU(``ilu_levels``)
+      of the whole system per rank; ``ilu_levels = 0`` is enough there. A few Krylov
+      iterations per Newton iteration, nearly independent of mesh size and rank count.
+    * "ilu" (default): point-block ILU(``ilu_levels``) of the whole system, per MPI rank
+      (block Jacobi); "asm" the same on subdomains overlapping by one cell layer. Robust in
+      serial, but the iterations grow with the mesh, and in parallel both need many
+      iterations or break down (no global coupling of the potential)."""
 
     newton_atol: float = 1e-7
     potential_atol: float = 1e-5

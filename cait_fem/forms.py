@@ -242,6 +242,7 @@ class NPPForms:
         dx_l, dx_m, front, ds_back = self._measures()
         w = self.weights
         self.storage_measure = dx_l
+        self.flux_measure = dx_m
         self.front_measure = front
         a0, a1, a2 = self.bdf
         F = 0
@@ -262,21 +263,27 @@ class NPPForms:
         self.J = ufl.derivative(F, u, ufl.TrialFunction(self.V))
 
 
+    def dirichlet_components(self) -> list[tuple[int, int]]:
+        """(component, facet tag) of every Dirichlet condition."""
+        fixed = [(self.psi_index, BACK_TAG)]
+        if self.experiment.back.native == "reversible":
+            fixed.insert(0, (0, BACK_TAG))
+        if isinstance(self.experiment.front, PotentialFront):
+            fixed += [(self.psi_index, FRONT_TAG), (self.front_index, FRONT_TAG)]
+        return fixed
+
     def dirichlet_bcs(self) -> list[fem.DirichletBC]:
         fdim = self.domain.topology.dim - 1
+        values = {(self.psi_index, FRONT_TAG): self.front_constants.get("U"),
+                  (self.front_index, FRONT_TAG): self.front_constants.get("surface_fraction")}
         bcs = []
-
-        def fix(component: int, tag: int, value: float):
+        for component, tag in self.dirichlet_components():
             sub = self.V.sub(component)
             dofs = fem.locate_dofs_topological(sub, fdim, self.facet_tags.find(tag))
+            value = values.get((component, tag))
+            if value is None:
+                value = fem.Constant(self.domain, 0.0)
             bcs.append(fem.dirichletbc(value, dofs, sub))
-
-        if self.experiment.back.native == "reversible":
-            fix(0, BACK_TAG, fem.Constant(self.domain, 0.0))
-        fix(self.psi_index, BACK_TAG, fem.Constant(self.domain, 0.0))
-        if isinstance(self.experiment.front, PotentialFront):
-            fix(self.psi_index, FRONT_TAG, self.front_constants["U"])
-            fix(self.front_index, FRONT_TAG, self.front_constants["surface_fraction"])
         return bcs
 
 

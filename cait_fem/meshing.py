@@ -30,6 +30,7 @@ from .fileio import atomic_path
 from .geometry import Geometry
 from .lateral import lateral_nodes_m, rims_inside
 from .mesh1d import graded_nodes_m
+from .partition import column_partitioner
 from .meshcheck import check_facet_groups, check_gmsh_model, validate_facet_tags
 
 __all__ = ["build_gmsh_model", "create_mesh", "describe_msh", "gmsh_session", "validate_facet_tags", "write_msh"]
@@ -266,8 +267,12 @@ def create_mesh(comm, geometry: Geometry, thickness_m: float, mesh_settings, len
         error = comm.bcast(error, root=0)
         if error is not None:
             raise ConfigError(error)
+        partitioner = None
+        if comm.size > 1:
+            x = dolfinx_gmsh.extract_geometry(model) if comm.rank == 0 else np.zeros((0, 3))
+            partitioner = column_partitioner(x, geometry.dimension)
         try:
-            data = dolfinx_gmsh.model_to_mesh(model, comm, 0, gdim=geometry.dimension)
+            data = dolfinx_gmsh.model_to_mesh(model, comm, 0, gdim=geometry.dimension, partitioner=partitioner)
         except RuntimeError as exc:  # raised on every rank alike (model_to_mesh broadcasts its checks)
             raise ConfigError(f"{source}: {exc}") from None
     domain = data.mesh

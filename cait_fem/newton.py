@@ -16,6 +16,7 @@ from petsc4py import PETSc
 from dolfinx.fem.petsc import NonlinearProblem, assemble_vector, assign, set_bc
 
 from .case import SolverSettings
+from .cpr import CPRPreconditioner
 from .errors import ConfigError
 
 
@@ -49,6 +50,10 @@ def krylov_options(settings: SolverSettings) -> dict:
         "ksp_gmres_restart": GMRES_RESTART,
         "ksp_rtol": settings.krylov_rtol,
         "ksp_max_it": settings.krylov_max_iterations,
+    }
+    if settings.preconditioner == "cpr":
+        return opts  # a Python PC, set up by NewtonSolver (cait_fem.cpr)
+    opts |= {
         "pc_type": "bjacobi" if settings.preconditioner == "ilu" else "asm",
         "sub_ksp_type": "preonly",
         "sub_pc_type": "ilu",
@@ -96,6 +101,12 @@ class NewtonSolver:
         self.linear_iterations = 0
         self.last_linear_iterations = 0
         self.snes = self.problem.solver
+        self.cpr = None
+        if settings.linear_solver == "iterative" and settings.preconditioner == "cpr":
+            self.cpr = CPRPreconditioner(forms, settings.ilu_levels, prefix)
+            pc = self.snes.getKSP().getPC()
+            pc.setType("python")
+            pc.setPythonContext(self.cpr)
         self.bcs = list(bcs)
         self.snes.setFunction(self._residual, self.problem.b)
         self.snes.setConvergenceTest(self._converged)

@@ -195,6 +195,70 @@ def test_mpirun_two_ranks_equals_serial_2d(tmp_path):
     np.testing.assert_allclose(mpi["psi"], serial.surface_potential_V, rtol=1e-8)
 
 
+DISC_SPOT = Geometry(kind="disc", radius_m=1e-6, spot_radius_m=0.3e-6, rim_spacing_m=100e-9,
+                     lateral_growth_ratio=1.5, lateral_max_spacing_m=0.4e-6)
+CPR = cf.SolverSettings(linear_solver="iterative", preconditioner="cpr", ilu_levels=0)
+
+
+def disc_cpr_experiment():
+    """A 3D disc with a partial spot, first 10 ms of the beam, Newton-Krylov with CPR."""
+    exp = experiment(t_end_s=1e-2, thickness_m=2e-6, geometry=DISC_SPOT)
+    run = dataclasses.replace(exp.run, dt_initial_s=1e-6)
+    return dataclasses.replace(exp, solver=CPR, run=run)
+
+
+CPR_MPI_SCRIPT = textwrap.dedent("""
+    import sys
+    sys.path.insert(0, {tests!r})
+    from mpi4py import MPI
+    import numpy as np
+    from test_multid import disc_cpr_experiment
+    from cait_fem import tags
+    from cait_fem.simulation import Simulation
+    comm = MPI.COMM_WORLD
+    sim = Simulation(disc_cpr_experiment())
+    d = sim.forms.domain
+    tdim = d.topology.dim
+    owned = np.arange(d.topology.index_map(tdim).size_local, dtype=np.int32)
+    from dolfinx.mesh import compute_midpoints
+    depth = compute_midpoints(d, tdim, owned)[:, tdim - 1]
+    back = len(sim.forms.facet_tags.find(tags.BACK_ELECTRODE))
+    span = comm.gather((float(depth.min()), float(depth.max()), back), root=0)
+    r = sim.run()
+    if comm.rank == 0:
+        np.savez({out!r}, theta=r.theta, current=r.current_density_A_m2, t=r.time_s,
+                 psi=r.surface_potential_V, krylov=r.stats["krylov_iterations"],
+                 newton=r.stats["newton_iterations"], span=np.array(span),
+                 thickness=sim.forms.domain.geometry.x[:, tdim - 1].max())
+""")
+
+
+@pytest.mark.mpi
+def test_cpr_on_two_ranks_equals_serial_3d(tmp_path):
+    """The scalable path (docs/numerics.md section 9): a 3D disc with a partial spot under
+    `mpirun -n 2` with the CPR preconditioner. The mesh is cut into lateral columns (each
+    rank's cells span the whole depth and own part of the back electrode), the run equals
+    the serial one, and the Krylov solves converge in a bounded number of iterations (block
+    ILU alone breaks down on 2 ranks). Measured: 2.2 outer iterations per Newton iteration
+    serial, 10.5 on 2 ranks -- the parallel potential multigrid is the open weak point
+    (docs/numerics.md section 9)."""
+    out, script = tmp_path / "cpr.npz", tmp_path / "run.py"
+    script.write_text(CPR_MPI_SCRIPT.format(tests=str(Path(__file__).parent), out=str(out)))
+    proc = subprocess.run([str(BIN / "mpirun"), "-n", "2", sys.executable, str(script)],
+                          capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr
+    mpi = np.load(out)
+    for top, bottom, back_facets in mpi["span"]:
+        assert top < 0.01 * mpi["thickness"] and bottom > 0.9 * mpi["thickness"] and back_facets > 0
+    serial = Simulation(disc_cpr_experiment()).run()
+    assert mpi["t"].shape == serial.time_s.shape
+    np.testing.assert_allclose(mpi["theta"], serial.theta, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(mpi["psi"], serial.surface_potential_V, rtol=1e-6)
+    np.testing.assert_allclose(mpi["current"], serial.current_density_A_m2, rtol=1e-5)
+    assert int(mpi["krylov"]) < 15 * int(mpi["newton"])
+    assert serial.stats["krylov_iterations"] < 6 * serial.stats["newton_iterations"]
+
+
 SECTION_CASE = """
 name = "spot2d"
 [glass]

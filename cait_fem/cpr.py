@@ -1,0 +1,239 @@
+"""Two-stage CPR preconditioner for the NPP Newton systems (``solver.preconditioner = "cpr"``).
+
+Why two stages (docs/numerics.md section 9 has the measurements): the Jacobian couples, at
+every node, the species rows (storage M/dt, drift-diffusion) and the Poisson row
+(debye2 K psi - M rho). Point-block ILU resolves that local coupling, but nothing in it
+carries the potential across the sample: its iteration count grows with the mesh, and on
+several MPI ranks a subdomain that does not reach the back electrode has a floating
+potential and block ILU breaks down. The potential is the one global, elliptic unknown,
+so it gets a multigrid solve of its own, as the pressure does in reservoir simulation's
+constrained-pressure-residual (CPR) method (Wallis 1983; Lacroix, Vassilevski, Wheeler 2001):
+
+1. Decoupling. Combine the rows of each node as  sum_i z_i (species row i)
+   + (a0 / dt) (Poisson row). The storage terms cancel exactly (the charge term of the
+   Poisson row is the same lumped mass as the storage), and what is left for the
+   potential is charge conservation:  (a0 debye2 / dt) K + K_sigma, with K_sigma the
+   Laplacian weighted by the conductivity sigma = sum_i z_i^2 D_i theta_i (plus, with a
+   beam front, the Robin term of the potential-dependent landing). It is a symmetric
+   positive definite, conductivity-weighted Laplacian with a Dirichlet condition at the
+   back electrode: what algebraic multigrid solves in O(n).
+2. ``apply(r)``:  x1 = P A_p^{-1} (W r)  (a multigrid-preconditioned solve, prolonged into the
+   potential components),  x = x1 + B^{-1} (r - J x1)  (B: point-block ILU(k) of the whole
+   Jacobian, one block per rank).
+
+A_p is assembled from its own UFL form (compiled once, like the residual) at every
+Jacobian, from the current iterate. The exactly combined potential block would also carry
+the derivative of the exponential-fitting term; the symmetric A_p drops it, which only
+affects how good the first stage is, never the solution (GMRES solves with the exact
+Jacobian).
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+from mpi4py import MPI  # noqa: F401  (MPI is initialised by mpi4py before PETSc/DOLFINx)
+from petsc4py import PETSc
+
+import ufl
+from dolfinx import fem
+from dolfinx.fem.petsc import assemble_matrix, create_matrix
+
+from .boundary_laws import landing_fraction
+from .case import Beam
+from .ops import ufl_ops
+
+#: The potential stage: GMRES on A_p to a relative 1e-4, preconditioned by aggregation
+#: multigrid. Measured on the layered meshes of docs/numerics.md section 9 (cell aspect
+#: ratios up to 1e5): smoothed aggregation builds dense coarse operators there (operator
+#: complexity 9-18, set-up 40x the solve), so the aggregates are used unsmoothed, with a
+#: threshold that makes them follow the strong couplings (depth at the front, lateral in
+#: the bulk), and the smoother is one ILU(0) sweep per level, which acts as a line solve
+#: along the depth; on several ranks it is overlapping (ASM(1)), because a smoother cut at
+#: the rank boundary needs 4x the iterations there. No aggressive (distance-2) coarsening on
+#: the first level: on 2 ranks it tripled the iterations (a 3D disc of 5e4 potential nodes:
+#: 27 against 80 per solve; serial 11 either way).
+POTENTIAL_OPTIONS = {
+    "ksp_type": "gmres",
+    "ksp_rtol": 1e-4,
+    "ksp_max_it": 200,
+    "pc_type": "gamg",
+    "pc_gamg_type": "agg",
+    "pc_gamg_threshold": 0.02,
+    "pc_gamg_agg_nsmooths": 0,
+    "pc_gamg_aggressive_coarsening": 0,
+    "mg_levels_ksp_type": "richardson",
+    "mg_levels_ksp_max_it": 1,
+    "mg_levels_pc_type": "asm",
+    "mg_levels_pc_asm_overlap": 1,
+    "mg_levels_sub_pc_type": "ilu",
+}
+
+
+class CPRPreconditioner:
+    """petsc4py Python-PC context; see the module docstring. ``forms``: the
+    :class:`cait_fem.forms.NPPForms`; ``ilu_levels``: fill level of the second stage."""
+
+    def __init__(self, forms, ilu_levels: int, prefix: str, potential_options: dict | None = None):
+        self.forms = forms
+        self.ilu_levels = ilu_levels
+        comm = forms.domain.comm
+        p = forms.psi_index
+        self.nc = forms.n_species + 1
+        Q, qmap = forms.V.sub(p).collapse()
+        self.Q = Q
+        n_owned = Q.dofmap.index_map.size_local
+        qmap = np.ravel(np.asarray(qmap, dtype=np.int64))[:n_owned]
+        if np.any(qmap % self.nc != p):
+            raise RuntimeError("CPR: unexpected dof layout of the blocked state space")
+        # A_p's rows are the owned potential dofs in depth-major order (layer by layer
+        # from the front): the ILU smoother then sweeps the strong depth couplings in
+        # order, which halved the multigrid iterations against DOLFINx's numbering
+        # (3D, 3.7e5 potential nodes: 7 against 13)
+        coords = Q.tabulate_dof_coordinates()[:n_owned]
+        gdim = forms.domain.geometry.dim
+        order = np.lexsort([coords[:, i] for i in range(gdim - 1)] + [coords[:, gdim - 1]]).astype(np.int32)
+        offset = Q.dofmap.index_map.local_range[0]
+        self.rows = PETSc.IS().createGeneral(offset + order, comm=comm)
+        #: node (in the owned part of the state vector) of each row of A_p
+        self.nodes = (qmap // self.nc)[order]
+        self.a_form = fem.form(self._potential_form(Q))
+        self.bcs = [fem.dirichletbc(0.0, dofs, Q) for dofs in self._dirichlet_dofs(Q, forms)]
+        fixed = np.zeros(n_owned, dtype=bool)
+        for bc in self.bcs:
+            dofs = bc.dof_indices()[0]
+            fixed[dofs[dofs < n_owned]] = True
+        #: rows of A_p that are Dirichlet rows of the potential
+        self.fixed = np.flatnonzero(fixed[order])
+        weight = np.ones((n_owned, forms.n_species))
+        weight[:] = forms.charges
+        for component, dofs in self._dirichlet_species_dofs(Q, forms):
+            weight[dofs[dofs < n_owned], component] = 0.0
+        self.species_weight = weight[order]
+        self.A_q = create_matrix(self.a_form)
+        self.A_p = None
+        self.r_p = self.y_p = None
+
+        self.potential = PETSc.KSP().create(comm)
+        self.potential.setOptionsPrefix(prefix + "cpr_potential_")
+        # GAMG reads the options of its levels at its first set-up: they stay in the
+        # database until then (removed in setUp, or in destroy if it never came)
+        opts = PETSc.Options()
+        self._options = [prefix + "cpr_potential_" + key for key in {**POTENTIAL_OPTIONS, **(potential_options or {})}]
+        for key, value in {**POTENTIAL_OPTIONS, **(potential_options or {})}.items():
+            opts[prefix + "cpr_potential_" + key] = value
+        self.potential.setFromOptions()
+        self.local = PETSc.PC().create(comm)
+        self.local.setType("bjacobi")
+        self._local_configured = False
+        self.J = None
+        #: accumulated wall time of the stages [s] (bench/scale3d.py prints them)
+        self.timings = dict.fromkeys(("assemble_s", "multigrid_setup_s", "ilu_setup_s", "multigrid_apply_s"), 0.0)
+        #: solves of A_p and their Krylov iterations so far
+        self.potential_solves = self.potential_iterations = 0
+        self.x1 = None
+        self.t = None
+
+    # -- the potential operator ----------------------------------------------------------
+    def _potential_form(self, Q):
+        f = self.forms
+        u = f.u
+        p_trial, q = ufl.TrialFunction(Q), ufl.TestFunction(Q)
+        thetas = f.thetas(u)
+        sigma = sum(z * z * D * th for z, D, th in zip(f.charges, f.diffusivities(thetas), thetas))
+        w = f.weights
+        a0 = f.bdf[0]
+        a = w["flux"] * (a0 * f.inv_dt * f.debye2 + sigma) * ufl.inner(ufl.grad(p_trial), ufl.grad(q)) * f.flux_measure
+        if isinstance(f.experiment.front, Beam):
+            # d(influx)/d psi < 0: fewer ions land on a more positive surface; the combined
+            # row carries -z_f (d influx / d psi) >= 0, a Robin term
+            fc = f.front_constants
+            z = f.charges[f.front_index]
+            psi = ufl.variable(u[f.psi_index])
+            influx = fc["flux"] * landing_fraction(psi, fc["E_kin"], fc["sigma_E"], z, ufl_ops())
+            a += -w["front"] * z * ufl.diff(influx, psi) * p_trial * q * f.front_measure
+        return a
+
+    @staticmethod
+    def _dirichlet_dofs(Q, forms):
+        fdim = forms.domain.topology.dim - 1
+        return [fem.locate_dofs_topological(Q, fdim, forms.facet_tags.find(tag))
+                for component, tag in forms.dirichlet_components() if component == forms.psi_index]
+
+    @staticmethod
+    def _dirichlet_species_dofs(Q, forms):
+        """Nodes where a species row is a Dirichlet row (x - g): it is left out of the
+        combination there (its storage term is gone)."""
+        fdim = forms.domain.topology.dim - 1
+        return [(component, fem.locate_dofs_topological(Q, fdim, forms.facet_tags.find(tag)))
+                for component, tag in forms.dirichlet_components() if component != forms.psi_index]
+
+    def assemble_potential(self):
+        """A_p at the current iterate and step, rows and columns in depth-major order."""
+        self.A_q.zeroEntries()
+        assemble_matrix(self.A_q, self.a_form, bcs=self.bcs)
+        self.A_q.assemble()
+        self.A_p = self.A_q.createSubMatrix(self.rows, self.rows, submat=self.A_p)
+        if self.r_p is None:
+            self.r_p, self.y_p = self.A_p.createVecs()
+        return self.A_p
+
+    # -- petsc4py Python-PC interface ------------------------------------------------------
+    def setUp(self, pc):
+        J, P = pc.getOperators()
+        self.J = J
+        t0 = time.perf_counter()
+        self.assemble_potential()
+        t1 = time.perf_counter()
+        self.potential.setOperators(self.A_p)
+        self.potential.setUp()
+        self._remove_options()
+        t2 = time.perf_counter()
+        self.timings["assemble_s"] += t1 - t0
+        self.timings["multigrid_setup_s"] += t2 - t1
+        self.local.setOperators(J, P)
+        self.local.setUp()
+        if not self._local_configured:
+            for ksp in self.local.getBJacobiSubKSP():
+                ksp.setType("preonly")
+                sub = ksp.getPC()
+                sub.setType("ilu")
+                sub.setFactorLevels(self.ilu_levels)
+            self._local_configured = True
+        self.local.setUpOnBlocks()
+        if self.x1 is None:
+            self.x1, self.t = J.createVecRight(), J.createVecRight()
+        self.timings["ilu_setup_s"] += time.perf_counter() - t2
+
+    def apply(self, pc, r, x):
+        f = self.forms
+        nc, p = self.nc, f.psi_index
+        r_nodes = r.array_r.reshape(-1, nc)[self.nodes]
+        r_p = f.bdf[0].value * f.inv_dt.value * r_nodes[:, p]
+        r_p += np.einsum("ij,ij->i", r_nodes[:, :p], self.species_weight)
+        r_p[self.fixed] = r_nodes[self.fixed, p]
+        self.r_p.array[:] = r_p
+        t0 = time.perf_counter()
+        self.potential.solve(self.r_p, self.y_p)
+        self.timings["multigrid_apply_s"] += time.perf_counter() - t0
+        self.potential_solves += 1
+        self.potential_iterations += self.potential.getIterationNumber()
+        self.x1.zeroEntries()
+        self.x1.array.reshape(-1, nc)[self.nodes, p] = self.y_p.array_r
+        self.J.mult(self.x1, self.t)
+        self.t.aypx(-1.0, r)
+        self.local.apply(self.t, x)
+        x.axpy(1.0, self.x1)
+
+    def _remove_options(self):
+        opts = PETSc.Options()
+        for key in self._options:
+            opts.delValue(key)
+        self._options = []
+
+    def destroy(self, pc=None):
+        self._remove_options()
+        for obj in (self.potential, self.local, self.A_q, self.A_p, self.rows, self.r_p, self.y_p, self.x1, self.t):
+            if obj is not None:
+                obj.destroy()
