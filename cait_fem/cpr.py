@@ -40,9 +40,6 @@ import ufl
 from dolfinx import fem
 from dolfinx.fem.petsc import assemble_matrix, create_matrix
 
-from .boundary_laws import landing_fraction
-from .case import Beam
-from .ops import ufl_ops
 
 #: The potential stage: GMRES on A_p to a relative 1e-4, preconditioned by aggregation
 #: multigrid. Measured on the layered meshes of docs/numerics.md section 9 (cell aspect
@@ -99,17 +96,18 @@ class CPRPreconditioner:
         #: node (in the owned part of the state vector) of each row of A_p
         self.nodes = (qmap // self.nc)[order]
         self.a_form = fem.form(self._potential_form(Q))
-        self.bcs = [fem.dirichletbc(0.0, dofs, Q) for dofs in self._dirichlet_dofs(Q, forms)]
+        dirichlet = self._dirichlet_nodes(Q, forms)
+        self.bcs = [fem.dirichletbc(0.0, dofs, Q) for component, dofs in dirichlet if component == p]
         fixed = np.zeros(n_owned, dtype=bool)
-        for bc in self.bcs:
-            dofs = bc.dof_indices()[0]
-            fixed[dofs[dofs < n_owned]] = True
+        weight = np.tile(np.asarray(forms.charges), (n_owned, 1))
+        for component, dofs in dirichlet:
+            owned = dofs[dofs < n_owned]
+            if component == p:
+                fixed[owned] = True
+            else:
+                weight[owned, component] = 0.0
         #: rows of A_p that are Dirichlet rows of the potential
         self.fixed = np.flatnonzero(fixed[order])
-        weight = np.ones((n_owned, forms.n_species))
-        weight[:] = forms.charges
-        for component, dofs in self._dirichlet_species_dofs(Q, forms):
-            weight[dofs[dofs < n_owned], component] = 0.0
         self.species_weight = weight[order]
         self.A_q = create_matrix(self.a_form)
         self.A_p = None
@@ -120,9 +118,11 @@ class CPRPreconditioner:
         # GAMG reads the options of its levels at its first set-up: they stay in the
         # database until then (removed in setUp, or in destroy if it never came)
         opts = PETSc.Options()
-        self._options = [prefix + "cpr_potential_" + key for key in {**POTENTIAL_OPTIONS, **(potential_options or {})}]
-        for key, value in {**POTENTIAL_OPTIONS, **(potential_options or {})}.items():
-            opts[prefix + "cpr_potential_" + key] = value
+        options = {prefix + "cpr_potential_" + key: value
+                   for key, value in {**POTENTIAL_OPTIONS, **(potential_options or {})}.items()}
+        for key, value in options.items():
+            opts[key] = value
+        self._options = list(options)
         self.potential.setFromOptions()
         self.local = PETSc.PC().create(comm)
         self.local.setType("bjacobi")
@@ -145,29 +145,23 @@ class CPRPreconditioner:
         w = f.weights
         a0 = f.bdf[0]
         a = w["flux"] * (a0 * f.inv_dt * f.debye2 + sigma) * ufl.inner(ufl.grad(p_trial), ufl.grad(q)) * f.flux_measure
-        if isinstance(f.experiment.front, Beam):
-            # d(influx)/d psi < 0: fewer ions land on a more positive surface; the combined
-            # row carries -z_f (d influx / d psi) >= 0, a Robin term
-            fc = f.front_constants
+        influx = f.influx(u)
+        if influx is not None:
+            # -z_f d(influx)/d psi >= 0 (fewer ions land on a more positive surface): the
+            # combined row's Robin term; zero for a constant-current front
+            e_psi = ufl.as_vector([1.0 if i == f.psi_index else 0.0 for i in range(self.nc)])
             z = f.charges[f.front_index]
-            psi = ufl.variable(u[f.psi_index])
-            influx = fc["flux"] * landing_fraction(psi, fc["E_kin"], fc["sigma_E"], z, ufl_ops())
-            a += -w["front"] * z * ufl.diff(influx, psi) * p_trial * q * f.front_measure
+            a += -w["front"] * z * ufl.derivative(influx, u, e_psi) * p_trial * q * f.front_measure
         return a
 
     @staticmethod
-    def _dirichlet_dofs(Q, forms):
-        fdim = forms.domain.topology.dim - 1
-        return [fem.locate_dofs_topological(Q, fdim, forms.facet_tags.find(tag))
-                for component, tag in forms.dirichlet_components() if component == forms.psi_index]
-
-    @staticmethod
-    def _dirichlet_species_dofs(Q, forms):
-        """Nodes where a species row is a Dirichlet row (x - g): it is left out of the
-        combination there (its storage term is gone)."""
+    def _dirichlet_nodes(Q, forms):
+        """(component, potential dofs) of every Dirichlet condition: rows of A_p that are
+        identity rows (potential), or species rows left out of the combination there
+        (their storage term is gone)."""
         fdim = forms.domain.topology.dim - 1
         return [(component, fem.locate_dofs_topological(Q, fdim, forms.facet_tags.find(tag)))
-                for component, tag in forms.dirichlet_components() if component != forms.psi_index]
+                for component, tag in forms.dirichlet_components()]
 
     def assemble_potential(self):
         """A_p at the current iterate and step, rows and columns in depth-major order."""
