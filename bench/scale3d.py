@@ -7,8 +7,8 @@ depth: 86 layers from 0.05 nm at the surface, 1 nm over the first 40 nm, growing
 laterally 0.2 um at the spot rim growing to 0.8 um) has 366k nodes, 2.1M tetrahedra and
 1.1M unknowns (Li, K, phi). The linear systems are solved with the Newton-Krylov option
 and the CPR preconditioner (``solver.linear_solver = "iterative"``, ``preconditioner =
-"cpr"``, ``ilu_levels = 0``: GMRES, multigrid for the decoupled potential, block ILU(0);
-docs/numerics.md section 9): a direct factorisation of this size does not fit the machine.
+"cpr"``, ``ilu_levels = 0``: GMRES, column multigrid for the decoupled potential, block
+ILU(0); docs/numerics.md section 9): a direct factorisation of this size does not fit the machine.
 
 The run covers the first millisecond of beam exposure (the surface charging, where Newton
 works hardest) with steps doubling from 1 us: the same steps on every process count. Each
@@ -47,7 +47,7 @@ SOLVERS = {
     "ilu": {"linear_solver": "iterative", "preconditioner": "ilu", "ilu_levels": 1},
     "mumps": {"linear_solver": "mumps"},
 }
-METHODS = {"cpr": "GMRES + CPR (GAMG potential stage, block ILU(0))", "ilu": "GMRES + block ILU(1)",
+METHODS = {"cpr": "GMRES + CPR (column multigrid for the potential, block ILU(0))", "ilu": "GMRES + block ILU(1)",
            "mumps": "MUMPS LU"}
 
 

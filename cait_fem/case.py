@@ -265,10 +265,11 @@ class SolverSettings:
     is a failed Newton solve, so the stepper shrinks the step. ``preconditioner``:
 
     * "cpr" (recommended for large meshes, serial or MPI): two-stage constrained-pressure-
-      residual preconditioner (:mod:`cait_fem.cpr`): an algebraic-multigrid solve of the
-      decoupled potential equation (charge conservation), then point-block ILU(``ilu_levels``)
-      of the whole system per rank; ``ilu_levels = 0`` is enough there. A few Krylov
-      iterations per Newton iteration, nearly independent of mesh size and rank count.
+      residual preconditioner (:mod:`cait_fem.cpr`): a multigrid solve of the decoupled
+      potential equation (charge conservation) -- column multigrid on the layered meshes of
+      :mod:`cait_fem.meshing`, GAMG on others -- then point-block ILU(``ilu_levels``) of the
+      whole system per rank; ``ilu_levels = 0`` is enough there. A few Krylov iterations
+      per Newton iteration, independent of the rank count on layered meshes.
     * "ilu" (default): point-block ILU(``ilu_levels``) of the whole system, per MPI rank
       (block Jacobi); "asm" the same on subdomains overlapping by one cell layer. Robust in
       serial, but the iterations grow with the mesh, and in parallel both need many

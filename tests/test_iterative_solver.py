@@ -41,10 +41,10 @@ def _graded(h0, growth, h_max, length):
     return np.array(x[:-1] + [length]) if length - x[-1] < 0.5 * h else np.array(x + [length])
 
 
-@pytest.fixture(scope="module")
-def mesh():
+def _sample_mesh(lateral_jitter_nm=0.0):
     """Triangles, 0.5 nm deep at the front growing to 1 um (aspect ratios up to 1e3),
-    laterally 100-500 nm; depth is the last coordinate, in nm."""
+    laterally 100-500 nm; depth is the last coordinate, in nm. With ``lateral_jitter_nm``
+    the interior nodes move laterally at random: the mesh no longer has depth columns."""
     from dolfinx import mesh as dmesh
 
     depth = _graded(0.5, 1.35, 1e3, THICKNESS_NM)
@@ -54,6 +54,9 @@ def mesh():
     x = domain.geometry.x
     x[:, 0] = np.interp(x[:, 0], np.linspace(0.0, 1.0, len(lateral)), lateral)
     x[:, 1] = np.interp(x[:, 1], np.linspace(0.0, 1.0, len(depth)), depth)
+    if lateral_jitter_nm:
+        interior = (x[:, 0] > 1e-9) & (x[:, 0] < WIDTH_NM - 1e-9)
+        x[interior, 0] += np.random.default_rng(4).uniform(-lateral_jitter_nm, lateral_jitter_nm, int(interior.sum()))
     fdim = 1
     front = dmesh.locate_entities_boundary(domain, fdim, lambda p: np.isclose(p[1], 0.0) & (p[0] <= SPOT_NM))
     back = dmesh.locate_entities_boundary(domain, fdim, lambda p: np.isclose(p[1], THICKNESS_NM))
@@ -61,6 +64,18 @@ def mesh():
     vals = np.concatenate([np.full(len(front), FRONT_TAG), np.full(len(back), BACK_TAG)]).astype(np.int32)
     order = np.argsort(idx)
     return domain, dmesh.meshtags(domain, fdim, idx[order], vals[order])
+
+
+@pytest.fixture(scope="module")
+def mesh():
+    return _sample_mesh()
+
+
+@pytest.fixture(scope="module")
+def unlayered_forms():
+    domain, facet_tags = _sample_mesh(lateral_jitter_nm=30.0)  # under a third of the spacing
+    exp = _experiment()
+    return NPPForms(exp, Scales.of(exp), domain, facet_tags)
 
 
 @pytest.fixture(scope="module")
@@ -257,3 +272,23 @@ def test_cpr_gives_the_direct_solution_in_a_few_iterations(forms):
     per_newton = st_c.stats.krylov_iterations / st_c.stats.newton_iterations
     assert per_newton < 5
     assert st_c.stats.krylov_iterations < 0.25 * ilu.stats.krylov_iterations
+
+
+def test_cpr_on_a_mesh_without_depth_columns_uses_algebraic_multigrid(forms, unlayered_forms):
+    """The column multigrid needs depth columns; on any other mesh the potential stage
+    falls back to GAMG, and CPR still gives the direct solution in a few iterations."""
+    from cait_fem.cpr import CPRPreconditioner
+
+    layered = CPRPreconditioner(forms, ilu_levels=0, prefix="test_layered_")
+    assert layered.n_layers == len(np.unique(forms.domain.geometry.x[:, 1]))
+    layered.destroy()
+    direct, ends, _, _, _ = _run(unlayered_forms, SolverSettings(), [1.0])
+    state, _, _, stepper, newton = _run(unlayered_forms, SolverSettings(
+        linear_solver="iterative", preconditioner="cpr", ilu_levels=0), [1.0], schedule=ends)
+    assert newton.cpr.n_layers is None
+    assert newton.cpr.potential.getPC().getType() == "gamg"
+    c_d, psi_d = _split(direct, unlayered_forms)
+    c_c, psi_c = _split(state, unlayered_forms)
+    assert np.max(np.abs(psi_d)) > 1.0
+    assert np.max(np.abs(c_c - c_d)) < 1e-7 and np.max(np.abs(psi_c - psi_d)) < 1e-5
+    assert stepper.stats.krylov_iterations < 5 * stepper.stats.newton_iterations

@@ -229,7 +229,9 @@ CPR_MPI_SCRIPT = textwrap.dedent("""
         np.savez({out!r}, theta=r.theta, current=r.current_density_A_m2, t=r.time_s,
                  psi=r.surface_potential_V, krylov=r.stats["krylov_iterations"],
                  newton=r.stats["newton_iterations"], span=np.array(span),
-                 thickness=sim.forms.domain.geometry.x[:, tdim - 1].max())
+                 thickness=sim.forms.domain.geometry.x[:, tdim - 1].max(),
+                 potential=[sim.newton.cpr.potential_solves, sim.newton.cpr.potential_iterations],
+                 n_layers=sim.newton.cpr.n_layers)
 """)
 
 
@@ -238,10 +240,10 @@ def test_cpr_on_two_ranks_equals_serial_3d(tmp_path):
     """The scalable path (docs/numerics.md section 9): a 3D disc with a partial spot under
     `mpirun -n 2` with the CPR preconditioner. The mesh is cut into lateral columns (each
     rank's cells span the whole depth and own part of the back electrode), the run equals
-    the serial one, and the Krylov solves converge in a bounded number of iterations (block
-    ILU alone breaks down on 2 ranks). Measured: 2.2 outer iterations per Newton iteration
-    serial, 10.5 on 2 ranks -- the parallel potential multigrid is the open weak point
-    (docs/numerics.md section 9)."""
+    the serial one, and the solver does not depend on the partition: the column multigrid
+    of the potential and the block ILU work on whole depth columns, so the Krylov
+    iterations are those of the serial run (measured: 63 outer, 426 potential against 62
+    and 421; with DOLFINx's layout for the block ILU it was 317 outer on 2 ranks)."""
     out, script = tmp_path / "cpr.npz", tmp_path / "run.py"
     script.write_text(CPR_MPI_SCRIPT.format(tests=str(Path(__file__).parent), out=str(out)))
     proc = subprocess.run([str(BIN / "mpirun"), "-n", "2", sys.executable, str(script)],
@@ -250,13 +252,18 @@ def test_cpr_on_two_ranks_equals_serial_3d(tmp_path):
     mpi = np.load(out)
     for top, bottom, back_facets in mpi["span"]:
         assert top < 0.01 * mpi["thickness"] and bottom > 0.9 * mpi["thickness"] and back_facets > 0
-    serial = Simulation(disc_cpr_experiment()).run()
+    serial_sim = Simulation(disc_cpr_experiment())
+    serial = serial_sim.run()
     assert mpi["t"].shape == serial.time_s.shape
     np.testing.assert_allclose(mpi["theta"], serial.theta, rtol=0, atol=1e-6)
     np.testing.assert_allclose(mpi["psi"], serial.surface_potential_V, rtol=1e-6)
     np.testing.assert_allclose(mpi["current"], serial.current_density_A_m2, rtol=1e-5)
-    assert int(mpi["krylov"]) < 15 * int(mpi["newton"])
-    assert serial.stats["krylov_iterations"] < 6 * serial.stats["newton_iterations"]
+    assert int(mpi["n_layers"]) > 10  # the layered mesh's columns were found
+    assert serial.stats["krylov_iterations"] < 4 * serial.stats["newton_iterations"]
+    assert int(mpi["krylov"]) <= 1.2 * serial.stats["krylov_iterations"]
+    solves, its = mpi["potential"]
+    cpr = serial_sim.newton.cpr
+    assert its / solves <= 1.2 * cpr.potential_iterations / cpr.potential_solves
 
 
 SECTION_CASE = """
