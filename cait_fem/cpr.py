@@ -97,7 +97,9 @@ def _potential_rows(comm, Q, node_global, gdim, fixed, weight):
     column multigrid. Otherwise each rank keeps its owned nodes in depth-major order
     (layer by layer from the front): the ILU smoother of GAMG then sweeps the strong depth
     couplings in order, which halved its iterations against DOLFINx's numbering (3D,
-    3.7e5 potential nodes: 7 against 13)."""
+    3.7e5 potential nodes: 7 against 13). Gathering on one rank costs O(nodes) memory
+    there, once per run (7 numbers per node: 20 MB at the 3.7e5 nodes of SCALE3D); a
+    distributed column search would be needed beyond ~1e8 nodes."""
     n_owned = len(fixed)
     coords = Q.tabulate_dof_coordinates()[:n_owned, :gdim]
     q_global = Q.dofmap.index_map.local_range[0] + np.arange(n_owned, dtype=np.int64)
