@@ -13,15 +13,18 @@ layout guarantees -- so the iteration count is the same on any number of ranks.
 - Rows of A_p are column-major: the ``n_layers`` nodes of a column, front to back, are
   consecutive, and a rank owns whole columns.
 - Prolongation P = P_lateral (x) I: the columns are aggregated (greedily, as in
-  smoothed-aggregation AMG's first phase, on the lateral graph of the rank's columns) and
-  the nodes of a column map to the same layer of their aggregate's column. Coarse
-  operators are Galerkin products, computed by PCMG; they keep the column structure and
-  stay tridiagonal along each column.
+  smoothed-aggregation AMG's first phase, on the lateral graph of the rank's columns), and
+  the piecewise-constant interpolation from the aggregates is smoothed by one Jacobi step
+  of the depth-summed lateral conductance; every layer of a column interpolates from the
+  same layer of the coarse columns. Coarse operators are Galerkin products, computed by
+  PCMG; they keep the column structure and stay tridiagonal along each column.
 - Smoother: Chebyshev (2 iterations) preconditioned by column-block Jacobi, the column
   blocks factored by LAPACK's tridiagonal LU (``dgttrf``) and applied in one call.
 - Coarsest level (at most ``COARSE_COLUMNS`` columns in total): LU, redundant on every rank.
 
-P depends on the mesh only and is built once; every Jacobian then costs the Galerkin
+P is built once, from the first A_p's lateral conductances (any fixed P gives a correct
+multigrid; the iterations per solve stayed flat as the conductivity changed, from the
+pristine glass to 1000 s of beam, docs/numerics.md section 9). Every Jacobian then costs the Galerkin
 products and the tridiagonal factorisations, both O(n).
 """
 
