@@ -46,10 +46,10 @@ def make_data(work: Path, reuse: bool = False) -> None:
     import numpy as np
     from mpi4py import MPI  # noqa: F401  (before DOLFINx)
 
-    from cait_fem.config import dump_case, experiment_from_dict, experiment_to_dict, load_case
-    from cait_fem.measured import write_profile_csv
-    from cait_fem.simulation import Simulation
-    from cait_fem.sims import model_at_data
+    from cait_fem.case.case_file import dump_case, experiment_from_dict, experiment_to_dict, load_case
+    from cait_fem.analysis.measured import write_profile_csv
+    from cait_fem.run.simulation import Simulation
+    from cait_fem.analysis.sims_resolution import model_at_data
 
     for seed, (ion, truth) in enumerate(TRUTH.items()):
         d = experiment_to_dict(load_case(ROOT / "demos" / f"{ion.lower()}_cait.toml"))

@@ -53,7 +53,7 @@ METHODS = {"cpr": "GMRES + CPR (column multigrid for the potential, block ILU(0)
 
 def experiment(size: dict, solver_name: str):
     import cait_fem as cf
-    from cait_fem.geometry import Geometry
+    from cait_fem.case.geometry import Geometry
 
     glass = cf.Glass.preset("Li3B7O12", temperature_K=300.0, thickness_m=50e-6)
     sed = cf.GaussianSED(fwhm_eV=0.25, vacancy_fraction=0.10, D_bulk_m2_s=1e-17)
@@ -73,7 +73,7 @@ def worker(size: dict, solver_name: str, out: Path) -> None:
     from mpi4py import MPI
 
     from cait_fem.errors import SolverError
-    from cait_fem.simulation import Simulation
+    from cait_fem.run.simulation import Simulation
 
     comm = MPI.COMM_WORLD
     t0 = time.perf_counter()

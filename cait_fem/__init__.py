@@ -14,25 +14,25 @@ The experiment description, diffusion laws, analysis and I/O are pure Python; DO
 imported (and its version checked) only when a solver object is first used.
 """
 
-from .case import (BackElectrode, Beam, CurrentFront, Experiment, Glass, MeshSettings,
+from cait_fem.case.experiment import (BackElectrode, Beam, CurrentFront, Experiment, Glass, MeshSettings,
                    PotentialFront, RunSettings, SolverSettings, Species)
-from .config import load_case
-from .diffusion import ArrheniusD, ConstantD, DiffusionLaw, GaussianSED, TabulatedD
+from cait_fem.case.case_file import load_case
+from cait_fem.physics.diffusion import ArrheniusD, ConstantD, DiffusionLaw, GaussianSED, TabulatedD
 from .errors import ConfigError, SolverError
-from .geometry import Geometry
-from .result import Result
+from cait_fem.case.geometry import Geometry
+from cait_fem.output.result import Result
 
 __version__ = "0.1.0"
 
-_SOLVER_NAMES = {"simulate": "simulation", "Simulation": "simulation", "SpotExports": "exports",
-                 "read_checkpoint": "checkpoint"}
+_SOLVER_NAMES = {"simulate": "run.simulation", "Simulation": "run.simulation",
+                 "SpotExports": "post.spot_exports", "read_checkpoint": "run.checkpoint"}
 
 
 def __getattr__(name):
     if name in _SOLVER_NAMES:
         import importlib
 
-        from .backend import require_dolfinx
+        from cait_fem.fem.backend import require_dolfinx
 
         require_dolfinx()
         return getattr(importlib.import_module(f".{_SOLVER_NAMES[name]}", __name__), name)

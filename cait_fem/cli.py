@@ -79,13 +79,13 @@ def _simulate_function():
     fn = getattr(package, "simulate", None)
     if callable(fn):
         return fn
-    for module in ("cait_fem.simulation", "cait_fem.simulate"):
+    for module in ("cait_fem.run.simulation", "cait_fem.simulate"):
         try:
             return importlib.import_module(module).simulate
         except ModuleNotFoundError as exc:
             if exc.name != module:
                 raise
-    raise ImportError("cait_fem has no simulate() (cait_fem.simulation / cait_fem.simulate missing)")
+    raise ImportError("cait_fem has no simulate() (cait_fem.run.simulation / cait_fem.simulate missing)")
 
 
 def _describe(exp) -> str:
@@ -101,7 +101,7 @@ def _describe(exp) -> str:
 def _load_checked(load, path, args, output_names=None):
     """``load(path)``, with the output directory checked for earlier results; None after
     printing the error (bad input or results already there): nothing has been solved."""
-    from .result import check_output_directory
+    from cait_fem.output.result import check_output_directory
     try:
         loaded = load(path)
         names = {} if output_names is None else {"names": output_names(loaded)}
@@ -113,7 +113,7 @@ def _load_checked(load, path, args, output_names=None):
 
 
 def cmd_check(args) -> int:
-    from .config import dumps_toml, experiment_to_dict, load_case
+    from cait_fem.case.case_file import dumps_toml, experiment_to_dict, load_case
     try:
         exp = load_case(args.case)
     except ConfigError as exc:
@@ -127,12 +127,12 @@ def cmd_check(args) -> int:
 
 def _run_outputs(args):
     """The files a run of the loaded case writes (checked before the solve)."""
-    from .result import OUTPUT_FILES
+    from cait_fem.output.result import OUTPUT_FILES
 
     def names(exp):
         out = list(OUTPUT_FILES)
         if exp.geometry.kind != "slab":
-            from .exports import OUTPUT_FILES as SPOT_FILES
+            from cait_fem.post.spot_exports import OUTPUT_FILES as SPOT_FILES
             out += SPOT_FILES
         own_checkpoint = os.path.abspath(os.path.join(args.output, "checkpoint"))
         if args.checkpoint and not (args.resume and os.path.abspath(args.resume) == own_checkpoint):
@@ -143,7 +143,7 @@ def _run_outputs(args):
 
 def _run_options(args) -> dict | None:
     """Checkpoint options as keyword arguments of simulate(); None after printing an error."""
-    from .checkpoint import read_checkpoint
+    from cait_fem.run.checkpoint import read_checkpoint
     if args.resume and args.initial:
         _error("--resume and --initial exclude each other: resume continues a run, initial starts a new one")
         return None
@@ -162,8 +162,8 @@ def _run_options(args) -> dict | None:
 
 
 def cmd_run(args) -> int:
-    from .config import load_case
-    from .progress import make_reporter
+    from cait_fem.case.case_file import load_case
+    from cait_fem.run.progress import make_reporter
     exp = _load_checked(load_case, args.case, args, _run_outputs(args))
     if exp is None:
         return EXIT_USAGE
@@ -212,7 +212,7 @@ def cmd_run(args) -> int:
 
 
 def cmd_fit(args) -> int:
-    from .fit.config import load_fit_case
+    from cait_fem.fit.config import load_fit_case
     case = _load_checked(load_fit_case, args.fit_file, args,
                          lambda c: ["fit.json"] + [f"{e.name}_profile.csv" for e in c.experiments])
     if case is None:
@@ -248,7 +248,7 @@ def cmd_fit(args) -> int:
 
 
 def cmd_mesh(args) -> int:
-    from .config import load_case
+    from cait_fem.case.case_file import load_case
     try:
         exp = load_case(args.case)
         geometry = getattr(exp, "geometry", None)
@@ -260,7 +260,7 @@ def cmd_mesh(args) -> int:
                               "its mesh from that file, there is nothing to generate (remove mesh_file)")
         if _launcher_rank() != 0:  # under mpirun one rank writes the file
             return EXIT_OK
-        from .meshing import write_msh
+        from cait_fem.mesh.gmsh_sample import write_msh
         path = write_msh(geometry, exp.glass.thickness_m, exp.mesh, args.output, overwrite=args.overwrite)
     except ConfigError as exc:
         _error(str(exc))

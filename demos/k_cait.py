@@ -18,7 +18,7 @@ import cait_fem as cf
 # ## The experiment
 #
 # The glass: Li3B7O12 with its anionic background density from density and composition
-# (see ``cait_fem.presets``), at room temperature, 1 mm thick.
+# (see ``cait_fem.case.presets``), at room temperature, 1 mm thick.
 
 glass = cf.Glass.preset("Li3B7O12", temperature_K=300.0, thickness_m=1e-3)
 
@@ -53,7 +53,7 @@ def main():
     parser.add_argument("--overwrite", action="store_true", help="replace earlier results there")
     args = parser.parse_args()
 
-    from cait_fem.progress import ProgressReporter
+    from cait_fem.run.progress import ProgressReporter
 
     with ProgressReporter(run.t_end_s) as progress:
         result = cf.simulate(experiment, progress=progress)

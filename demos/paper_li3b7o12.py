@@ -23,14 +23,14 @@ import numpy as np
 from mpi4py import MPI
 
 import cait_fem as cf
-from cait_fem.analysis import psed_parts, transport_summary
+from cait_fem.analysis.transport import psed_parts, transport_summary
 from cait_fem.fileio import write_csv_atomic, write_json_atomic
 from cait_fem.fit import load_fit_case, run_fit
 from cait_fem.fit.plots import (ProfilePanel, plot_diffusivity_fit, plot_profile_fits,
                                 plot_site_energy_distribution)
-from cait_fem.metrics import excess_charge
-from cait_fem.result import check_output_directory
-from cait_fem.sed import sigma_eV
+from cait_fem.analysis.metrics import excess_charge
+from cait_fem.output.result import check_output_directory
+from cait_fem.physics.sed import sigma_eV
 
 HERE = Path(__file__).resolve().parent
 IONS = ("K", "Rb", "Cs")

@@ -10,9 +10,9 @@ Run with ``python meshes/box3d.py -o box3d.msh [--overwrite]``.
 
 import argparse
 
-from cait_fem.case import MeshSettings
-from cait_fem.geometry import Geometry
-from cait_fem.meshing import describe_msh, write_msh
+from cait_fem.case.experiment import MeshSettings
+from cait_fem.case.geometry import Geometry
+from cait_fem.mesh.gmsh_sample import describe_msh, write_msh
 
 # ## The sample
 #

@@ -13,9 +13,9 @@ Run with ``python meshes/disc3d.py -o disc3d.msh [--overwrite]``.
 
 import argparse
 
-from cait_fem.case import MeshSettings
-from cait_fem.geometry import Geometry
-from cait_fem.meshing import describe_msh, write_msh
+from cait_fem.case.experiment import MeshSettings
+from cait_fem.case.geometry import Geometry
+from cait_fem.mesh.gmsh_sample import describe_msh, write_msh
 
 # ## The sample
 #

@@ -13,9 +13,9 @@ then points at it with ``[geometry] kind = "section"``, ``mesh_file = "section2d
 
 import argparse
 
-from cait_fem.case import MeshSettings
-from cait_fem.geometry import Geometry
-from cait_fem.meshing import describe_msh, write_msh
+from cait_fem.case.experiment import MeshSettings
+from cait_fem.case.geometry import Geometry
+from cait_fem.mesh.gmsh_sample import describe_msh, write_msh
 
 # ## The sample
 #

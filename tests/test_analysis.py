@@ -1,4 +1,4 @@
-"""cait_fem.analysis: paper eq. (3), Onsager / tracer (eqs. 8, 9), immobile and mobile PSED."""
+"""cait_fem.analysis.transport: paper eq. (3), Onsager / tracer (eqs. 8, 9), immobile and mobile PSED."""
 
 import json
 import math
@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from scipy import constants, special
 
-from cait_fem import analysis
-from cait_fem.diffusion import ConstantD, GaussianSED
+from cait_fem.analysis import transport as analysis
+from cait_fem.physics.diffusion import ConstantD, GaussianSED
 
 T = 300.0  # K
 N_BG = 1.41e28  # m^-3

@@ -3,7 +3,7 @@
 import numpy as np
 from scipy import stats
 
-from cait_fem.boundary_laws import landing_fraction
+from cait_fem.physics.boundary_laws import landing_fraction
 
 
 def test_landing_fraction_is_the_normal_tail_above_the_barrier():

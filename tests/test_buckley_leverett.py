@@ -1,10 +1,11 @@
-"""cait_fem.buckley_leverett: the electroneutral, diffusion-free limit of MODEL.md section 8."""
+"""cait_fem.analysis.buckley_leverett: the electroneutral, diffusion-free limit of MODEL.md section 8."""
 
 import numpy as np
 import pytest
 
-from cait_fem import buckley_leverett as bl
-from cait_fem.diffusion import GaussianSED
+from cait_fem.analysis import buckley_leverett as bl
+
+from cait_fem.physics.diffusion import GaussianSED
 
 D_BULK, D_FOREIGN, LANDED = 1e-17, 3e-19, 50e-9
 

@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 
 import cait_fem as cf
-from cait_fem.checkpoint import META_FILE, STATE_FILE, read_checkpoint
+from cait_fem.run.checkpoint import META_FILE, STATE_FILE, read_checkpoint
 from cait_fem.errors import ConfigError
-from cait_fem.simulation import Simulation
+from cait_fem.run.simulation import Simulation
 
 BIN = Path(sys.executable).parent
 SED = cf.GaussianSED(fwhm_eV=0.25, vacancy_fraction=0.10, D_bulk_m2_s=1e-17)
@@ -112,8 +112,8 @@ MPI_SCRIPT = textwrap.dedent("""
     from mpi4py import MPI
     import numpy as np
     from test_checkpoint import EXP, _stopped_at
-    from cait_fem.checkpoint import read_checkpoint
-    from cait_fem.simulation import Simulation
+    from cait_fem.run.checkpoint import read_checkpoint
+    from cait_fem.run.simulation import Simulation
     Simulation(_stopped_at(EXP, 1800.0)).run(checkpoint_dir={written!r})
     resumed = Simulation(EXP).run(resume=read_checkpoint({written!r}), experiment=EXP)
     full = Simulation(EXP).run()

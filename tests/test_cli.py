@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from cait_fem import cli
-from cait_fem.config import experiment_from_dict, load_case
-from cait_fem.result import Result
+from cait_fem.case.case_file import experiment_from_dict, load_case
+from cait_fem.output.result import Result
 from cases import CONTRACT_CASE_TOML
 
 CASE = CONTRACT_CASE_TOML.replace("thickness_m = 1e-3", "thickness_m = 5e-4")  # overrides the preset
@@ -140,7 +140,7 @@ def test_check_as_a_subprocess(case_file):
 def test_progress_reporter_log_scale_rank_and_quiet():
     import io
 
-    from cait_fem.progress import ProgressReporter, QuietReporter, make_reporter
+    from cait_fem.run.progress import ProgressReporter, QuietReporter, make_reporter
 
     class Rank1:
         rank = 1

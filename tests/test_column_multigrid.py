@@ -1,4 +1,4 @@
-"""Column multigrid (cait_fem.column_multigrid) on layered model problems: robust for any
+"""Column multigrid (cait_fem.solver.column_multigrid) on layered model problems: robust for any
 depth/lateral anisotropy, as the theory of line smoothing with lateral semi-coarsening says
 (Boerm & Hiptmair 2001), where point-smoothed algebraic multigrid is not."""
 
@@ -8,9 +8,7 @@ import scipy.sparse as sp
 from mpi4py import MPI
 from petsc4py import PETSc
 
-from cait_fem import column_multigrid
-
-
+from cait_fem.solver import column_multigrid
 def _layered_laplacian(n_columns, spacing_z, kappa_lateral, kappa_depth, h_lateral=1.0):
     """FD Laplacian of -div(kappa grad u) on a 2D section (columns x depth layers, graded
     in depth), column-major rows, u = 0 on the back (the last layer), zero flux elsewhere.

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from cait_fem.columns import column_owners, find_columns
+from cait_fem.solver.columns import column_owners, find_columns
 
 
 def _extruded(lateral_points, depths, jitter=0.0, seed=0):
@@ -72,7 +72,7 @@ def test_a_column_goes_to_the_rank_that_owns_most_of_it():
 
 
 def test_aggregation_covers_the_graph_with_connected_aggregates():
-    from cait_fem.column_multigrid import aggregate
+    from cait_fem.solver.column_multigrid import aggregate
 
     n = 30  # a 30 x 30 grid graph (5-point)
     path = sp.diags([np.ones(n - 1), np.ones(n - 1)], [-1, 1])

@@ -5,8 +5,8 @@ import tomllib
 
 import pytest
 
-from cait_fem.case import Beam, Experiment, PotentialFront
-from cait_fem.config import (dump_case, dumps_toml, experiment_from_dict, experiment_to_dict, load_case,
+from cait_fem.case.experiment import Beam, Experiment, PotentialFront
+from cait_fem.case.case_file import (dump_case, dumps_toml, experiment_from_dict, experiment_to_dict, load_case,
                              parameters_with_units)
 from cait_fem.errors import ConfigError
 from cases import CONTRACT_CASE_TOML

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from cait_fem.config import load_case
+from cait_fem.case.case_file import load_case
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "demos" / "beam_spot_axisymmetric.py"

@@ -1,4 +1,4 @@
-"""cait_fem.diffusion: the laws of MODEL.md section 3, their nondimensional form and config."""
+"""cait_fem.physics.diffusion: the laws of MODEL.md section 3, their nondimensional form and config."""
 
 import math
 
@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 from scipy import constants, special
 
-from cait_fem.diffusion import (ArrheniusD, ConstantD, GaussianSED, TabulatedD, diffusion_law_from_dict,
+from cait_fem.physics.diffusion import (ArrheniusD, ConstantD, GaussianSED, TabulatedD, diffusion_law_from_dict,
                                 kT_eV)
 from cait_fem.errors import ConfigError
-from cait_fem.ops import NUMPY, ufl_ops
+from cait_fem.physics.ops import NUMPY, ufl_ops
 
 T = 300.0
 SED = GaussianSED(fwhm_eV=0.25, vacancy_fraction=0.10, D_bulk_m2_s=1e-17)
@@ -148,7 +148,7 @@ def test_relative_builds_a_ufl_expression_with_the_exact_derivative(name):
     expr = law.relative(theta, consts, ufl_ops())
     assert isinstance(expr, ufl.core.expr.Expr)
     slope = expand_derivatives(ufl.diff(expr, theta))
-    # The forms use Acklam's Phi^-1 without refinement (1.15e-9 relative, cait_fem.ops):
+    # The forms use Acklam's Phi^-1 without refinement (1.15e-9 relative, cait_fem.physics.ops):
     # D agrees with the exact law to ~1e-8, its UFL derivative to ~1e-7.
     for value in (0.05, 0.3, 0.77, 1.0):
         assert expr((value,), mapping) == pytest.approx(law.relative(value, params), rel=5e-8)

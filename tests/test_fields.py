@@ -1,4 +1,4 @@
-"""Field output of 2D/3D runs (cait_fem.probes, cait_fem.fields): point sampling that is exact
+"""Field output of 2D/3D runs (cait_fem.post.sampling, cait_fem.post.fields): point sampling that is exact
 for P1-representable fields and identical in serial and under `mpirun -n 2`, line profiles
 (CSV/PNG), the VTX time series and the window PNG."""
 
@@ -16,8 +16,8 @@ from mpi4py import MPI
 
 from dolfinx import fem, mesh
 
-from cait_fem.fields import FieldWriter, plot_field_window, write_line_profile
-from cait_fem.probes import (PointSampler, WindowSampler, depth_line, lateral_line,
+from cait_fem.post.fields import FieldWriter, plot_field_window, write_line_profile
+from cait_fem.post.sampling import (PointSampler, WindowSampler, depth_line, lateral_line,
                              sample_line_profile)
 
 HERE = Path(__file__).resolve().parent
@@ -274,9 +274,9 @@ MPI_SCRIPT = textwrap.dedent("""
     sys.path.insert(0, {tests!r})
     from test_fields import (POTENTIAL_V, SPECIES, depth_line, square, state_on, structured_points,
                              linear_state)
-    import cait_fem.fields as fields_module
-    from cait_fem.fields import FieldWriter, write_line_profile
-    from cait_fem.probes import PointSampler, sample_line_profile
+    import cait_fem.post.fields as fields_module
+    from cait_fem.post.fields import FieldWriter, write_line_profile
+    from cait_fem.post.sampling import PointSampler, sample_line_profile
 
     out = Path(sys.argv[1])
     comm = MPI.COMM_WORLD

@@ -10,12 +10,12 @@ import math
 import numpy as np
 import pytest
 
-from cait_fem.config import dump_case, experiment_from_dict, experiment_to_dict, load_case
+from cait_fem.case.case_file import dump_case, experiment_from_dict, experiment_to_dict, load_case
 from cait_fem.fit import load_fit_case, run_fit
 from cait_fem.fit.ensemble import Ensemble, Task
-from cait_fem.measured import write_profile_csv
-from cait_fem.simulation import Simulation
-from cait_fem.sims import model_at_data
+from cait_fem.analysis.measured import write_profile_csv
+from cait_fem.run.simulation import Simulation
+from cait_fem.analysis.sims_resolution import model_at_data
 from test_system import ROOT, _cli
 
 NOISE = 0.01  # 1-sigma of the synthetic SIMS fractions

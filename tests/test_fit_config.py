@@ -11,7 +11,7 @@ import pytest
 from cait_fem.errors import ConfigError
 from cait_fem.fit.config import fit_case_from_dict, load_fit_case
 from cait_fem.fit.problem import FitProblem
-from cait_fem.measured import write_profile_csv
+from cait_fem.analysis.measured import write_profile_csv
 
 DEMOS = Path(__file__).resolve().parents[1] / "demos"
 K_TEXT = (DEMOS / "k_cait.toml").read_text()

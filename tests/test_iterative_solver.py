@@ -9,12 +9,12 @@ from mpi4py import MPI
 from petsc4py import PETSc
 
 import cait_fem as cf
-from cait_fem.case import SolverSettings
+from cait_fem.case.experiment import SolverSettings
 from cait_fem.errors import ConfigError, SolverError
-from cait_fem.forms import BACK_TAG, FRONT_TAG, NPPForms
-from cait_fem.newton import NewtonSolver
-from cait_fem.scales import Scales
-from cait_fem.timestepping import AdaptiveBDF
+from cait_fem.fem.forms import BACK_TAG, FRONT_TAG, NPPForms
+from cait_fem.solver.newton import NewtonSolver
+from cait_fem.fem.scales import Scales
+from cait_fem.solver.timestepping import AdaptiveBDF
 
 THICKNESS_NM = 1e4
 WIDTH_NM = 2e3
@@ -183,7 +183,7 @@ def test_settings_are_validated(key, value, words):
 def test_case_file_solver_table():
     """The [solver] table of a case file takes the new keys (ints for floats, too) and
     rejects unknown preconditioners by name."""
-    from cait_fem import config
+    from cait_fem.case import case_file as config
     from cases import CONTRACT_CASE_TOML
     import tomllib
 
@@ -197,7 +197,7 @@ def test_case_file_solver_table():
         config.experiment_from_dict(d)
 
 
-# -- CPR (solver.preconditioner = "cpr", cait_fem.cpr) ------------------------------------
+# -- CPR (solver.preconditioner = "cpr", cait_fem.solver.cpr) ------------------------------------
 
 def _dense(mat):
     """A dense copy (petsc4py's convert without a target converts in place)."""
@@ -206,7 +206,7 @@ def _dense(mat):
 
 def _combined_potential_rows(forms, J):
     """sum_i z_i (species row i) + (a0/dt) (Poisson row) of every node, as a dense
-    matrix (nodes x all dofs): the decoupled potential equation of cait_fem.cpr."""
+    matrix (nodes x all dofs): the decoupled potential equation of cait_fem.solver.cpr."""
     nc = forms.psi_index + 1
     A = _dense(J).reshape(-1, nc, J.getSize()[1])
     weights = np.array(forms.charges + [forms.bdf[0].value * forms.inv_dt.value])
@@ -222,7 +222,7 @@ def test_cpr_potential_operator_is_the_decoupled_potential_block(forms):
     from dolfinx import fem
     from dolfinx.fem.petsc import assemble_matrix
 
-    from cait_fem.cpr import CPRPreconditioner
+    from cait_fem.solver.cpr import CPRPreconditioner
 
     forms.u.x.array[:] = 0.0
     cpr = CPRPreconditioner(forms, ilu_levels=0, prefix="test_cpr_block_")
@@ -277,7 +277,7 @@ def test_cpr_gives_the_direct_solution_in_a_few_iterations(forms):
 def test_cpr_on_a_mesh_without_depth_columns_uses_algebraic_multigrid(forms, unlayered_forms):
     """The column multigrid needs depth columns; on any other mesh the potential stage
     falls back to GAMG, and CPR still gives the direct solution in a few iterations."""
-    from cait_fem.cpr import CPRPreconditioner
+    from cait_fem.solver.cpr import CPRPreconditioner
 
     layered = CPRPreconditioner(forms, ilu_levels=0, prefix="test_layered_")
     assert layered.n_layers == len(np.unique(forms.domain.geometry.x[:, 1]))

@@ -1,4 +1,4 @@
-"""cait_fem.measured: measured depth profiles from CSV, both layouts, and every rejection."""
+"""cait_fem.analysis.measured: measured depth profiles from CSV, both layouts, and every rejection."""
 
 import math
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy.special import erfc
 
-from cait_fem import measured
+from cait_fem.analysis import measured
 from cait_fem.errors import ConfigError
 
 NATIVE, FOREIGN = "Na", ["K", "Ag"]

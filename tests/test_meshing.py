@@ -2,7 +2,7 @@
 columns, parallel distribution, mesh files and their errors.
 
 Expected values are computed independently of the mesh: analytic lengths, areas and
-volumes of the sample, and the 1D grading of cait_fem.mesh1d for the depth layers."""
+volumes of the sample, and the 1D grading of cait_fem.mesh.depth_grading for the depth layers."""
 
 import json
 import math
@@ -18,15 +18,15 @@ import ufl
 from dolfinx import fem
 from dolfinx.mesh import CellType, create_unit_square, locate_entities, meshtags
 
-from cait_fem import tags
-from cait_fem.case import MeshSettings
+from cait_fem.mesh import tags
+from cait_fem.case.experiment import MeshSettings
 from cait_fem.cli import main as cli_main
 from cait_fem.errors import ConfigError
 from cait_fem.fileio import leftover_temp_files
-from cait_fem.geometry import Geometry
-from cait_fem.lateral import lateral_nodes_m
-from cait_fem.mesh1d import graded_nodes_m
-from cait_fem.meshing import build_gmsh_model, create_mesh, gmsh_session, validate_facet_tags, write_msh
+from cait_fem.case.geometry import Geometry
+from cait_fem.mesh.lateral_grading import lateral_nodes_m
+from cait_fem.mesh.depth_grading import graded_nodes_m
+from cait_fem.mesh.gmsh_sample import build_gmsh_model, create_mesh, gmsh_session, validate_facet_tags, write_msh
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent

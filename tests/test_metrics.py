@@ -1,12 +1,11 @@
-"""cait_fem.metrics: plateau, front and width of MODEL.md section 8, excess charge, integrals."""
+"""cait_fem.analysis.metrics: plateau, front and width of MODEL.md section 8, excess charge, integrals."""
 
 import math
 
 import numpy as np
 import pytest
 
-from cait_fem import metrics
-
+from cait_fem.analysis import metrics
 DEPTH = np.linspace(0.0, 200e-9, 2001)  # 0.1 nm spacing
 PLATEAU, FRONT, W = 0.15, 100e-9, 2e-9
 

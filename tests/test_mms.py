@@ -19,9 +19,9 @@ import ufl
 from dolfinx import fem, mesh as dmesh
 
 import cait_fem as cf
-from cait_fem.forms import BACK_TAG, FRONT_TAG, NPPForms
-from cait_fem.newton import NewtonSolver
-from cait_fem.scales import LENGTH_SCALE_M, Scales
+from cait_fem.fem.forms import BACK_TAG, FRONT_TAG, NPPForms
+from cait_fem.solver.newton import NewtonSolver
+from cait_fem.fem.scales import LENGTH_SCALE_M, Scales
 
 LAMBDA2 = 0.05  # dimensionless (lambda_D / L)^2: space charge and drift both matter
 

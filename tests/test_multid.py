@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 
 import cait_fem as cf
-from cait_fem.checkpoint import read_checkpoint
+from cait_fem.run.checkpoint import read_checkpoint
 from cait_fem.errors import ConfigError
-from cait_fem.geometry import Geometry
-from cait_fem.simulation import Simulation
+from cait_fem.case.geometry import Geometry
+from cait_fem.run.simulation import Simulation
 
 BIN = Path(sys.executable).parent
 SED = cf.GaussianSED(fwhm_eV=0.25, vacancy_fraction=0.10, D_bulk_m2_s=1e-17)
@@ -99,7 +99,7 @@ def test_partial_spot_conserves_ions_and_draws_the_beam_current(spot_run):
     beam_current_A = BEAM.current_density_A_m2 * spot_area
     assert result.current_density_A_m2[-1] * spot_area == pytest.approx(beam_current_A, rel=1e-3)
     # and K+ stays under the spot: beyond 1 um of the rim there is none at the surface
-    from cait_fem.probes import PointSampler, lateral_line
+    from cait_fem.post.sampling import PointSampler, lateral_line
     r_nm = np.array([0.0, 1500.0])
     values = PointSampler(sim.domain, lateral_line(sim.domain, 1.0, r_nm)).values(sim.forms.u)
     assert values[0, 1] > 0.5 and abs(values[1, 1]) < 1e-6
@@ -109,7 +109,7 @@ def test_partial_spot_front_bends_at_the_rim(spot_run):
     """At the rim the replaced zone is shallower than on the axis and reaches laterally
     beyond the spot by about its depth, not by micrometres."""
     sim, result, _ = spot_run
-    from cait_fem.probes import PointSampler, depth_line, lateral_line
+    from cait_fem.post.sampling import PointSampler, depth_line, lateral_line
     depths = result.depth_m / 1e-9
     rim = SPOT.spot_radius_m / 1e-9
     axis_front = result.metrics()["x50_m"] / 1e-9
@@ -134,7 +134,7 @@ def test_restart_of_a_2d_run_equals_the_uninterrupted_run(spot_run):
 
 
 def test_mesh_file_gives_the_run_of_the_generated_mesh(tmp_path):
-    from cait_fem.meshing import write_msh
+    from cait_fem.mesh.gmsh_sample import write_msh
     geometry = FULL_FRONT["section"]
     exp = experiment(t_end_s=300.0, geometry=geometry)
     path = write_msh(geometry, exp.glass.thickness_m, exp.mesh, tmp_path / "section.msh")
@@ -170,7 +170,7 @@ MPI_SCRIPT = textwrap.dedent("""
     from mpi4py import MPI
     import numpy as np
     from test_multid import experiment, SECTION_SPOT
-    from cait_fem.simulation import Simulation
+    from cait_fem.run.simulation import Simulation
     r = Simulation(experiment(t_end_s=300.0, thickness_m=20e-6, geometry=SECTION_SPOT)).run()
     if MPI.COMM_WORLD.rank == 0:
         np.savez({out!r}, theta=r.theta, current=r.current_density_A_m2, t=r.time_s,
@@ -213,8 +213,8 @@ CPR_MPI_SCRIPT = textwrap.dedent("""
     from mpi4py import MPI
     import numpy as np
     from test_multid import disc_cpr_experiment
-    from cait_fem import tags
-    from cait_fem.simulation import Simulation
+    from cait_fem.mesh import tags
+    from cait_fem.run.simulation import Simulation
     comm = MPI.COMM_WORLD
     sim = Simulation(disc_cpr_experiment())
     d = sim.forms.domain

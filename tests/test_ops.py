@@ -1,4 +1,4 @@
-"""cait_fem.ops: numpy/UFL math namespaces and the UFL-compatible inverse normal CDF."""
+"""cait_fem.physics.ops: numpy/UFL math namespaces and the UFL-compatible inverse normal CDF."""
 
 import math
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import special
 
-from cait_fem.ops import NUMPY, balanced_sum, ndtri_approx, ufl_ops
+from cait_fem.physics.ops import NUMPY, balanced_sum, ndtri_approx, ufl_ops
 
 
 def _ufl_point_evaluator():

@@ -1,9 +1,9 @@
-"""Column partition (cait_fem.partition): balanced, and lateral -- every part is a slab
+"""Column partition (cait_fem.mesh.partition): balanced, and lateral -- every part is a slab
 through the depth, so that each MPI rank owns a piece of the back electrode."""
 
 import numpy as np
 
-from cait_fem.partition import lateral_bisection
+from cait_fem.mesh.partition import lateral_bisection
 
 
 def test_two_parts_are_two_lateral_halves():

@@ -1,11 +1,11 @@
-"""cait_fem.presets: glass and ion data."""
+"""cait_fem.case.presets: glass and ion data."""
 
 import pytest
 from scipy import constants
 
-from cait_fem import presets
-from cait_fem.case import Glass
-from cait_fem.diffusion import GaussianSED, diffusion_law_from_dict
+from cait_fem.case import presets
+from cait_fem.case.experiment import Glass
+from cait_fem.physics.diffusion import GaussianSED, diffusion_law_from_dict
 from cait_fem.errors import ConfigError
 
 

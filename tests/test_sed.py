@@ -1,4 +1,4 @@
-"""cait_fem.sed: Gaussian site energy distribution, populated part and ionic Fermi level."""
+"""cait_fem.physics.sed: Gaussian site energy distribution, populated part and ionic Fermi level."""
 
 import math
 
@@ -6,8 +6,7 @@ import numpy as np
 import pytest
 from scipy import constants, integrate, special
 
-from cait_fem import sed
-
+from cait_fem.physics import sed
 FWHM = 0.25  # eV
 SIGMA = FWHM / (2.0 * math.sqrt(2.0 * math.log(2.0)))
 N_S = 1.41e28 / 0.9

@@ -1,4 +1,4 @@
-"""cait_fem.sims: exact Gaussian depth-resolution broadening with the kernel cut at the surface."""
+"""cait_fem.analysis.sims_resolution: exact Gaussian depth-resolution broadening with the kernel cut at the surface."""
 
 import math
 
@@ -6,8 +6,7 @@ import numpy as np
 import pytest
 from scipy.special import erfcx, ndtr
 
-from cait_fem import sims
-
+from cait_fem.analysis import sims_resolution as sims
 NM = 1e-9
 
 

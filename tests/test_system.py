@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import cait_fem as cf
-from cait_fem.config import load_case
+from cait_fem.case.case_file import load_case
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent

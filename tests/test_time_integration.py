@@ -5,8 +5,7 @@ import numpy as np
 import pytest
 
 import cait_fem as cf
-from cait_fem import bdf
-
+from cait_fem.solver import bdf
 SED = cf.GaussianSED(fwhm_eV=0.25, vacancy_fraction=0.10, D_bulk_m2_s=1e-17)
 
 

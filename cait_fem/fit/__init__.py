@@ -11,7 +11,7 @@ __all__ = ["FitCase", "FitExperiment", "FitSettings", "ParameterSpec", "fit_case
 
 def run_fit(case, comm=None, quiet: bool = False):
     """Fit ``case`` (collective over ``comm``, default COMM_WORLD); returns a FitResult."""
-    from ..backend import require_dolfinx
+    from cait_fem.fem.backend import require_dolfinx
 
     require_dolfinx()
     from .fitter import run_fit as _run

@@ -9,7 +9,7 @@ what was measured, and the parameters to adjust by their dotted path in the run 
     [[experiment]]
     name = "K"
     case = "k_cait.toml"              # or an inline table with the run case
-    data = "k_sims.csv"               # depth_nm, theta_<species> (see cait_fem.measured)
+    data = "k_sims.csv"               # depth_nm, theta_<species> (see cait_fem.analysis.measured)
     sims_resolution_nm = 2.0          # ToF-SIMS depth resolution sigma (default 0)
     depth_offset_nm = 0.0             # data depth = model depth + offset (default 0)
     theta_sigma = 0.01                # 1-sigma of the measured fractions (default: unknown)
@@ -55,11 +55,10 @@ import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
-from ..case import Experiment
-from ..config import experiment_from_dict, experiment_to_dict, load_case
-from ..errors import ConfigError
-from ..forms import _check_same_structure
-from ..measured import MeasuredProfile, read_profile_csv
+from cait_fem.case.experiment import Experiment, check_same_structure
+from cait_fem.case.case_file import experiment_from_dict, experiment_to_dict, load_case
+from cait_fem.errors import ConfigError
+from cait_fem.analysis.measured import MeasuredProfile, read_profile_csv
 from .parameters import MEASUREMENT_PATHS, ParameterSpec, read_value, split_path
 
 TARGETS = {"plateau": 0.01, "front_nm": 5.0}  # target -> default sigma
@@ -354,7 +353,7 @@ def _check_applicable(case: FitCase) -> None:
     problem = FitProblem(case)
     for e in case.experiments:
         new = problem.experiment_at(e.name, problem.x0)
-        _check_same_structure(e.experiment, new)
+        check_same_structure(e.experiment, new)
 
 
 def load_fit_case(path) -> FitCase:

@@ -1,7 +1,7 @@
 """Forward solves of a fit, run concurrently on MPI sub-communicators.
 
 The ranks of ``comm`` are split into ``groups`` sub-communicators (default: one per rank).
-Every group builds, once and lazily, one :class:`~cait_fem.simulation.Simulation` per
+Every group builds, once and lazily, one :class:`~cait_fem.run.simulation.Simulation` per
 experiment on its sub-communicator: forms are compiled once and each later solve only
 loads new parameter values into Constants. A batch of tasks (the experiments of one
 residual evaluation, or the perturbed solves of one finite-difference Jacobian) is split
@@ -19,8 +19,8 @@ from dataclasses import dataclass
 import numpy as np
 from mpi4py import MPI
 
-from ..case import Experiment
-from ..errors import SolverError
+from cait_fem.case.experiment import Experiment
+from cait_fem.errors import SolverError
 from .problem import ForwardOutput
 
 
@@ -48,7 +48,7 @@ class Ensemble:
 
     def _simulation(self, name: str):
         if name not in self._sims:
-            from ..simulation import Simulation
+            from cait_fem.run.simulation import Simulation
 
             t0 = time.perf_counter()
             self._sims[name] = Simulation(self.base[name], comm=self.sub)

@@ -4,7 +4,7 @@ Residuals come from :class:`~cait_fem.fit.problem.FitProblem`, forward solves fr
 :class:`~cait_fem.fit.ensemble.Ensemble`. The Jacobian is a forward difference in the
 transformed parameters z (log10 or scaled, step ``fd_step``): every perturbed solve replays
 the time steps of the unperturbed one, so the difference measures the model's parameter
-dependence and not the step controller's decisions (see :mod:`cait_fem.timestepping`).
+dependence and not the step controller's decisions (see :mod:`cait_fem.solver.timestepping`).
 A perturbation only re-solves the experiments its parameter belongs to, and a measurement
 parameter (SIMS resolution, depth offset) re-solves nothing. The perturbed solves of one
 Jacobian are independent and run concurrently over the ensemble's groups.
@@ -31,7 +31,7 @@ import numpy as np
 from mpi4py import MPI
 from scipy import optimize, stats
 
-from ..errors import SolverError
+from cait_fem.errors import SolverError
 from .ensemble import Ensemble, Task
 from .problem import FitProblem, ForwardOutput
 from .result import FitResult, ParameterEstimate

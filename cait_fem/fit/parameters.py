@@ -24,7 +24,7 @@ import math
 import re
 from dataclasses import dataclass
 
-from ..errors import ConfigError
+from cait_fem.errors import ConfigError
 
 MEASUREMENT_PATHS = ("sims_resolution_nm", "depth_offset_nm")
 FITTABLE_ROOTS = ("species", "front", "back", "run.t_end_s")

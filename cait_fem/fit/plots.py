@@ -11,7 +11,7 @@
 Inputs are plain numpy arrays / dicts (no fitter, no dolfinx). Colours: native species
 blue, foreign species red, green, magenta in order of first appearance. Figures are
 ``matplotlib.figure.Figure`` objects on an Agg canvas (never registered with pyplot, so
-nothing stays open) written atomically by :func:`cait_fem.plotting._save`.
+nothing stays open) written atomically by :func:`cait_fem.output.plots._save`.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
-from ..plotting import _save, _shades
+from cait_fem.output.plots import _save, _shades
 
 NATIVE_COLOR = "tab:blue"
 FOREIGN_COLORS = ("red", "green", "magenta", "darkorange", "purple", "brown")

@@ -8,7 +8,7 @@ squared weighted residuals, including the smoothing penalty of free-form tables,
 given alone as ``regularisation_cost``), ``chi2``, ``dof``, ``reduced_chi2``, ``evaluations``,
 ``jacobian_evaluations``, ``forward_solves``, ``wall_time_s``, the correlation matrix,
 and per experiment its residual statistics, profile metrics and transport analysis
-(:mod:`cait_fem.analysis`, MODEL.md section 6).
+(:mod:`cait_fem.analysis.transport`, MODEL.md section 6).
 """
 
 from __future__ import annotations
@@ -19,12 +19,12 @@ from pathlib import Path
 
 import numpy as np
 
-from ..analysis import psed_parts, transport_summary
-from ..config import experiment_to_dict, unit_of
-from ..diffusion import ConstantD, GaussianSED, TabulatedD
-from ..fileio import write_csv_atomic, write_json_atomic
-from ..metrics import profile_metrics
-from ..result import _on_root, check_output_directory, software_versions
+from cait_fem.analysis.transport import psed_parts, transport_summary
+from cait_fem.case.case_file import experiment_to_dict, unit_of
+from cait_fem.physics.diffusion import ConstantD, GaussianSED, TabulatedD
+from cait_fem.fileio import write_csv_atomic, write_json_atomic
+from cait_fem.analysis.metrics import profile_metrics
+from cait_fem.output.result import _on_root, check_output_directory, software_versions
 from . import plots
 
 
@@ -288,7 +288,7 @@ class FitResult:
     def _plot_sed(self, path: Path) -> Path:
         first = self.experiment(self.problem.names[0])
         law, g = first.native.diffusion, first.glass
-        from ..sed import sigma_eV
+        from cait_fem.physics.sed import sigma_eV
 
         E = np.linspace(-4.5, 4.5, 1200) * sigma_eV(law.fwhm_eV)
         mobile, levels, parts = {}, {}, None

@@ -1,0 +1,4 @@
+"""Analysis of depth profiles, pure numpy: profile metrics (plateau, front, width), the
+electroneutral Buckley-Leverett reference, measured ToF-SIMS profiles, SIMS depth
+resolution, and transport analysis (paper eq. 3, Onsager coefficients, PSED).
+"""

@@ -1,0 +1,299 @@
+"""Measured ToF-SIMS depth profiles from CSV files, as fractions theta = n / n_bg.
+
+File format
+-----------
+Comma-separated text, UTF-8 (a byte-order mark is allowed). Blank lines and lines whose
+first non-blank character is ``#`` are ignored wherever they are. The first other line is
+the header naming the columns; whitespace around every cell is stripped. Every later line
+is one depth point; at least 3 are needed. ``<species>`` is a species name of the case
+(the native ion or a foreign ion), spelled as in the case file, e.g. ``theta_Na``.
+
+- ``depth_nm`` (required): depth below the front surface [nm], >= 0, strictly increasing.
+
+Then exactly one of two layouts:
+
+*fractions* -- the profile is already normalised:
+
+- ``theta_<species>``: fraction n / n_bg [-] (1 = the native ion's bulk concentration).
+  Allowed range [-0.1, 1.25] (:data:`THETA_RANGE`).
+- ``sigma_<species>`` (optional): 1-sigma uncertainty of that fraction [-], > 0; only
+  with the matching ``theta_<species>`` column.
+
+*counts* -- raw ToF-SIMS counts, normalised on reading:
+
+- ``counts_<native>`` (required) and at most one ``counts_<foreign>``: counts >= 0.
+- The native counts are divided by their mean over the bulk rows, so the bulk is
+  theta = 1. Bulk rows are those with depth_nm >= ``bulk_from_nm``; by default the
+  deepest 20 % of the rows, at least 3.
+- The foreign counts are multiplied by the one factor c that best satisfies
+  theta_native + c counts_foreign = 1 (least squares) over the replaced zone, the rows
+  with theta_native < 0.5: there the foreign ion has replaced the native one 1:1
+  (electroneutrality).
+- :attr:`MeasuredProfile.normalisation` keeps ``native_factor`` (1 / bulk mean),
+  ``native_bulk_mean_counts``, ``bulk_rows``, ``bulk_depth_nm`` [first, last],
+  ``bulk_from_nm`` (None = default), ``foreign_factor`` {species: c} and
+  ``replaced_zone_rows``. The resulting fractions are not range-checked: they are the
+  measured counts, scaled (a noisy bulk point may be 1.3).
+
+Example (fractions)::
+
+    # K+ into a sodium glass, 2 h at 100 uA
+    depth_nm, theta_Na, sigma_Na, theta_K
+    0.5,      0.08,     0.02,     0.95
+    1.0,      0.10,     0.02,     0.91
+    ...
+
+Example (counts; the native column alone is also a valid file)::
+
+    depth_nm,counts_Na,counts_K
+    0.0,412,18050
+    0.7,388,18233
+    ...
+
+Every problem is a :class:`~cait_fem.errors.ConfigError` naming the file, the line number
+(counting comment and blank lines), the column, the value and what is allowed (an
+unreadable or empty file has no line to name). Nothing is clipped or repaired.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from cait_fem.errors import ConfigError
+from cait_fem.fileio import format_csv, write_text_atomic
+
+__all__ = ["MeasuredProfile", "read_profile_csv", "write_profile_csv", "THETA_RANGE",
+           "MIN_ROWS", "BULK_FRACTION"]
+
+# Fractions beyond [0, 1] are real, within limits: SIMS noise scatters around both ends,
+# and slow foreign ions pile up in the surface Debye layer ~10 % above n_bg. Values far
+# outside mean a wrong column, unit or normalisation.
+THETA_RANGE = (-0.1, 1.25)
+MIN_ROWS = 3
+# Default bulk for counts normalisation: the deepest fifth of the rows (at least MIN_ROWS).
+BULK_FRACTION = 0.2
+
+PREFIXES = ("theta_", "sigma_", "counts_")
+
+
+@dataclass(frozen=True)
+class MeasuredProfile:
+    """One measured depth profile; arrays are read-only."""
+    source: str                      # the path as given, for messages
+    depth_m: np.ndarray              # strictly increasing, >= 0 [m]
+    theta: dict[str, np.ndarray]     # species -> n / n_bg [-], species present in the file
+    sigma: dict[str, np.ndarray]     # species -> 1-sigma uncertainty of theta [-]; may be empty
+    layout: str                      # "fractions" or "counts"
+    normalisation: dict              # counts layout: factors and bulk rows; {} otherwise
+
+
+def _where(path, line: int, column: str) -> str:
+    return f"{path}, line {line}, column {column!r}"
+
+
+def _data_lines(path) -> list[tuple[int, str]]:
+    """(1-based line number, text) of every line that is not blank or a comment."""
+    try:
+        text = Path(path).read_bytes().decode("utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read the profile file ({exc}); expected a "
+                          "UTF-8 CSV file") from exc
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    return [(i, s) for i, s in enumerate(lines, start=1)
+            if s.strip() and not s.strip().startswith("#")]
+
+
+def _check_header(path, line: int, names: list[str], native: str, foreign: Sequence[str]) -> str:
+    """Validate the column names; return the layout."""
+    species = [native, *foreign]
+    allowed = ["depth_nm"] + [p + s for p in PREFIXES for s in species]
+    for i, name in enumerate(names):
+        if name in names[:i]:
+            raise ConfigError(f"{_where(path, line, name)}: duplicated column name; each "
+                              "column may appear once")
+        if name not in allowed:
+            raise ConfigError(f"{_where(path, line, name)}: unknown column; allowed: "
+                              + ", ".join(allowed))
+    if "depth_nm" not in names:
+        raise ConfigError(f"{_where(path, line, 'depth_nm')}: required column missing; the "
+                          f"header is {','.join(names)!r}")
+    for name in names:
+        if name.startswith("sigma_") and "theta_" + name[6:] not in names:
+            raise ConfigError(f"{_where(path, line, name)}: uncertainty without its fraction; "
+                              f"allowed only together with column theta_{name[6:]}")
+    theta = [n for n in names if n.startswith("theta_")]
+    counts = [n for n in names if n.startswith("counts_")]
+    if not theta and not counts:
+        wanted = ", ".join(f"{p}{s}" for s in species for p in ("theta_", "counts_"))
+        raise ConfigError(f"{_where(path, line, f'theta_{native}')}: no profile column; "
+                          f"need at least one of {wanted}")
+    if theta and counts:
+        raise ConfigError(f"{_where(path, line, counts[0])}: theta_ and counts_ columns "
+                          f"cannot be mixed ({theta[0]} is also present); use one layout")
+    if counts:
+        if f"counts_{native}" not in names:
+            raise ConfigError(f"{_where(path, line, f'counts_{native}')}: required in the "
+                              "counts layout (the native ion's counts fix the bulk, theta = 1)")
+        if len(counts) > 2:
+            raise ConfigError(f"{_where(path, line, counts[2])}: the counts layout allows "
+                              f"one foreign ion, got {', '.join(counts[1:])}; give fractions "
+                              "(theta_ columns) for several foreign ions")
+        return "counts"
+    return "fractions"
+
+
+def _check_value(path, line: int, name: str, value: float) -> None:
+    lo, hi = THETA_RANGE
+    if name == "depth_nm" and value < 0.0:
+        raise ConfigError(f"{_where(path, line, name)}: depth {value!r} is negative; "
+                          "must be >= 0 (0 = front surface)")
+    if name.startswith("theta_") and not lo <= value <= hi:
+        raise ConfigError(f"{_where(path, line, name)}: fraction {value!r} is far outside "
+                          f"[0, 1]; allowed range [{lo}, {hi}]")
+    if name.startswith("sigma_") and not value > 0.0:
+        raise ConfigError(f"{_where(path, line, name)}: uncertainty {value!r} must be > 0")
+    if name.startswith("counts_") and value < 0.0:
+        raise ConfigError(f"{_where(path, line, name)}: counts {value!r} must be >= 0")
+
+
+def _parse_rows(path, rows: list[tuple[int, str]], names: list[str]) -> np.ndarray:
+    """The data as an array (row, column), every cell validated."""
+    table = np.empty((len(rows), len(names)))
+    for r, (line, text) in enumerate(rows):
+        cells = [c.strip() for c in text.split(",")]
+        if len(cells) != len(names):
+            missing = (f"no cell for column {names[len(cells)]!r}" if len(cells) < len(names)
+                       else f"cells beyond the last column {names[-1]!r}")
+            raise ConfigError(f"{path}, line {line}: {len(cells)} cell(s), {missing}; the "
+                              f"header names {len(names)} columns: {', '.join(names)}")
+        for c, (name, cell) in enumerate(zip(names, cells)):
+            try:
+                value = float(cell)
+            except ValueError:
+                raise ConfigError(f"{_where(path, line, name)}: {cell!r} is not a number") from None
+            if not math.isfinite(value):
+                raise ConfigError(f"{_where(path, line, name)}: {cell!r} is not allowed; "
+                                  "values must be finite numbers")
+            _check_value(path, line, name, value)
+            table[r, c] = value
+        if r > 0 and table[r, 0] <= table[r - 1, 0]:
+            here, before = float(table[r, 0]), float(table[r - 1, 0])
+            raise ConfigError(f"{_where(path, line, 'depth_nm')}: depth {here!r} is not greater "
+                              f"than {before!r} on line {rows[r - 1][0]}; depths must be "
+                              "strictly increasing")
+    return table
+
+
+def _normalise_counts(path, rows, depth_nm, counts: dict[str, np.ndarray], native: str,
+                      bulk_from_nm: float | None) -> tuple[dict[str, np.ndarray], dict]:
+    last_line = rows[-1][0]
+    if bulk_from_nm is None:
+        n_bulk = max(MIN_ROWS, math.ceil(BULK_FRACTION * depth_nm.size))
+        bulk = np.arange(depth_nm.size) >= depth_nm.size - n_bulk
+    else:
+        if not math.isfinite(bulk_from_nm):
+            raise ConfigError(f"bulk_from_nm = {float(bulk_from_nm)!r} is not allowed: must "
+                              "be finite")
+        bulk = depth_nm >= bulk_from_nm
+        if not bulk.any():
+            raise ConfigError(f"{_where(path, last_line, 'depth_nm')}: no bulk rows, the "
+                              f"deepest point {float(depth_nm[-1])!r} nm is above bulk_from_nm = "
+                              f"{float(bulk_from_nm)!r}; must be <= the deepest depth")
+    first_bulk_line = rows[int(np.flatnonzero(bulk)[0])][0]
+    column = f"counts_{native}"
+    bulk_mean = float(np.mean(counts[native][bulk]))
+    if bulk_mean <= 0.0:
+        raise ConfigError(f"{_where(path, first_bulk_line, column)}: the bulk rows (lines "
+                          f"{first_bulk_line}-{last_line}) have no counts; cannot normalise")
+    theta = {native: counts[native] / bulk_mean}
+    info = {"native_factor": 1.0 / bulk_mean, "native_bulk_mean_counts": bulk_mean,
+            "bulk_rows": int(bulk.sum()),
+            "bulk_depth_nm": [float(depth_nm[bulk][0]), float(depth_nm[-1])],
+            "bulk_from_nm": bulk_from_nm, "foreign_factor": {}}
+    for name, c_f in counts.items():
+        if name == native:
+            continue
+        zone = theta[native] < 0.5
+        column = f"counts_{name}"
+        if not zone.any():
+            i = int(np.argmin(theta[native]))
+            raise ConfigError(f"{_where(path, rows[i][0], column)}: cannot normalise the "
+                              f"foreign ion: no replaced zone, the lowest native fraction is "
+                              f"{theta[native][i]:.3g} (needs rows with theta_{native} < 0.5)")
+        denom = float(np.sum(c_f[zone] ** 2))
+        if denom == 0.0:
+            i = int(np.flatnonzero(zone)[0])
+            raise ConfigError(f"{_where(path, rows[i][0], column)}: cannot normalise the "
+                              f"foreign ion: zero counts in the replaced zone (theta_{native} "
+                              "< 0.5)")
+        # least squares for theta_native + c counts_foreign = 1 over the zone
+        factor = float(np.sum(c_f[zone] * (1.0 - theta[native][zone]))) / denom
+        theta[name] = factor * c_f
+        info["foreign_factor"][name] = factor
+        info["replaced_zone_rows"] = int(zone.sum())
+    return theta, info
+
+
+def read_profile_csv(path, native: str, foreign: Sequence[str], *,
+                     bulk_from_nm: float | None = None) -> MeasuredProfile:
+    """Read and validate a measured profile (format in the module docstring). ``native``
+    and ``foreign`` are the case's species names; ``bulk_from_nm`` only matters for the
+    counts layout."""
+    foreign = list(foreign)
+    if native in foreign or len(set(foreign)) != len(foreign):
+        raise ValueError(f"species names must be distinct: native {native!r}, foreign {foreign}")
+    lines = _data_lines(path)
+    if not lines:
+        raise ConfigError(f"{path}: no header line, the file is empty or all comments; "
+                          f"expected a header such as 'depth_nm,theta_{native}'")
+    header_line, header = lines[0]
+    names = [c.strip() for c in header.split(",")]
+    layout = _check_header(path, header_line, names, native, foreign)
+    rows = lines[1:]
+    if len(rows) < MIN_ROWS:
+        last = rows[-1][0] if rows else header_line
+        raise ConfigError(f"{path}, line {last}: {len(rows)} data rows after the header "
+                          f"(line {header_line}, columns {', '.join(names)}); at least "
+                          f"{MIN_ROWS} are needed")
+    table = _parse_rows(path, rows, names)
+    columns = {name: table[:, i] for i, name in enumerate(names)}
+    depth_nm = columns["depth_nm"]
+    sigma, info = {}, {}
+    if layout == "counts":
+        counts = {s: columns[f"counts_{s}"] for s in [native, *foreign] if f"counts_{s}" in columns}
+        theta, info = _normalise_counts(path, rows, depth_nm, counts, native, bulk_from_nm)
+    else:
+        theta = {s: columns[f"theta_{s}"] for s in [native, *foreign] if f"theta_{s}" in columns}
+        sigma = {s: columns[f"sigma_{s}"] for s in theta if f"sigma_{s}" in columns}
+    depth_m = depth_nm * 1e-9
+    for array in (depth_m, *theta.values(), *sigma.values()):
+        array.setflags(write=False)
+    return MeasuredProfile(source=os.fspath(path), depth_m=depth_m, theta=theta, sigma=sigma,
+                           layout=layout, normalisation=info)
+
+
+def write_profile_csv(path, depth_m, theta: Mapping[str, np.ndarray],
+                      sigma: Mapping[str, np.ndarray] | None = None,
+                      comments: Sequence[str] = ()) -> Path:
+    """Write a profile in the fractions layout (atomically): ``comments`` as ``#`` lines,
+    then depth_nm, and theta_<species> each followed by its sigma_<species> if given."""
+    sigma = dict(sigma or {})
+    extra = set(sigma) - set(theta)
+    if extra:
+        raise ValueError(f"sigma given for {sorted(extra)} without theta")
+    header, cols = ["depth_nm"], [np.asarray(depth_m, dtype=float) * 1e9]
+    for name, values in theta.items():
+        header.append(f"theta_{name}")
+        cols.append(np.asarray(values, dtype=float))
+        if name in sigma:
+            header.append(f"sigma_{name}")
+            cols.append(np.asarray(sigma[name], dtype=float))
+    comment_text = "".join(f"# {line}\n" for c in comments
+                           for line in (str(c).splitlines() or [""]))
+    return write_text_atomic(path, comment_text + format_csv(header, cols))

@@ -1,0 +1,404 @@
+"""The experiment as data: glass, species, front and back boundaries, mesh and run settings.
+
+Everything here is plain, validated data with SI units in the field names. Nothing here
+imports DOLFINx. An :class:`Experiment` is what :func:`cait_fem.simulate` runs and what a
+TOML case file (:mod:`cait_fem.case.case_file`) turns into.
+
+Validation happens in ``__post_init__`` so that a bad value is reported, with its field
+name, the value and what is allowed, before any mesh or form is built.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Union
+
+from cait_fem.physics.diffusion import DiffusionLaw
+from cait_fem.errors import ConfigError
+from .geometry import Geometry
+
+
+def _require(condition: bool, field_name: str, value, allowed: str) -> None:
+    if not condition:
+        raise ConfigError(f"{field_name} = {value!r} is not allowed: {allowed}")
+
+
+def _positive(field_name: str, value) -> None:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    _require(ok and math.isfinite(value) and value > 0, field_name, value, "must be a finite number > 0")
+
+
+def _fraction(field_name: str, value, *, open_low=False, open_high=False) -> None:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    lo_ok = ok and (value > 0 if open_low else value >= 0)
+    hi_ok = ok and (value < 1 if open_high else value <= 1)
+    interval = ("(" if open_low else "[") + "0, 1" + (")" if open_high else "]")
+    _require(lo_ok and hi_ok, field_name, value, f"must lie in {interval}")
+
+
+@dataclass(frozen=True)
+class Glass:
+    """The solid electrolyte sample (1D: a slab of thickness ``thickness_m``).
+
+    n_bg_m3: density of the immobile anionic background = initial native cation density [m^-3].
+    eps_r: relative permittivity [-]. temperature_K: sample temperature [K].
+    thickness_m: distance from the front (beam) surface to the back electrode [m].
+    """
+
+    n_bg_m3: float
+    eps_r: float
+    temperature_K: float
+    thickness_m: float
+    name: str = "glass"
+
+    @classmethod
+    def preset(cls, name: str, **overrides) -> "Glass":
+        """A glass from :mod:`cait_fem.case.presets` (e.g. "Li3B7O12"); keyword arguments
+        override preset values (typically temperature_K and thickness_m)."""
+        from .presets import glass_preset
+
+        values = {k: v for k, v in glass_preset(name).items() if k in _GLASS_FIELDS}
+        values.update(overrides)
+        values.setdefault("name", name)
+        return cls(**values)
+
+    def __post_init__(self):
+        _positive("glass.n_bg_m3", self.n_bg_m3)
+        _positive("glass.eps_r", self.eps_r)
+        _positive("glass.temperature_K", self.temperature_K)
+        _positive("glass.thickness_m", self.thickness_m)
+
+
+_GLASS_FIELDS = ("n_bg_m3", "eps_r", "temperature_K", "thickness_m", "name")
+
+
+@dataclass(frozen=True)
+class Species:
+    """A mobile cation. ``role`` is "native" (fills the glass at t = 0) or "foreign" (enters
+    at the front). ``charge_number`` is z (default +1); ``diffusion`` a law of
+    :mod:`cait_fem.physics.diffusion` giving D(theta) in m^2/s."""
+
+    name: str
+    role: str
+    diffusion: DiffusionLaw
+    charge_number: int = 1
+
+    def __post_init__(self):
+        _require(isinstance(self.name, str) and self.name.isidentifier(), "species.name", self.name,
+                 "a non-empty identifier (letters, digits, underscore)")
+        _require(self.role in ("native", "foreign"), f"species.{self.name}.role", self.role,
+                 'one of "native", "foreign"')
+        _require(isinstance(self.charge_number, int) and not isinstance(self.charge_number, bool)
+                 and self.charge_number > 0, f"species.{self.name}.charge_number", self.charge_number,
+                 "a positive integer (cations)")
+        _require(isinstance(self.diffusion, DiffusionLaw), f"species.{self.name}.diffusion",
+                 self.diffusion, "a cait_fem.physics.diffusion law")
+
+
+@dataclass(frozen=True)
+class Beam:
+    """Alkali ion beam on the front surface (MODEL.md section 4): current density
+    ``current_density_A_m2`` [A/m^2], kinetic energy mean ``E_kin_eV`` and spread
+    ``sigma_E_eV`` [eV]. Ions land only if their kinetic energy exceeds e*phi_s.
+    ``species``: the foreign species in the beam (default: the first foreign species)."""
+
+    current_density_A_m2: float
+    E_kin_eV: float
+    sigma_E_eV: float
+    species: str | None = None
+    type: str = field(default="beam", init=False)
+
+    def __post_init__(self):
+        ok = isinstance(self.current_density_A_m2, (int, float)) and self.current_density_A_m2 >= 0
+        _require(ok and math.isfinite(self.current_density_A_m2), "front.current_density_A_m2",
+                 self.current_density_A_m2, "must be a finite number >= 0")
+        _positive("front.E_kin_eV", self.E_kin_eV)
+        _positive("front.sigma_E_eV", self.sigma_E_eV)
+
+
+@dataclass(frozen=True)
+class PotentialFront:
+    """Front held at potential ``U_V`` [V] with a fixed foreign-ion surface fraction
+    ``surface_fraction`` = n_f / n_bg [-] of foreign ``species`` (default: the first)."""
+
+    U_V: float
+    surface_fraction: float
+    species: str | None = None
+    type: str = field(default="potential", init=False)
+
+    def __post_init__(self):
+        _require(isinstance(self.U_V, (int, float)) and math.isfinite(self.U_V), "front.U_V", self.U_V,
+                 "must be a finite number")
+        _fraction("front.surface_fraction", self.surface_fraction)
+
+
+@dataclass(frozen=True)
+class CurrentFront:
+    """Constant influx of foreign ``species`` (default: the first) carrying
+    ``current_density_A_m2`` [A/m^2]."""
+
+    current_density_A_m2: float
+    species: str | None = None
+    type: str = field(default="current", init=False)
+
+    def __post_init__(self):
+        ok = isinstance(self.current_density_A_m2, (int, float)) and self.current_density_A_m2 >= 0
+        _require(ok and math.isfinite(self.current_density_A_m2), "front.current_density_A_m2",
+                 self.current_density_A_m2, "must be a finite number >= 0")
+
+
+Front = Union[Beam, PotentialFront, CurrentFront]
+
+
+@dataclass(frozen=True)
+class BackElectrode:
+    """Grounded backside electrode (phi = 0). ``native`` is "reversible" (n_native = n_bg,
+    default) or "discharge" (flux J.n = k (n - n_bg) with ``discharge_rate_m_s`` = k [m/s])."""
+
+    native: str = "reversible"
+    discharge_rate_m_s: float | None = None
+    type: str = field(default="electrode", init=False)
+
+    def __post_init__(self):
+        _require(self.native in ("reversible", "discharge"), "back.native", self.native,
+                 'one of "reversible", "discharge"')
+        if self.native == "discharge":
+            _positive("back.discharge_rate_m_s", self.discharge_rate_m_s)
+        else:
+            _require(self.discharge_rate_m_s is None, "back.discharge_rate_m_s", self.discharge_rate_m_s,
+                     'only with back.native = "discharge"')
+
+
+@dataclass(frozen=True)
+class MeshSettings:
+    """Graded 1D mesh: from ``surface_spacing_m`` at the surface (resolving the Debye
+    layer) growing by ``growth_ratio`` per cell to ``front_spacing_m``, uniform over the
+    first ``fine_depth_m`` (where profiles and fronts live), then geometric growth by
+    ``growth_ratio`` up to ``bulk_spacing_m``, constant to the back electrode."""
+
+    front_spacing_m: float = 0.2e-9
+    surface_spacing_m: float = 0.01e-9
+    fine_depth_m: float = 300e-9
+    growth_ratio: float = 1.08
+    bulk_spacing_m: float = 20e-6
+
+    def __post_init__(self):
+        _positive("mesh.front_spacing_m", self.front_spacing_m)
+        _positive("mesh.surface_spacing_m", self.surface_spacing_m)
+        ok = isinstance(self.fine_depth_m, (int, float)) and self.fine_depth_m >= 0
+        _require(ok and math.isfinite(self.fine_depth_m), "mesh.fine_depth_m", self.fine_depth_m,
+                 "must be a finite number >= 0")
+        ok = isinstance(self.growth_ratio, (int, float)) and math.isfinite(self.growth_ratio)
+        _require(ok and 1.0 < self.growth_ratio <= 2.0, "mesh.growth_ratio", self.growth_ratio,
+                 "must lie in (1, 2]")
+        _positive("mesh.bulk_spacing_m", self.bulk_spacing_m)
+        _require(self.bulk_spacing_m >= self.front_spacing_m, "mesh.bulk_spacing_m", self.bulk_spacing_m,
+                 f"must be >= mesh.front_spacing_m = {self.front_spacing_m!r}")
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """Time integration. ``t_end_s`` [s]; profiles are stored at ``output_times_s`` [s]
+    (each in (0, t_end_s]; t_end_s is always stored). ``scheme`` "bdf1" or "bdf2";
+    the local error estimate is kept below ``time_tolerance`` (absolute, in theta units);
+    the first step is ``dt_initial_s`` [s]; steps never exceed ``dt_max_s`` [s]."""
+
+    t_end_s: float
+    output_times_s: tuple[float, ...] = ()
+    scheme: str = "bdf2"
+    time_tolerance: float = 1e-3
+    dt_initial_s: float = 1e-9
+    dt_max_s: float | None = None
+    max_steps: int = 200_000
+    max_retries: int = 12
+
+    def __post_init__(self):
+        _positive("run.t_end_s", self.t_end_s)
+        times = tuple(self.output_times_s)
+        object.__setattr__(self, "output_times_s", times)
+        for i, t in enumerate(times):
+            ok = isinstance(t, (int, float)) and not isinstance(t, bool) and math.isfinite(t)
+            _require(ok and 0 < t <= self.t_end_s, f"run.output_times_s[{i}]", t,
+                     f"must lie in (0, run.t_end_s = {self.t_end_s!r}]")
+        _require(list(times) == sorted(set(times)), "run.output_times_s", list(times),
+                 "must be strictly increasing")
+        _require(self.scheme in ("bdf1", "bdf2"), "run.scheme", self.scheme, 'one of "bdf1", "bdf2"')
+        _positive("run.time_tolerance", self.time_tolerance)
+        _positive("run.dt_initial_s", self.dt_initial_s)
+        if self.dt_max_s is not None:
+            _positive("run.dt_max_s", self.dt_max_s)
+        _require(isinstance(self.max_steps, int) and self.max_steps > 0, "run.max_steps", self.max_steps,
+                 "a positive integer")
+        _require(isinstance(self.max_retries, int) and self.max_retries >= 0, "run.max_retries",
+                 self.max_retries, "an integer >= 0")
+
+    @property
+    def all_output_times_s(self) -> tuple[float, ...]:
+        times = list(self.output_times_s)
+        if not times or times[-1] != self.t_end_s:
+            times.append(self.t_end_s)
+        return tuple(times)
+
+
+LINEAR_SOLVERS = ("auto", "petsc", "mumps", "superlu_dist", "iterative")
+PRECONDITIONERS = ("ilu", "asm", "cpr")
+
+
+@dataclass(frozen=True)
+class SolverSettings:
+    """Newton (PETSc SNES) and linear solver. Newton stops when the estimated remaining
+    error of every concentration (theta units) is below ``newton_atol`` and that of the
+    potential is below ``potential_atol`` (units of k_B T / e); see cait_fem.solver.newton.
+    ``linear_solver`` "auto" picks PETSc's LU for a serial 1D run and MUMPS otherwise.
+    ``jacobian_lag``: the exact Jacobian is assembled and factorised every ``jacobian_lag``
+    Newton iterations of a step (1: every iteration, quadratic convergence). Within one
+    time step it changes little, so 3 gives the same solution to the Newton tolerance at
+    about 2/3 of the cost (a Cs+ run of bench/fit3.py: 13.0 s -> 8.4 s, 5905 -> 5989
+    iterations, profiles equal to 2e-6).
+
+    ``linear_solver = "iterative"``: Newton-Krylov for 2D/3D runs beyond direct-solver
+    reach (a 3D mesh of 1.5e5 unknowns already needs 2 GB and 40-50 s per MUMPS
+    factorisation; docs/numerics.md section 9, "Linear solvers at scale"): GMRES (left
+    preconditioned, restart 100) stopped at ``krylov_rtol`` (relative decrease of the
+    preconditioned residual), failed after ``krylov_max_iterations``; a failed linear solve
+    is a failed Newton solve, so the stepper shrinks the step. ``preconditioner``:
+
+    * "cpr" (recommended for large meshes, serial or MPI): two-stage constrained-pressure-
+      residual preconditioner (:mod:`cait_fem.solver.cpr`): a multigrid solve of the decoupled
+      potential equation (charge conservation) -- column multigrid on the layered meshes of
+      :mod:`cait_fem.mesh.gmsh_sample`, GAMG on others -- then point-block ILU(``ilu_levels``) of the
+      whole system per rank; ``ilu_levels = 0`` is enough there. A few Krylov iterations
+      per Newton iteration, independent of the rank count on layered meshes.
+    * "ilu" (default): point-block ILU(``ilu_levels``) of the whole system, per MPI rank
+      (block Jacobi); "asm" the same on subdomains overlapping by one cell layer. Robust in
+      serial, but the iterations grow with the mesh, and in parallel both need many
+      iterations or break down (no global coupling of the potential)."""
+
+    newton_atol: float = 1e-7
+    potential_atol: float = 1e-5
+    max_newton_iterations: int = 12
+    linear_solver: str = "auto"
+    jacobian_lag: int = 1
+    preconditioner: str = "ilu"
+    ilu_levels: int = 1
+    krylov_rtol: float = 1e-8
+    krylov_max_iterations: int = 1000
+
+    def __post_init__(self):
+        _positive("solver.newton_atol", self.newton_atol)
+        _positive("solver.potential_atol", self.potential_atol)
+        _require(isinstance(self.max_newton_iterations, int) and self.max_newton_iterations > 0,
+                 "solver.max_newton_iterations", self.max_newton_iterations, "a positive integer")
+        _require(self.linear_solver in LINEAR_SOLVERS, "solver.linear_solver", self.linear_solver,
+                 "one of " + ", ".join(f'"{name}"' for name in LINEAR_SOLVERS))
+        _require(isinstance(self.jacobian_lag, int) and not isinstance(self.jacobian_lag, bool)
+                 and 1 <= self.jacobian_lag <= 10, "solver.jacobian_lag", self.jacobian_lag,
+                 "an integer from 1 (exact Newton) to 10")
+        _require(self.preconditioner in PRECONDITIONERS, "solver.preconditioner", self.preconditioner,
+                 "one of " + ", ".join(f'"{name}"' for name in PRECONDITIONERS)
+                 + ' (used with linear_solver = "iterative")')
+        _require(isinstance(self.ilu_levels, int) and not isinstance(self.ilu_levels, bool)
+                 and 0 <= self.ilu_levels <= 4, "solver.ilu_levels", self.ilu_levels, "an integer from 0 to 4")
+        _fraction("solver.krylov_rtol", self.krylov_rtol, open_low=True, open_high=True)
+        _require(isinstance(self.krylov_max_iterations, int) and not isinstance(self.krylov_max_iterations, bool)
+                 and self.krylov_max_iterations > 0, "solver.krylov_max_iterations",
+                 self.krylov_max_iterations, "a positive integer")
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """A complete CAIT run: what :func:`cait_fem.simulate` takes. ``species`` is stored
+    native first, then the foreign species in the order given."""
+
+    glass: Glass
+    species: tuple[Species, ...]
+    front: Front
+    run: RunSettings
+    back: BackElectrode = BackElectrode()
+    mesh: MeshSettings = MeshSettings()
+    solver: SolverSettings = SolverSettings()
+    name: str = "cait"
+    #: the sample's shape, beam spot and back electrode (default: a 1D slab)
+    geometry: Geometry = Geometry()
+    #: "ideal": J_i = -D_i (grad n_i + z_i n_i grad psi) (MODEL.md section 2, the paper's
+    #: form); "thermodynamic": J_i = -(D_i n_i / k_B T) grad(mu_i + z_i e phi), with mu_i
+    #: the site-energy-distribution Fermi level for an SED law (ideal mu for the others).
+    flux: str = "ideal"
+
+    def __post_init__(self):
+        species = tuple(self.species)
+        object.__setattr__(self, "species", species)
+        names = [s.name for s in species]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        _require(not dupes, "species.name", dupes, "species names must be unique")
+        natives = [s.name for s in species if s.role == "native"]
+        _require(len(natives) == 1, "species.role", natives, 'exactly one species with role = "native"')
+        foreign = [s.name for s in species if s.role == "foreign"]
+        _require(len(foreign) >= 1, "species.role", foreign, 'at least one species with role = "foreign"')
+        # Canonical order, relied on by the forms and results: native first, then the
+        # foreign species as given (the first one enters at the front).
+        native = next(s for s in species if s.role == "native")
+        object.__setattr__(self, "species", (native,) + tuple(s for s in species if s.role == "foreign"))
+        _require(isinstance(self.front, (Beam, PotentialFront, CurrentFront)), "front", self.front,
+                 "a Beam, PotentialFront or CurrentFront")
+        _require(self.flux in ("ideal", "thermodynamic"), "flux", self.flux,
+                 'one of "ideal", "thermodynamic"')
+        if self.flux == "thermodynamic":
+            for s in species:
+                _require(getattr(s.diffusion, "filling", "zero-temperature") == "zero-temperature",
+                         "flux", self.flux, f"only with zero-temperature SED filling (species.{s.name} "
+                         "uses fermi-dirac, whose tabulated Fermi level has no usable derivative)")
+        if self.front.species is not None:
+            _require(self.front.species in foreign, "front.species", self.front.species,
+                     f"the name of a foreign species: one of {foreign}")
+        _require(isinstance(self.geometry, Geometry), "geometry", self.geometry, "a cait_fem.case.geometry.Geometry")
+        _require(self.mesh.front_spacing_m < self.glass.thickness_m, "mesh.front_spacing_m",
+                 self.mesh.front_spacing_m, f"must be < glass.thickness_m = {self.glass.thickness_m!r}")
+
+    @property
+    def native(self) -> Species:
+        return next(s for s in self.species if s.role == "native")
+
+    @property
+    def foreign(self) -> tuple[Species, ...]:
+        return tuple(s for s in self.species if s.role == "foreign")
+
+    @property
+    def front_species_index(self) -> int:
+        """Index in ``species`` of the foreign species that enters at the front
+        (``front.species``, default the first foreign species)."""
+        names = [s.name for s in self.species]
+        return names.index(self.front.species) if self.front.species is not None else 1
+
+    @property
+    def beam_species(self) -> Species:
+        """The foreign species that enters at the front."""
+        return self.species[self.front_species_index]
+
+
+def check_same_structure(compiled: Experiment, new: Experiment) -> None:
+    """Raise ConfigError unless ``new`` differs from ``compiled`` in parameter values only
+    (what the Constants of compiled forms can take): same glass, mesh, species, laws,
+    front and back types, flux and geometry."""
+
+    def shape(exp):
+        return {
+            "glass": exp.glass,
+            "mesh": exp.mesh,
+            "flux": exp.flux,
+            "species": [(s.name, s.role, s.charge_number, type(s.diffusion).__name__,
+                         getattr(s.diffusion, "filling", None),
+                         tuple(s.diffusion.nondim_parameters(exp.glass.temperature_K, 1.0)))
+                        for s in exp.species],
+            "front": (exp.front.type, exp.front.species),
+            "back": exp.back.native,
+            "geometry": exp.geometry,
+        }
+
+    old, cur = shape(compiled), shape(new)
+    for key in old:
+        if old[key] != cur[key]:
+            raise ConfigError(f"{key} = {cur[key]!r} differs from the compiled experiment's "
+                              f"{old[key]!r}: only parameter values may change between runs of "
+                              "one Simulation; build a new Simulation for another structure")

@@ -1,0 +1,188 @@
+"""The four standard figures of a run (matplotlib, Agg canvas; no pyplot global state).
+
+- ``profiles.png``     theta of every species vs depth [nm] at every output time (linear),
+  x range ~1.5x the deepest front (300 nm if no front is found); plateau and front marked
+  for the last time, like Fig. 1 of Gunawan et al. (native and foreign fractions, sharp
+  front, plateau);
+- ``profiles_log.png`` the same with a logarithmic theta axis;
+- ``diffusion.png``    D(theta) [m^2/s] of every species for theta in [0, 1], log axis;
+- ``timeseries.png``   current density, surface potential, charge and foreign ions inside
+  (with the integrated influx) vs time, log time axis.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from cait_fem.fileio import atomic_path
+
+_CMAPS = ("Blues", "Oranges", "Reds", "Greens", "Purples", "Greys")
+_DPI = 150
+
+
+def _save(fig: Figure, path: Path) -> Path:
+    FigureCanvasAgg(fig)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=_DPI)
+    return path
+
+
+def _species_order(result) -> list[int]:
+    """Native first, then the foreign species in the order of the theta axis."""
+    native = result.experiment.native.name
+    idx = list(range(len(result.species_names)))
+    return sorted(idx, key=lambda i: result.species_names[i] != native)
+
+
+def _shades(cmap_name: str, count: int):
+    from matplotlib import colormaps
+    cmap = colormaps[cmap_name]
+    return [cmap(v) for v in (np.linspace(0.45, 0.95, count) if count > 1 else [0.85])]
+
+
+def _metrics_or_nan(result, t):
+    try:
+        return result.metrics(float(t))
+    except Exception:  # noqa: BLE001 - a figure should not fail on a metric
+        nan = float("nan")
+        return {"plateau_native": nan, "front_position_m": nan, "x50_m": nan, "front_width_m": nan}
+
+
+def depth_range_nm(result) -> float:
+    """Upper x limit: 1.5x the deepest front (or x50) over all output times, at least three
+    front widths beyond it; 300 nm if there is no front; never beyond the sample."""
+    fronts = []
+    for t in result.output_times_s:
+        m = _metrics_or_nan(result, t)
+        pos = m.get("front_position_m", float("nan"))
+        if not math.isfinite(pos):
+            pos = m.get("x50_m", float("nan"))
+        width = m.get("front_width_m", float("nan"))
+        if math.isfinite(pos) and pos > 0:
+            fronts.append(max(1.5 * pos, pos + 3 * width) if math.isfinite(width) else 1.5 * pos)
+    x = max(fronts) * 1e9 if fronts else 300.0
+    depth_max = float(result.depth_m[-1]) * 1e9 if result.depth_m.size else x
+    return float(min(max(x, 5.0), depth_max))
+
+
+def _profiles_figure(result, log: bool) -> Figure:
+    fig = Figure(figsize=(7.5, 4.8), layout="constrained")
+    ax = fig.add_subplot()
+    depth_nm = result.depth_m * 1e9
+    times = result.output_times_s
+    many = len(times) * len(result.species_names) > 12
+    for j, i in enumerate(_species_order(result)):
+        name = result.species_names[i]
+        for k, (t, color) in enumerate(zip(times, _shades(_CMAPS[j % len(_CMAPS)], len(times)))):
+            y = result.theta[k, i]
+            if log:
+                y = np.where(y > 0, y, np.nan)
+            show = not many or k == len(times) - 1
+            ax.plot(depth_nm, y, color=color, lw=1.6, label=f"{name}, t = {t:.3g} s" if show else None)
+    m = _metrics_or_nan(result, times[-1]) if len(times) else {}
+    plateau, front = m.get("plateau_native", np.nan), m.get("front_position_m", np.nan)
+    if math.isfinite(plateau):
+        ax.axhline(plateau, color="0.4", ls="--", lw=0.8, label=f"plateau {plateau:.3g}")
+    if math.isfinite(front):
+        ax.axvline(front * 1e9, color="0.4", ls=":", lw=0.8, label=f"front {front * 1e9:.4g} nm")
+    ax.set_xlim(0.0, depth_range_nm(result))
+    ax.set_xlabel("depth / nm")
+    if log:
+        ax.set_yscale("log")
+        positive = result.theta[result.theta > 0]
+        low = max(float(positive.min()) if positive.size else 1e-8, 1e-12)
+        ax.set_ylim(max(low, 1e-10), 2.0)
+        ax.set_ylabel(r"$\theta = n_i / n_\mathrm{bg}$ (log)")
+    else:
+        ax.set_ylim(-0.02, 1.05)
+        ax.set_ylabel(r"$\theta = n_i / n_\mathrm{bg}$")
+    g = result.experiment.glass
+    title = f"{result.experiment.name}: {', '.join(s.name for s in result.experiment.foreign)} into {g.name}"
+    ax.set_title(f"{title}, T = {g.temperature_K:g} K" + ("  (lighter = earlier)" if len(times) > 1 else ""))
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, ncol=2 if len(times) * len(result.species_names) > 6 else 1, loc="best")
+    return fig
+
+
+def _evaluate_D(law, theta: np.ndarray, temperature_K: float) -> np.ndarray:
+    """D(theta) [m^2/s]: ``diffusivity_m2_s`` of :mod:`cait_fem.physics.diffusion` (floor included),
+    or a callable ``D_m2_s`` of other law-like objects; vectorised, else point by point."""
+    fn = getattr(law, "diffusivity_m2_s", None)
+    if not callable(fn):
+        fn = law.D_m2_s
+    try:
+        d = np.asarray(fn(theta, temperature_K), dtype=float)
+        if d.shape == theta.shape:
+            return d
+    except Exception:  # noqa: BLE001 - fall back to scalar evaluation
+        pass
+    return np.array([float(fn(float(t), temperature_K)) for t in theta])
+
+
+def _diffusion_figure(result) -> Figure:
+    fig = Figure(figsize=(6.5, 4.5), layout="constrained")
+    ax = fig.add_subplot()
+    exp = result.experiment
+    theta = np.linspace(0.0, 1.0, 401)
+    for j, sp in enumerate(sorted(exp.species, key=lambda s: s.role != "native")):
+        try:
+            d = _evaluate_D(sp.diffusion, theta, exp.glass.temperature_K)
+        except Exception as exc:  # noqa: BLE001
+            ax.text(0.02, 0.05 + 0.06 * j, f"{sp.name}: D(theta) failed: {exc}", transform=ax.transAxes, fontsize=7)
+            continue
+        d = np.where(np.isfinite(d) & (d > 0), d, np.nan)
+        model = sp.diffusion.to_dict().get("model", type(sp.diffusion).__name__)
+        ax.plot(theta, d, lw=1.8, color=f"C{j}", label=f"{sp.name} ({sp.role}, {model})")
+    ax.set_yscale("log")
+    ax.set_xlim(0.0, 1.0)
+    ax.set_xlabel(r"$\theta = n_i / n_\mathrm{bg}$ of the species")
+    ax.set_ylabel(r"$D$ / m$^2$ s$^{-1}$")
+    ax.set_title(f"diffusion coefficients at T = {exp.glass.temperature_K:g} K")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
+    return fig
+
+
+def _timeseries_figure(result) -> Figure:
+    fig = Figure(figsize=(9.0, 6.5), layout="constrained")
+    axes = fig.subplots(2, 2, sharex=True)
+    t = result.time_s
+    keep = t > 0
+    panels = [(axes[0, 0], result.current_density_A_m2, r"current density / A m$^{-2}$"),
+              (axes[0, 1], result.surface_potential_V, "surface potential / V"),
+              (axes[1, 0], result.charge_C_m2, r"charge passed / C m$^{-2}$"),
+              (axes[1, 1], result.foreign_inside_m2, r"foreign ions inside / m$^{-2}$")]
+    for ax, y, label in panels:
+        if keep.any():
+            ax.plot(t[keep], y[keep], lw=1.6, color="C0", label="simulated")
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3, which="both")
+        if label.startswith(("charge", "foreign")) and keep.any() and np.all(y[keep] > 0):
+            ax.set_yscale("log")  # both grow ~linearly in t: straight lines on log-log axes
+    if keep.any():
+        axes[1, 1].plot(t[keep], result.influx_integral_m2[keep], lw=1.0, ls="--", color="C3",
+                        label="integrated influx")
+        axes[1, 1].legend(fontsize=8)
+        for ax in axes.ravel():
+            ax.set_xscale("log")
+    for ax in axes[1]:
+        ax.set_xlabel("time / s")
+    fig.suptitle(f"{result.experiment.name}: boundary quantities "
+                 f"(conservation error {result.conservation_error:.2g})")
+    return fig
+
+
+def plot_all(result, directory) -> list[Path]:
+    """Write the four PNGs into ``directory`` (atomically) and return their paths."""
+    d = Path(directory)
+    d.mkdir(parents=True, exist_ok=True)
+    figures = {"profiles.png": lambda: _profiles_figure(result, log=False),
+               "profiles_log.png": lambda: _profiles_figure(result, log=True),
+               "diffusion.png": lambda: _diffusion_figure(result),
+               "timeseries.png": lambda: _timeseries_figure(result)}
+    return [_save(make(), d / name) for name, make in figures.items()]

@@ -1,0 +1,360 @@
+"""Diffusion-coefficient laws D(theta) [m^2/s], theta = n / n_bg (MODEL.md section 3).
+
+Each law is a frozen dataclass whose fields are the TOML keys (with units). The solver uses
+a law through ``nondim_parameters`` (dimensionless numbers, one UFL Constant each, with a
+key set fixed per instance) and ``relative`` (D(theta) / D_ref written with ``ops`` so the
+same definition is a UFL expression or a numpy value). ``diffusivity_m2_s`` and
+``dD_dtheta_m2_s`` are exact numpy evaluations for analysis and tests.
+
+The floor D_min (default 1e-12 of the law's reference D) is *added*, D + D_min, instead of
+max(D, D_min): the sum is smooth, so the exact Newton Jacobian stays continuous where D
+reaches the floor, and at 1e-12 of the bulk value the shift is negligible.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import numbers
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+from scipy import special
+
+from . import sed
+from cait_fem.errors import ConfigError
+from .ops import NUMPY, balanced_sum
+from .sed import kT_eV
+
+__all__ = ["DiffusionLaw", "ConstantD", "ArrheniusD", "GaussianSED", "TabulatedD",
+           "diffusion_law_from_dict", "kT_eV", "FLOOR_FRACTION"]
+
+FLOOR_FRACTION = 1e-12
+# SED occupancy clamp: keeps Phi^-1 finite when Newton steps theta below 0 or above 1/p_b
+_P_MIN, _P_MAX = 1e-20, 1.0 - 1e-12
+_FD_KNOTS = 120
+
+
+def _require(condition: bool, name: str, value, allowed: str) -> None:
+    if not condition:
+        raise ConfigError(f"{name} = {value!r} is not allowed: {allowed}")
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _table_parameters(theta_knots, log_D_knots) -> dict[str, float]:
+    """Parameters of the piecewise-linear log D table read by :func:`_table_log_relative`."""
+    params = {"log_D_0": float(log_D_knots[0])}
+    for k in range(len(theta_knots) - 1):
+        width = float(theta_knots[k + 1] - theta_knots[k])
+        params[f"theta_{k}"] = float(theta_knots[k])
+        params[f"width_{k}"] = width
+        params[f"slope_{k}"] = float(log_D_knots[k + 1] - log_D_knots[k]) / width
+    return params
+
+
+def _table_log_relative(theta, params, n_segments: int, ops):
+    """log D = log_D_0 + sum_k slope_k min(max(theta - theta_k, 0), width_k): linear between
+    knots and constant outside, written with min/max only (no search over knots); summed by
+    pairs to keep the UFL expression shallow."""
+    ramps = (params[f"slope_{k}"] * ops.min(ops.max(theta - params[f"theta_{k}"], 0.0), params[f"width_{k}"])
+             for k in range(n_segments))
+    return params["log_D_0"] + balanced_sum(ramps)
+
+
+@dataclass(frozen=True)
+class DiffusionLaw(ABC):
+    """Interface of all laws. ``where`` (keyword only, not compared) is the config path
+    used in error messages, e.g. "species.Li.diffusion"."""
+
+    model: ClassVar[str]
+    where: str = field(default="diffusion", kw_only=True, compare=False, repr=False)
+
+    def __post_init__(self):
+        self._check("D_min_m2_s", self.D_min_m2_s is None or self._is_positive("D_min_m2_s"),
+                    "must be a finite number > 0 (or absent: 1e-12 of the reference D)")
+        self._validate()
+
+    @abstractmethod
+    def _validate(self) -> None: ...
+
+    def _check(self, key: str, ok: bool, allowed: str) -> None:
+        _require(ok, f"{self.where}.{key}", getattr(self, key), allowed)
+
+    def _is_positive(self, key: str) -> bool:
+        return _is_number(getattr(self, key)) and getattr(self, key) > 0
+
+    def _positive(self, key: str) -> None:
+        self._check(key, self._is_positive(key), "must be a finite number > 0")
+
+    @abstractmethod
+    def reference_m2_s(self, temperature_K: float) -> float:
+        """Characteristic D [m^2/s] at T: the value the floor and the scaling refer to."""
+
+    def floor_m2_s(self, temperature_K: float) -> float:
+        """D_min [m^2/s]: ``D_min_m2_s`` if given, else 1e-12 * reference_m2_s(T)."""
+        if self.D_min_m2_s is not None:
+            return float(self.D_min_m2_s)
+        return FLOOR_FRACTION * self.reference_m2_s(temperature_K)
+
+    @abstractmethod
+    def nondim_parameters(self, temperature_K: float, D_ref_m2_s: float) -> dict[str, float]:
+        """The dimensionless numbers that fix D(theta)/D_ref at T (keys fixed per instance)."""
+
+    @abstractmethod
+    def relative(self, theta, params: Mapping[str, Any], ops=NUMPY):
+        """D(theta)/D_ref (floor included) from ``params``, finite and > 0 for any real theta."""
+
+    @abstractmethod
+    def _core_m2_s(self, theta: np.ndarray, temperature_K: float) -> np.ndarray:
+        """D(theta) [m^2/s] without the floor."""
+
+    def thermodynamic_factor(self, theta, params: Mapping[str, Any], ops=NUMPY):
+        """Gamma = (theta / k_B T) d mu / d theta, the factor of grad theta in the
+        thermodynamically consistent flux. 1 for an ideal species (mu = k_B T ln theta);
+        laws with a site energy distribution override it."""
+        return 1.0 + 0.0 * theta
+
+    def diffusivity_m2_s(self, theta, temperature_K: float) -> np.ndarray:
+        """D(theta) [m^2/s], floor included, evaluated exactly in numpy."""
+        theta = np.asarray(theta, dtype=float)
+        return self._core_m2_s(theta, temperature_K) + self.floor_m2_s(temperature_K)
+
+    @abstractmethod
+    def dD_dtheta_m2_s(self, theta, temperature_K: float) -> np.ndarray:
+        """Exact dD/dtheta [m^2/s] (the additive floor does not contribute)."""
+
+    def to_dict(self) -> dict:
+        """The TOML table of this law: {"model": ..., key: value, ...} (absent keys omitted)."""
+        out: dict[str, Any] = {"model": self.model}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if f.name != "where" and value is not None:
+                out[f.name] = list(value) if isinstance(value, tuple) else value
+        return out
+
+    def replace(self, **changes) -> DiffusionLaw:
+        """A copy with ``changes`` applied and validated again."""
+        return dataclasses.replace(self, **changes)
+
+
+class _CompositionIndependent(DiffusionLaw):
+    """A law whose D depends on temperature only; D(T) is ``reference_m2_s``."""
+
+    def nondim_parameters(self, temperature_K, D_ref_m2_s):
+        return {"log_D": math.log(self.reference_m2_s(temperature_K) / D_ref_m2_s),
+                "D_floor": self.floor_m2_s(temperature_K) / D_ref_m2_s}
+
+    def relative(self, theta, params, ops=NUMPY):
+        # 0 * theta only broadcasts the constant to theta's shape
+        return ops.exp(params["log_D"] + 0.0 * theta) + params["D_floor"]
+
+    def _core_m2_s(self, theta, temperature_K):
+        return np.full_like(theta, self.reference_m2_s(temperature_K))
+
+    def dD_dtheta_m2_s(self, theta, temperature_K):
+        return np.zeros_like(np.asarray(theta, dtype=float))
+
+
+@dataclass(frozen=True)
+class ConstantD(_CompositionIndependent):
+    """D [m^2/s] independent of composition and temperature."""
+
+    model: ClassVar[str] = "constant"
+    D_m2_s: float
+    D_min_m2_s: float | None = None
+
+    def _validate(self):
+        self._positive("D_m2_s")
+
+    def reference_m2_s(self, temperature_K):
+        return float(self.D_m2_s)
+
+
+@dataclass(frozen=True)
+class ArrheniusD(_CompositionIndependent):
+    """D = D0 exp(-E_a / k_B T), independent of composition. D0 [m^2/s], E_a [eV]."""
+
+    model: ClassVar[str] = "arrhenius"
+    D0_m2_s: float
+    E_a_eV: float
+    D_min_m2_s: float | None = None
+
+    def _validate(self):
+        self._positive("D0_m2_s")
+        self._check("E_a_eV", _is_number(self.E_a_eV) and self.E_a_eV >= 0, "must be a finite number >= 0")
+
+    def reference_m2_s(self, temperature_K):
+        return float(self.D0_m2_s * np.exp(-self.E_a_eV / kT_eV(temperature_K)))
+
+
+@dataclass(frozen=True)
+class GaussianSED(DiffusionLaw):
+    """Native-ion D from a Gaussian site energy distribution (see :mod:`cait_fem.physics.sed`):
+    D(theta) = D_bulk exp((E_F(p) - E_F(p_b)) / k_B T), p = theta (1 - v), p_b = 1 - v.
+
+    Give either ``D_bulk_m2_s`` or both ``D0_m2_s`` and ``E_DC_eV`` (then D_bulk = D0
+    exp(-E_DC/kT)). The occupancy is clamped to [1e-20, 1 - 1e-12], where D is constant.
+    ``filling = "fermi-dirac"`` is exact in ``diffusivity_m2_s``; for the forms
+    (``relative``) it is a 120-knot table, linear in log D, with knots equally spaced in
+    E_F from where D is 1e-3 of the floor to p = p_b + 0.9 v, constant beyond.
+    """
+
+    model: ClassVar[str] = "sed"
+    fwhm_eV: float
+    vacancy_fraction: float = 0.10
+    D_bulk_m2_s: float | None = None
+    D0_m2_s: float | None = None
+    E_DC_eV: float | None = None
+    filling: str = "zero-temperature"
+    D_min_m2_s: float | None = None
+
+    def _validate(self):
+        self._positive("fwhm_eV")
+        v = self.vacancy_fraction
+        self._check("vacancy_fraction", _is_number(v) and 0 < v < 1,
+                    "must lie in (0, 1) (v = 0 puts the bulk Fermi level at infinity)")
+        self._check("filling", self.filling in sed.FILLINGS, " or ".join(f'"{f}"' for f in sed.FILLINGS))
+        if self.D_bulk_m2_s is not None:
+            key = "D0_m2_s" if self.D0_m2_s is not None else "E_DC_eV"
+            self._check(key, getattr(self, key) is None,
+                        "give either D_bulk_m2_s or both D0_m2_s and E_DC_eV, not both")
+            self._positive("D_bulk_m2_s")
+        else:
+            self._check("D0_m2_s", self._is_positive("D0_m2_s"),
+                        "a finite number > 0, with E_DC_eV (or give D_bulk_m2_s instead)")
+            self._check("E_DC_eV", _is_number(self.E_DC_eV) and self.E_DC_eV >= 0,
+                        "a finite number >= 0, with D0_m2_s (or give D_bulk_m2_s instead)")
+
+    def reference_m2_s(self, temperature_K):
+        if self.D_bulk_m2_s is not None:
+            return float(self.D_bulk_m2_s)
+        return float(self.D0_m2_s * np.exp(-self.E_DC_eV / kT_eV(temperature_K)))
+
+    @property
+    def _p_bulk(self) -> float:
+        return 1.0 - self.vacancy_fraction
+
+    def _sed_args(self, temperature_K):
+        return dict(fwhm_eV=self.fwhm_eV, filling=self.filling, temperature_K=temperature_K)
+
+    def nondim_parameters(self, temperature_K, D_ref_m2_s):
+        D_bulk, kT = self.reference_m2_s(temperature_K), float(kT_eV(temperature_K))
+        floor = self.floor_m2_s(temperature_K)
+        if self.filling == "zero-temperature":
+            return {"log_D_bulk": math.log(D_bulk / D_ref_m2_s), "s": sed.sigma_eV(self.fwhm_eV) / kT,
+                    "p_bulk": self._p_bulk, "x_bulk": float(special.ndtri(self._p_bulk)),
+                    "D_floor": floor / D_ref_m2_s}
+        args = self._sed_args(temperature_K)
+        p_top = self._p_bulk + 0.9 * self.vacancy_fraction
+        E_bulk, E_top, E_min = sed.fermi_level_eV(np.array([self._p_bulk, p_top, _P_MIN]), **args)
+        log_low = min(math.log(floor / D_bulk) - math.log(1e3), -10.0)
+        E_knots = np.linspace(max(E_bulk + kT * log_low, E_min), E_top, _FD_KNOTS)
+        theta_knots = sed.occupancy(E_knots, **args) / self._p_bulk
+        log_D = math.log(D_bulk / D_ref_m2_s) + (E_knots - E_bulk) / kT
+        return {**_table_parameters(theta_knots, log_D), "D_floor": floor / D_ref_m2_s}
+
+    def relative(self, theta, params, ops=NUMPY):
+        if self.filling == "fermi-dirac":
+            return ops.exp(_table_log_relative(theta, params, _FD_KNOTS - 1, ops)) + params["D_floor"]
+        p = ops.min(ops.max(theta * params["p_bulk"], _P_MIN), _P_MAX)
+        return ops.exp(params["log_D_bulk"] + params["s"] * (ops.ndtri(p) - params["x_bulk"])) \
+            + params["D_floor"]
+
+    def thermodynamic_factor(self, theta, params, ops=NUMPY):
+        """The SED Fermi level is the chemical potential: mu = E0 + sigma Phi^-1(p), so
+        Gamma = (theta / k_B T) d mu / d theta = (sigma / k_B T) p / phi(Phi^-1(p)), p = theta p_b.
+        Zero-temperature filling only (Experiment refuses the combination otherwise)."""
+        p = ops.min(ops.max(theta * params["p_bulk"], _P_MIN), _P_MAX)
+        x = ops.ndtri(p)
+        return params["s"] * p * math.sqrt(2.0 * math.pi) * ops.exp(0.5 * x * x)
+
+    def _clamped(self, theta):
+        p = theta * self._p_bulk
+        return np.clip(p, _P_MIN, _P_MAX), (p >= _P_MIN) & (p <= _P_MAX)
+
+    def _core_m2_s(self, theta, temperature_K):
+        p, _ = self._clamped(theta)
+        shift = sed.fermi_shift_eV(p / self._p_bulk, vacancy_fraction=self.vacancy_fraction,
+                                   **self._sed_args(temperature_K))
+        return self.reference_m2_s(temperature_K) * np.exp(shift / kT_eV(temperature_K))
+
+    def dD_dtheta_m2_s(self, theta, temperature_K):
+        theta = np.asarray(theta, dtype=float)
+        p, inside = self._clamped(theta)
+        slope = sed.fermi_level_slope_eV(p, **self._sed_args(temperature_K))
+        dlogD = self._p_bulk * slope / kT_eV(temperature_K)
+        return np.where(inside, self._core_m2_s(theta, temperature_K) * dlogD, 0.0)
+
+
+@dataclass(frozen=True)
+class TabulatedD(DiffusionLaw):
+    """D from pairs (theta_k, D_k [m^2/s]): linear in log D between knots, constant outside."""
+
+    model: ClassVar[str] = "tabulated"
+    theta: tuple[float, ...]
+    D_m2_s: tuple[float, ...]
+    D_min_m2_s: float | None = None
+
+    def _validate(self):
+        for key in ("theta", "D_m2_s"):
+            values = getattr(self, key)
+            self._check(key, isinstance(values, (list, tuple, np.ndarray)) and len(values) >= 2
+                        and all(_is_number(x) for x in values),
+                        'a list of at least two finite numbers (use model = "constant" for one value)')
+        theta, D = self.theta, self.D_m2_s
+        self._check("D_m2_s", len(D) == len(theta), f"one value per theta ({len(theta)})")
+        self._check("theta", theta[0] >= 0 and all(b > a for a, b in zip(theta, theta[1:])),
+                    "strictly increasing values >= 0")
+        self._check("D_m2_s", all(d > 0 for d in D), "values > 0")
+        object.__setattr__(self, "theta", tuple(float(x) for x in theta))
+        object.__setattr__(self, "D_m2_s", tuple(float(x) for x in D))
+
+    def reference_m2_s(self, temperature_K):
+        return max(self.D_m2_s)
+
+    def nondim_parameters(self, temperature_K, D_ref_m2_s):
+        log_D = np.log(np.asarray(self.D_m2_s) / D_ref_m2_s)
+        return {**_table_parameters(np.asarray(self.theta), log_D),
+                "D_floor": self.floor_m2_s(temperature_K) / D_ref_m2_s}
+
+    def relative(self, theta, params, ops=NUMPY):
+        return ops.exp(_table_log_relative(theta, params, len(self.theta) - 1, ops)) + params["D_floor"]
+
+    def _core_m2_s(self, theta, temperature_K):
+        return np.exp(np.interp(theta, self.theta, np.log(self.D_m2_s)))
+
+    def dD_dtheta_m2_s(self, theta, temperature_K):
+        theta = np.asarray(theta, dtype=float)
+        knots, log_D = np.asarray(self.theta), np.log(self.D_m2_s)
+        slopes = np.diff(log_D) / np.diff(knots)
+        segment = np.searchsorted(knots, theta, side="right") - 1
+        inside = (segment >= 0) & (segment < len(slopes))
+        slope = np.where(inside, slopes[np.clip(segment, 0, len(slopes) - 1)], 0.0)
+        return self._core_m2_s(theta, temperature_K) * slope
+
+
+_LAWS: dict[str, type[DiffusionLaw]] = {
+    law.model: law for law in (ConstantD, ArrheniusD, GaussianSED, TabulatedD)}
+
+
+def diffusion_law_from_dict(d: Mapping, where: str) -> DiffusionLaw:
+    """Build a law from its TOML table ``d`` (keys as in :meth:`DiffusionLaw.to_dict`);
+    ``where`` is the table's path, used in the :class:`ConfigError` messages."""
+    _require(isinstance(d, Mapping), where, d, 'a table with a "model" key')
+    model = d.get("model")
+    _require(model in _LAWS, f"{where}.model", model, "one of " + ", ".join(f'"{m}"' for m in _LAWS))
+    law = _LAWS[model]
+    keys = [f.name for f in dataclasses.fields(law) if f.name != "where"]
+    for key, value in d.items():
+        _require(key == "model" or key in keys, f"{where}.{key}", value,
+                 f'not a key of model "{model}"; allowed: ' + ", ".join(keys))
+    for f in dataclasses.fields(law):
+        required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+        _require(not required or f.name in d, f"{where}.{f.name}", None, f'required for model "{model}"')
+    return law(**{k: v for k, v in d.items() if k != "model"}, where=where)

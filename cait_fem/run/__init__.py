@@ -1,0 +1,3 @@
+"""Running an experiment: ``Simulation`` (mesh -> forms -> solver -> Result), checkpoints and
+restart, and progress reporting.
+"""

@@ -1,0 +1,346 @@
+"""Run an Experiment: mesh -> forms -> adaptive BDF time stepping with SNES -> Result.
+
+A :class:`Simulation` compiles its forms once; :meth:`Simulation.run` can then be called
+again with an experiment of the same structure but other parameter values (what a fit
+does) without any JIT compilation.
+"""
+
+from __future__ import annotations
+
+import time as _time
+import warnings
+
+import numpy as np
+from mpi4py import MPI  # (MPI is initialised by mpi4py before PETSc/DOLFINx)
+from scipy import constants as sc
+
+from dolfinx import mesh as dmesh
+
+from cait_fem.fem.backend import require_dolfinx
+from cait_fem.case.experiment import Experiment, PotentialFront, check_same_structure
+from cait_fem.errors import ConfigError
+from cait_fem.fem.forms import BACK_TAG, FRONT_TAG, NPPForms
+from cait_fem.mesh.depth_grading import graded_nodes_m
+from cait_fem.mesh.interval import create_interval_mesh
+from cait_fem.solver.newton import NewtonSolver
+from . import checkpoint
+from cait_fem.post.axis_profile import AxisProfile
+from cait_fem.fem.observables import Observables
+from cait_fem.output.result import Result
+from cait_fem.fem.scales import Scales
+from cait_fem.solver.timestepping import AdaptiveBDF, StepperState
+
+SERIES = ("t", "current", "psi_s", "charge", "foreign", "influx", "dt", "its")
+
+
+class Simulation:
+    """One experiment on one mesh, forms compiled once."""
+
+    def __init__(self, experiment: Experiment, comm=None):
+        require_dolfinx()
+        self.comm = comm if comm is not None else MPI.COMM_WORLD
+        self.experiment = experiment
+        self.scales = Scales.of(experiment)
+        geometry = experiment.geometry
+        depths = graded_nodes_m(experiment.glass.thickness_m, experiment.mesh) / self.scales.length_m
+        if geometry.kind == "slab":
+            self.domain = create_interval_mesh(self.comm, depths)
+            self.facet_tags = _tag_ends(self.domain, depths[-1])
+        else:
+            from cait_fem.mesh.gmsh_sample import create_mesh
+            self.domain, _, self.facet_tags = create_mesh(self.comm, geometry, experiment.glass.thickness_m,
+                                                          experiment.mesh, self.scales.length_m)
+        self.forms = NPPForms(experiment, self.scales, self.domain, self.facet_tags,
+                              axisymmetric=geometry.axisymmetric)
+        self.newton = NewtonSolver(self.forms, self.forms.dirichlet_bcs(), experiment.solver, self.comm)
+        self.n_owned = self.forms.V.dofmap.index_map.size_local
+        self.observables = Observables(self.forms, self.n_owned, self.comm)
+        self.bs = self.forms.V.dofmap.index_map_bs
+        self.axis = AxisProfile(self.forms, self.n_owned, depths, self.comm)
+        self.depth_m = self.axis.depth * self.scales.length_m
+        tdim = self.domain.topology.dim
+        self.cells = self.domain.topology.index_map(tdim).size_global
+
+    # -- the run --------------------------------------------------------------------------
+    def run(self, experiment: Experiment | None = None, progress=None, initial=None,
+            schedule_s=None, record_series: bool = True, checkpoint_dir=None, resume=None,
+            exports=()) -> Result:
+        """Integrate from t = 0 to ``run.t_end_s``. ``experiment``: new parameter values for
+        the same structure (no recompilation). ``initial``: start from the final state of a
+        previous run on the same sample (a sequential experiment, e.g. double CAIT): a
+        :class:`~cait_fem.output.result.Result` (its profiles, interpolated in depth) or a
+        :class:`~cait_fem.run.checkpoint.Checkpoint` (its nodal state, same mesh); default the
+        pristine glass (MODEL.md section 5). ``schedule_s``: replay these step
+        end times [s] without error control (e.g. ``earlier_result.time_s[1:]``), so that
+        results depend smoothly on the parameters (finite-difference Jacobians of a fit).
+        ``record_series = False``: no per-step observables (the time series hold t = 0 only), for
+        solves of which only the profiles matter. ``checkpoint_dir``: write a checkpoint
+        there at every output time (the latest replaces the previous one). ``resume``: a
+        :class:`~cait_fem.run.checkpoint.Checkpoint` of an interrupted run of this experiment
+        (same structure and mesh) to continue from, to this experiment's t_end. ``exports``: objects whose
+        ``write(t_s)`` is called at every output time with ``forms.u`` current (e.g.
+        :class:`cait_fem.post.spot_exports.SpotExports`, :class:`cait_fem.post.fields.FieldWriter`)."""
+        if experiment is not None:
+            self.forms.set_parameters(experiment)
+            self.newton.update_settings(experiment.solver)
+            self.experiment = experiment
+        exp, sc_, f = self.experiment, self.scales, self.forms
+        wall0 = _time.perf_counter()
+        f.u.x.array[:] = self._initial_state(initial)
+        f.u_n.x.array[:] = f.u.x.array
+        f.u_nm1.x.array[:] = f.u.x.array
+        start = self.observables.integrals(with_rate=False)
+        self._content0 = start["native_deviation"]
+        p = f.psi_index
+        series = {k: [0.0] for k in SERIES}
+        series["psi_s"][0] = start["surface_potential"] * sc_.potential_V
+        series["foreign"][0] = sc_.density_m3 * sc_.length_m * start["foreign"]
+        influx = [0.0, 0.0]  # I_n, I_{n-1}: the influx integrated with the same BDF formula
+        outputs_theta, outputs_psi = [], []
+        resume_state = None
+        if resume is not None:
+            resume_state = self._restore(resume, series, influx, outputs_theta, outputs_psi)
+        output_step = [False]
+
+        def on_step(step):
+            if record_series:
+                a = step.coefficients
+                now = self.observables.integrals()
+                influx[:] = [(step.h * now["influx"] - a[1] * influx[0] - a[2] * influx[1]) / a[0], influx[0]]
+                self._record(series, step, now, influx[0])
+            if progress is not None:
+                progress.update(step.t * sc_.time_s, step.h * sc_.time_s, step.newton_iterations)
+            output_step[0] = step.reached_output
+            if step.reached_output:
+                rows = self.axis.rows(f.u)
+                outputs_theta.append(self._thetas(rows))
+                outputs_psi.append(rows[:, p] * sc_.potential_V)
+                for export in exports:
+                    export.write(step.t * sc_.time_s)
+
+        def after_step(state):
+            if checkpoint_dir is not None and output_step[0]:
+                self._checkpoint(checkpoint_dir, state, series, influx, outputs_theta, outputs_psi)
+
+        stepper = AdaptiveBDF(f, self.newton, exp.run, sc_.time_s, self.n_owned, self.comm)
+        schedule = None if schedule_s is None else [t / sc_.time_s for t in schedule_s]
+        stepper.integrate([t / sc_.time_s for t in exp.run.all_output_times_s], on_step, schedule,
+                          resume=resume_state, after_step=after_step)
+        if progress is not None:
+            progress.close()
+
+        stats = stepper.stats.as_dict()
+        stats.update(
+            linear_solves=stats["newton_iterations"],
+            wall_time_s=_time.perf_counter() - wall0,
+            cells=self.cells,
+            dofs=self.forms.V.dofmap.index_map.size_global * self.bs,
+            mpi_size=self.comm.size,
+        )
+        result = Result(
+            experiment=exp,
+            depth_m=self.depth_m,
+            species_names=tuple(s.name for s in exp.species),
+            output_times_s=np.array(exp.run.all_output_times_s),
+            theta=np.array(outputs_theta),
+            potential_V=np.array(outputs_psi),
+            time_s=np.array(series["t"]),
+            current_density_A_m2=np.array(series["current"]),
+            surface_potential_V=np.array(series["psi_s"]),
+            charge_C_m2=np.array(series["charge"]),
+            foreign_inside_m2=np.array(series["foreign"]),
+            influx_integral_m2=np.array(series["influx"]),
+            dt_s=np.array(series["dt"]),
+            newton_iterations=np.array(series["its"], dtype=int),
+            stats=stats,
+            metadata=self.metadata(),
+        )
+        _warn_if_front_left_fine_mesh(result)
+        return result
+
+    # -- checkpoint / restart ------------------------------------------------------------
+    def _node_data(self):
+        if not hasattr(self, "_keys"):
+            self._keys = checkpoint.node_keys(self.forms)
+            self._coords = self.forms.V.tabulate_dof_coordinates()[:, : self.domain.geometry.dim]
+        return self._keys, self._coords
+
+    def _checkpoint(self, directory, state, series, influx, outputs_theta, outputs_psi) -> None:
+        ts, keys = self.scales.time_s, self._node_data()[0]
+        checkpoint.write_checkpoint(
+            directory, self.comm, experiment=self.experiment, t_s=state.t * ts, step=state.stats["steps"],
+            keys=keys, n_owned=self.n_owned, coordinates=self._coords,
+            history_t_s=[tk * ts for tk, _ in state.history],
+            history_rows=[u.reshape(-1, self.bs) for _, u in state.history],
+            stepper={"h_next_s": state.h_next * ts, "steps_s": [h * ts for h in state.steps], "stats": state.stats,
+                     # the dimensionless values too: resumed with the same time scale, the
+                     # run continues bit for bit (seconds -> scaled loses the last bit)
+                     "time_scale_s": ts, "t": state.t, "h_next": state.h_next, "steps": list(state.steps),
+                     "history_t": [tk for tk, _ in state.history]},
+            run_state={"series": series, "scalars": {"influx": list(influx), "content0": self._content0},
+                       "arrays": {"theta": np.array(outputs_theta), "potential_V": np.array(outputs_psi),
+                                  "depth_m": self.depth_m}},
+        )
+
+    def _restore(self, ckpt, series, influx, outputs_theta, outputs_psi):
+        """Load ``ckpt`` into the forms and the run's records; the stepper state to resume."""
+        try:
+            check_same_structure(ckpt.experiment, self.experiment)
+        except ConfigError as exc:
+            raise ConfigError(f"checkpoint {ckpt.path}: cannot resume this run from it: {exc}") from None
+        if ckpt.t_s >= self.experiment.run.t_end_s:
+            raise ConfigError(f"checkpoint {ckpt.path}: its run reached t = {ckpt.t_s:g} s >= run.t_end_s = "
+                              f"{self.experiment.run.t_end_s:g} s; raise run.t_end_s to continue it")
+        keys, coords = self._node_data()
+        ts, st = self.scales.time_s, ckpt.stepper
+        same_scale = st.get("time_scale_s") == ts
+        times = st["history_t"] if same_scale else [tk / ts for tk in ckpt.history_t_s]
+        history = [(tk, ckpt.local_rows(keys, rows, coords).ravel()) for tk, rows in zip(times, ckpt.history)]
+        depth = ckpt.run_state["arrays"]["depth_m"]
+        if depth.shape != self.depth_m.shape or not np.allclose(depth, self.depth_m, rtol=1e-12, atol=0):
+            raise ConfigError(f"checkpoint {ckpt.path}: its depth profile points differ from this run's")
+        series.update({k: list(v) for k, v in ckpt.run_state["series"].items()})
+        influx[:] = ckpt.run_state["scalars"]["influx"]
+        self._content0 = ckpt.run_state["scalars"]["content0"]
+        outputs_theta.extend(ckpt.run_state["arrays"]["theta"])
+        outputs_psi.extend(ckpt.run_state["arrays"]["potential_V"])
+        if same_scale:
+            return StepperState(t=st["t"], h_next=st["h_next"], history=history, steps=list(st["steps"]),
+                                stats=dict(st["stats"]))
+        return StepperState(t=ckpt.t_s / ts, h_next=st["h_next_s"] / ts, history=history,
+                            steps=[h / ts for h in st["steps_s"]], stats=dict(st["stats"]))
+
+    # -- observables ----------------------------------------------------------------------
+    def _initial_state(self, initial) -> np.ndarray:
+        """The state vector at t = 0: pristine glass; ``initial``'s last profiles
+        interpolated onto this mesh (a Result; species matched by name, absent ones start
+        at 0); or a Checkpoint's nodal state on this mesh."""
+        f, sc_, exp = self.forms, self.scales, self.experiment
+        if isinstance(initial, checkpoint.Checkpoint):
+            return self._state_from_checkpoint(initial)
+        state = np.zeros((f.u.x.array.size // self.bs, self.bs))
+        depth_axis = self.domain.geometry.dim - 1
+        x = f.V.tabulate_dof_coordinates()[:, depth_axis] * sc_.length_m
+        if initial is None:
+            if isinstance(exp.front, PotentialFront):
+                # The potential is algebraic: start Newton from the charge-free (Laplace)
+                # field between the contact at U and the grounded back electrode.
+                state[:, f.psi_index] = exp.front.U_V / sc_.potential_V * (1.0 - x / exp.glass.thickness_m)
+            return state.ravel()
+        if abs(initial.depth_m[-1] - exp.glass.thickness_m) > 1e-9 * exp.glass.thickness_m:
+            raise ConfigError(f"initial state: sample thickness {initial.depth_m[-1]!r} m differs from "
+                              f"glass.thickness_m = {exp.glass.thickness_m!r}")
+        if initial.species_names[0] != exp.native.name:
+            raise ConfigError(f"initial state: native species {initial.species_names[0]!r} differs from "
+                              f"this experiment's native species {exp.native.name!r}")
+        for i, s in enumerate(exp.species):
+            if s.name in initial.species_names:
+                theta = initial.theta[-1, initial.species_names.index(s.name)]
+                state[:, i] = np.interp(x, initial.depth_m, theta) - (1.0 if i == 0 else 0.0)
+        state[:, f.psi_index] = np.interp(x, initial.depth_m, initial.potential_V[-1]) / sc_.potential_V
+        return state.ravel()
+
+    def _state_from_checkpoint(self, ckpt) -> np.ndarray:
+        """The final nodal state of ``ckpt`` (same mesh), species matched by name."""
+        keys, coords = self._node_data()
+        old = ckpt.local_rows(keys, ckpt.history[-1], coords)
+        old_names = [s.name for s in ckpt.experiment.species]
+        if old_names[0] != self.experiment.native.name:
+            raise ConfigError(f"initial state: native species {old_names[0]!r} of checkpoint {ckpt.path} "
+                              f"differs from this experiment's native species {self.experiment.native.name!r}")
+        state = np.zeros((len(keys), self.bs))
+        for i, s in enumerate(self.experiment.species):
+            if s.name in old_names:
+                state[:, i] = old[:, old_names.index(s.name)]
+        state[:, self.forms.psi_index] = old[:, -1]
+        return state.ravel()
+
+    def _thetas(self, state_rows: np.ndarray) -> np.ndarray:
+        th = state_rows[:, : self.forms.n_species].T.copy()
+        th[0] += 1.0
+        return th
+
+    def _record(self, series, step, now, influx):
+        sc_, z_n = self.scales, self.forms.charges[0]
+        amount = sc_.density_m3 * sc_.length_m  # dimensionless content -> m^-2
+        W, W_rate = now["native_deviation"], now["native_deviation_rate"]
+        series["t"].append(step.t * sc_.time_s)
+        series["dt"].append(step.h * sc_.time_s)
+        series["its"].append(step.newton_iterations)
+        series["current"].append(-z_n * sc.e * amount * W_rate / sc_.time_s)
+        series["psi_s"].append(now["surface_potential"] * sc_.potential_V)
+        series["charge"].append(-z_n * sc.e * amount * (W - self._content0))
+        series["foreign"].append(amount * now["foreign"])
+        series["influx"].append(amount * influx)
+
+    def spot_area_m2(self) -> float:
+        """Beam-spot area [m^2]; per metre out of plane [m^2/m] for a 2D section; 1 for a
+        1D slab, whose quantities are per unit area."""
+        geometry, L = self.experiment.geometry, self.scales.length_m
+        measure = self.observables.spot_area()
+        if geometry.kind == "slab":
+            return 1.0
+        if geometry.kind == "section":
+            return measure * L
+        return measure * L**2 * (2.0 * np.pi if geometry.axisymmetric else 1.0)
+
+    def metadata(self) -> dict:
+        T = self.experiment.glass.temperature_K
+        return {
+            "geometry": self.experiment.geometry.kind,
+            "spot_area_m2": self.spot_area_m2(),
+            "quantities_per_area": "per unit area of the beam spot (series and contents)",
+            "scales": self.scales.to_dict(),
+            "diffusion_floor_m2_s": {s.name: s.diffusion.floor_m2_s(T) for s in self.experiment.species},
+            "mesh_cells": self.cells,
+            "discretisation": "P1, exponentially fitted (Scharfetter-Gummel) fluxes, lumped storage; "
+                              f"{self.experiment.run.scheme.upper()} variable step",
+        }
+
+
+def _warn_if_front_left_fine_mesh(result: Result) -> None:
+    """The mesh coarsens beyond mesh.fine_depth_m; a front out there is poorly resolved."""
+    fine = result.experiment.mesh.fine_depth_m
+    foreign = result.theta[-1, 1:].sum(axis=0)
+    reached = result.depth_m[foreign > 0.5].max(initial=0.0)
+    if reached > 0.9 * fine:
+        message = (f"the replaced zone reaches {reached * 1e9:.0f} nm, near or beyond mesh.fine_depth_m = "
+                   f"{fine * 1e9:.0f} nm where the mesh coarsens: raise mesh.fine_depth_m for accurate "
+                   "profiles")
+        result.stats.setdefault("warnings", []).append(message)
+        warnings.warn(message, stacklevel=3)
+
+
+def _tag_ends(domain, x_back: float) -> dmesh.MeshTags:
+    fdim = domain.topology.dim - 1
+    front = dmesh.locate_entities_boundary(domain, fdim, lambda x: np.isclose(x[0], 0.0))
+    back = dmesh.locate_entities_boundary(domain, fdim, lambda x: np.isclose(x[0], x_back))
+    idx = np.concatenate([front, back]).astype(np.int32)
+    vals = np.concatenate([np.full(len(front), FRONT_TAG), np.full(len(back), BACK_TAG)]).astype(np.int32)
+    order = np.argsort(idx)
+    return dmesh.meshtags(domain, fdim, idx[order], vals[order])
+
+
+def simulate(experiment: Experiment, *, progress=None, comm=None, initial=None, resume=None,
+             checkpoint_dir=None, exports_dir=None, overwrite: bool = False) -> Result:
+    """Run ``experiment`` and return its :class:`~cait_fem.output.result.Result`. ``initial``: a
+    previous Result or Checkpoint whose final state this experiment starts from;
+    ``resume``: a Checkpoint of this run to continue; ``checkpoint_dir``: where to write
+    checkpoints; ``exports_dir``: for a 2D/3D geometry, write the fields (VTX), rim
+    profiles and field plots of :class:`~cait_fem.post.spot_exports.SpotExports` there (refusing
+    to replace earlier ones unless ``overwrite``); their paths are listed in
+    ``result.metadata["exported_files"]``."""
+    sim = Simulation(experiment, comm=comm)
+    exports = []
+    if exports_dir is not None and experiment.geometry.kind != "slab":
+        from cait_fem.post.spot_exports import SpotExports
+        exports.append(SpotExports(sim, exports_dir, overwrite=overwrite))
+    try:
+        result = sim.run(progress=progress, initial=initial, resume=resume, checkpoint_dir=checkpoint_dir,
+                         exports=exports)
+    finally:
+        for export in exports:
+            export.close()
+    if exports:
+        result.metadata["exported_files"] = [str(p) for e in exports for p in e.save()]
+    return result

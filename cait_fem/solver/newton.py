@@ -1,0 +1,192 @@
+"""PETSc SNES Newton solver for the NPP forms, with a stopping test that means something.
+
+The Jacobian is UFL's exact derivative of the residual (every concentration-dependent D
+included), so Newton converges quadratically; the test below stops on the size of the
+Newton update, component by component, in the units the user thinks in (theta for
+concentrations, k_B T / e for the potential). A residual-norm test would not do: with
+(d / lambda_D)^2 ~ 1e15, round-off in the space charge puts residual noise far above any
+useful absolute tolerance in the bulk (MODEL.md section 8).
+"""
+
+from __future__ import annotations
+
+from mpi4py import MPI  # noqa: F401  (MPI is initialised by mpi4py before PETSc/DOLFINx)
+from petsc4py import PETSc
+
+from dolfinx.fem.petsc import NonlinearProblem, assemble_vector, assign, set_bc
+
+from cait_fem.case.experiment import SolverSettings
+from .cpr import CPRPreconditioner
+from cait_fem.errors import ConfigError
+
+
+#: GMRES restart length of the iterative option (docs/numerics.md, "Linear solvers at scale")
+GMRES_RESTART = 100
+
+
+def linear_solver_options(settings: SolverSettings, comm_size: int, dimension: int = 1) -> dict:
+    choice = settings.linear_solver
+    if choice == "iterative":
+        return krylov_options(settings)
+    if choice == "auto":
+        # PETSc's own LU (band ordering) is ~10x faster than MUMPS at 1D size but serial
+        # only, and its band ordering fills in badly in 2D/3D (a 2D axisymmetric problem of
+        # 7e4 unknowns: 6 s per factorisation against 1.3 s with MUMPS' nested dissection).
+        choice = "petsc" if comm_size == 1 and dimension == 1 else "mumps"
+    opts = {"ksp_type": "preonly", "pc_type": "lu", "pc_factor_mat_solver_type": choice}
+    if choice == "petsc":
+        opts["pc_factor_mat_ordering_type"] = "rcm"
+    return opts
+
+
+def krylov_options(settings: SolverSettings) -> dict:
+    """Newton-Krylov: GMRES, left preconditioned (the default, so the stopping test is on the
+    preconditioned residual: the unpreconditioned residual is dominated by the rows of the
+    um-sized bulk cells, and a relative decrease of it leaves the nm-sized surface rows
+    unconverged), with a point-block ILU per rank (block Jacobi) or per overlapping
+    subdomain (ASM). The Jacobian stays BAIJ, so ILU works on the 3x3 node blocks."""
+    opts = {
+        "ksp_type": "gmres",
+        "ksp_gmres_restart": GMRES_RESTART,
+        "ksp_rtol": settings.krylov_rtol,
+        "ksp_max_it": settings.krylov_max_iterations,
+    }
+    if settings.preconditioner == "cpr":
+        return opts  # a Python PC, set up by NewtonSolver (cait_fem.solver.cpr)
+    opts |= {
+        "pc_type": "bjacobi" if settings.preconditioner == "ilu" else "asm",
+        "sub_ksp_type": "preonly",
+        "sub_pc_type": "ilu",
+        "sub_pc_factor_levels": settings.ilu_levels,
+    }
+    if settings.preconditioner == "asm":
+        opts["pc_asm_overlap"] = 1
+    return opts
+
+
+class NewtonSolver:
+    """A DOLFINx ``NonlinearProblem`` (compiled once) with our residual callback and
+    stopping test; ``solve()`` returns (converged, iterations, PETSc reason).
+    ``linear_iterations``: linear (Krylov) iterations of all solves so far, and
+    ``last_linear_iterations`` those of the last solve (a direct solve counts 1)."""
+
+    _count = 0
+
+    def __init__(self, forms, bcs, settings: SolverSettings, comm):
+        NewtonSolver._count += 1
+        self.settings = settings
+        self.forms = forms
+        options = {
+            "snes_type": "newtonls",
+            "snes_linesearch_type": "basic",
+            "snes_max_it": settings.max_newton_iterations,
+            "snes_rtol": 0.0,
+            "snes_atol": 0.0,
+            "snes_stol": 0.0,
+            "snes_lag_jacobian": settings.jacobian_lag,
+            **linear_solver_options(settings, comm.size, forms.domain.topology.dim),
+        }
+        prefix = f"cait_npp_{NewtonSolver._count}_"
+        self.problem = NonlinearProblem(
+            forms.F, forms.u, bcs=bcs, J=forms.J,
+            petsc_options_prefix=prefix, petsc_options=options, kind="baij",
+        )
+        # The sub-solvers of block Jacobi / ASM read their options (sub_pc_factor_levels)
+        # only at the first preconditioner set-up, inside the first solve, while DOLFINx
+        # means to delete the options once the SNES has read them (with DOLFINx 0.11 and
+        # petsc4py 3.25 the prefixed names in fact stay in the database): they are put in
+        # place around every solve and removed after it (see solve()).
+        self._setup_options = ({prefix + k: v for k, v in options.items() if k.startswith("sub_")}
+                               if settings.linear_solver == "iterative" else {})
+        self.linear_iterations = 0
+        self.last_linear_iterations = 0
+        self.snes = self.problem.solver
+        self.cpr = None
+        if settings.linear_solver == "iterative" and settings.preconditioner == "cpr":
+            self.cpr = CPRPreconditioner(forms, settings.ilu_levels, prefix)
+            pc = self.snes.getKSP().getPC()
+            pc.setType("python")
+            pc.setPythonContext(self.cpr)
+        self.bcs = list(bcs)
+        self.snes.setFunction(self._residual, self.problem.b)
+        self.snes.setConvergenceTest(self._converged)
+        self.last_update_max = None
+
+    def _residual(self, snes, x, b):
+        """F(x) with the Dirichlet rows x - g. DOLFINx's default also applies a lifting,
+        J[:, bc] (g - x_bc); :meth:`solve` sets the Dirichlet values into the iterate first,
+        so that term is zero and is skipped (it was ~10 % of the run time at 1D size)."""
+        x.ghostUpdate(addv=PETSc.InsertMode.INSERT, mode=PETSc.ScatterMode.FORWARD)
+        assign(x, self.forms.u)
+        with b.localForm() as b_local:
+            b_local.set(0.0)
+        assemble_vector(b, self.problem.F)
+        b.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
+        set_bc(b, self.bcs, x, -1.0)
+
+    def _converged(self, snes, it, norms):
+        _xnorm, _ynorm, fnorm = norms
+        if fnorm != fnorm:  # NaN residual: let the stepper shrink the step
+            return PETSc.SNES.ConvergedReason.DIVERGED_FNORM_NAN
+        if it == 0:
+            self._previous = None
+            return PETSc.SNES.ConvergedReason.ITERATING
+        dy = snes.getSolutionUpdate()
+        p = self.forms.psi_index
+        update = (max(dy.strideNorm(i, PETSc.NormType.INFINITY) for i in range(p)),
+                  dy.strideNorm(p, PETSc.NormType.INFINITY))
+        self.last_update_max = update
+        if any(u != u for u in update):
+            return PETSc.SNES.ConvergedReason.DIVERGED_FNORM_NAN
+        # Remaining error of the iterate, estimated from the observed contraction
+        # rho = |dy_k| / |dy_{k-1}| as rho / (1 - rho) |dy_k| (Hairer & Wanner, Solving
+        # ODEs II, IV.8); before a rate is known, the update itself.
+        estimate = update
+        if self._previous is not None:
+            estimate = tuple(_remaining(d, d_prev) for d, d_prev in zip(update, self._previous))
+        self._previous = update
+        if estimate[0] <= self.settings.newton_atol and estimate[1] <= self.settings.potential_atol:
+            return PETSc.SNES.ConvergedReason.CONVERGED_SNORM_RELATIVE
+        if it >= self.settings.max_newton_iterations:
+            return PETSc.SNES.ConvergedReason.DIVERGED_MAX_IT
+        return PETSc.SNES.ConvergedReason.ITERATING
+
+    def update_settings(self, settings: SolverSettings) -> None:
+        """New tolerances and iteration limits for the next solves (the linear solver, its
+        preconditioner and the Jacobian lag are fixed at construction)."""
+        for key in ("linear_solver", "jacobian_lag", "preconditioner", "ilu_levels"):
+            new, old = getattr(settings, key), getattr(self.settings, key)
+            if new != old:
+                raise ConfigError(f"solver.{key} = {new!r} differs from the compiled {old!r}; "
+                                  "build a new Simulation")
+        self.settings = settings
+        self.snes.setTolerances(max_it=settings.max_newton_iterations)
+        if settings.linear_solver == "iterative":
+            self.snes.getKSP().setTolerances(rtol=settings.krylov_rtol, max_it=settings.krylov_max_iterations)
+
+    def solve(self) -> tuple[bool, int, int]:
+        """Newton from the current content of ``forms.u`` (Dirichlet values imposed first).
+        Returns (converged, iterations, PETSc reason)."""
+        for bc in self.bcs:
+            bc.set(self.forms.u.x.array)
+        opts = PETSc.Options()
+        for key, value in self._setup_options.items():
+            opts[key] = value
+        try:
+            self.problem.solve()
+        finally:
+            for key in self._setup_options:
+                opts.delValue(key)
+        reason = self.snes.getConvergedReason()
+        # A failed Krylov solve (DIVERGED_ITS, breakdown, zero pivot) ends SNES with
+        # DIVERGED_LINEAR_SOLVE (< 0): reported as a failed Newton solve, never accepted.
+        self.last_linear_iterations = self.snes.getLinearSolveIterations()
+        self.linear_iterations += self.last_linear_iterations
+        return reason > 0, self.snes.getIterationNumber(), reason
+
+
+def _remaining(update: float, previous: float) -> float:
+    if previous == 0.0:
+        return update
+    rho = update / previous
+    return float("inf") if rho >= 1.0 else rho / (1.0 - rho) * update
