@@ -253,9 +253,8 @@ class SolverSettings:
     ``linear_solver`` "auto" picks PETSc's LU for a serial 1D run and MUMPS otherwise.
     ``jacobian_lag``: the exact Jacobian is assembled and factorised every ``jacobian_lag``
     Newton iterations of a step (1: every iteration, quadratic convergence). Within one
-    time step it changes little, so 3 gives the same solution to the Newton tolerance at
-    about 2/3 of the cost (a Cs+ run of bench/fit3.py: 13.0 s -> 8.4 s, 5905 -> 5989
-    iterations, profiles equal to 2e-6).
+    time step it changes little, so a lag of 3 gives the same solution to the Newton
+    tolerance at a lower cost (docs/numerics.md section 5).
 
     ``linear_solver = "iterative"``: Newton-Krylov for 2D/3D runs beyond direct-solver
     reach (a 3D mesh of 1.5e5 unknowns already needs 2 GB and 40-50 s per MUMPS

@@ -62,16 +62,11 @@ POTENTIAL_OPTIONS = {
 }
 
 #: ... preconditioned, on a mesh that is not layered (no depth columns), by aggregation
-#: multigrid. Measured on the layered meshes of docs/numerics.md section 9 (cell aspect
-#: ratios up to 1e5), where it was the first choice before the column multigrid:
-#: smoothed aggregation builds dense coarse operators there (operator complexity 9-18,
-#: set-up 40x the solve), so the aggregates are used unsmoothed, with a threshold that
-#: makes them follow the strong couplings (depth at the front, lateral in the bulk), and
-#: the smoother is one ILU(0) sweep per level on depth-major rows, which acts as a line
-#: solve along the depth; on several ranks it is overlapping (ASM(1)), because a smoother
-#: cut at the rank boundary needs 4x the iterations there. No aggressive (distance-2)
-#: coarsening: on 2 ranks it tripled the iterations (a 3D disc of 5e4 potential nodes: 27
-#: against 80 per solve; serial 11 either way).
+#: multigrid. The cells are strongly anisotropic, so the aggregates are unsmoothed
+#: (smoothed ones give dense coarse operators) with a threshold that makes them follow the
+#: strong couplings, and the smoother is one ILU(0) sweep per level on depth-major rows (a
+#: line solve along the depth), overlapping (ASM(1)) across ranks so that it is not cut at
+#: rank boundaries. The measurements behind each choice: docs/numerics.md section 9.
 GAMG_OPTIONS = {
     **POTENTIAL_OPTIONS,
     "pc_type": "gamg",

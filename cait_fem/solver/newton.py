@@ -29,9 +29,9 @@ def linear_solver_options(settings: SolverSettings, comm_size: int, dimension: i
     if choice == "iterative":
         return krylov_options(settings)
     if choice == "auto":
-        # PETSc's own LU (band ordering) is ~10x faster than MUMPS at 1D size but serial
-        # only, and its band ordering fills in badly in 2D/3D (a 2D axisymmetric problem of
-        # 7e4 unknowns: 6 s per factorisation against 1.3 s with MUMPS' nested dissection).
+        # PETSc's own LU with a band ordering is the fastest for a 1D band matrix but
+        # serial only, and fills in badly in 2D/3D, where MUMPS' nested dissection wins
+        # (docs/numerics.md section 5).
         choice = "petsc" if comm_size == 1 and dimension == 1 else "mumps"
     opts = {"ksp_type": "preonly", "pc_type": "lu", "pc_factor_mat_solver_type": choice}
     if choice == "petsc":
