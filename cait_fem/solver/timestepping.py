@@ -104,7 +104,7 @@ class AdaptiveBDF:
     def integrate(self, targets: list[float], on_step, schedule: list[float] | None = None,
                   resume: StepperState | None = None, after_step=None):
         """Step until the last target; ``on_step(AcceptedStep)`` after every accepted step,
-        ``after_step(StepperState)`` once the step is complete (to checkpoint it).
+        ``after_step(AcceptedStep, StepperState)`` once the step is complete (to checkpoint it).
         ``schedule``: increasing step end times to replay (they must contain the targets).
         ``resume``: continue from a saved state instead of from ``forms.u`` at t = 0."""
         f, run = self.forms, self.settings
@@ -140,10 +140,11 @@ class AdaptiveBDF:
                     raise self._fail(f"time step rejected (error estimate {err:.3g} > run.time_tolerance "
                                      f"= {control.tolerance:.3g})", step.t, step.h, control.retries)
                 continue
-            on_step(AcceptedStep(step.t_end, step.h, a, its, step.hits))  # before the history moves on
+            accepted = AcceptedStep(step.t_end, step.h, a, its, step.hits)
+            on_step(accepted)  # before the history moves on
             control.accepted(step, err, its)
             history = history[-(HISTORY_LENGTH - 1):] + [(control.t, f.u.x.array.copy())]
             self.stats.steps += 1
             if after_step is not None:
-                after_step(StepperState(control.t, control.h_next, history, list(control.steps),
-                                        self.stats.as_dict()))
+                after_step(accepted, StepperState(control.t, control.h_next, history, list(control.steps),
+                                                  self.stats.as_dict()))
