@@ -1,12 +1,13 @@
 """The step-size rules of :class:`cait_fem.solver.stepsize.Stepsize`, each with numbers worked
 out by hand (pure numpy: no DOLFINx, no solve)."""
 
+import itertools
 import math
 
 import numpy as np
 import pytest
 
-from cait_fem.solver.stepsize import Stepsize, StepperState
+from cait_fem.solver.stepsize import StepperState, Stepsize
 
 TOL = 1e-3
 
@@ -253,6 +254,6 @@ def test_a_long_run_reaches_every_output_time_exactly_once():
     assert all(t in ends for t in targets)
     assert ends == sorted(ends) and ends[-1] == 100.0
     assert max(sizes) <= 7.0
-    assert all(b >= a / 4 for a, b in zip(sizes, sizes[1:]))
+    assert all(b >= a / 4 for a, b in itertools.pairwise(sizes))
     assert math.isclose(sum(sizes), 100.0, rel_tol=1e-12)
     assert np.all(np.array(sizes) > 0)

@@ -39,7 +39,7 @@ class RunRecord:
 
     @classmethod
     def at_start(cls, *, content0: float, surface_potential_V: float, foreign_m2: float,
-                 record_series: bool = True) -> "RunRecord":
+                 record_series: bool = True) -> RunRecord:
         """The record at t = 0: every series starts with 0 except the surface potential [V]
         and the foreign ions inside [m^-2]."""
         series = {k: [0.0] for k in SERIES}
