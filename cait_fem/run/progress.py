@@ -2,10 +2,10 @@
 
 A reporter is a callback of the run (:class:`cait_fem.run.callbacks.Callback`): its
 ``update(t_s, dt_s, newton_iterations)`` is called after every accepted step and its
-``close()`` at the end (``run(progress=reporter)`` or ``run(callbacks=[reporter])``). Steps start near 1e-9 s and grow by orders of
-magnitude, so the bar advances on a logarithmic scale of simulated time,
-``log(1 + t/t_ref) / log(1 + t_end/t_ref)`` with ``t_ref = t_end * 1e-6`` by default;
-the postfix shows t, dt and the Newton iterations of the last step. Only rank 0 of
+``close()`` at the end (``run(progress=reporter)`` or ``run(callbacks=[reporter])``).
+Steps start near 1e-9 s and grow by orders of magnitude, so the bar advances on a
+logarithmic scale of simulated time, ``log(1 + t/t_ref) / log(1 + t_end/t_ref)`` with
+``t_ref = t_end * 1e-6`` by default; the postfix shows t, dt and the Newton iterations of the last step. Only rank 0 of
 ``comm`` shows anything; ``quiet=True`` (or :class:`QuietReporter`) shows nothing.
 """
 

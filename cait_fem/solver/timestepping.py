@@ -23,12 +23,21 @@ from dataclasses import dataclass, field
 import numpy as np
 from mpi4py import MPI
 
-from . import bdf
-# the constants and StepperState are re-exported: they used to live here
-from .stepsize import (HISTORY_LENGTH, NEWTON_FAILURE_SHRINK, NEWTON_TARGET, REJECTION_SHRINK_MAX,  # noqa: F401
-                       Step, Stepsize, StepperState)
 from cait_fem.case.experiment import RunSettings
 from cait_fem.errors import SolverError
+
+from . import bdf
+
+# the constants and StepperState are re-exported: they used to live here
+from .stepsize import (  # noqa: F401
+    HISTORY_LENGTH,
+    NEWTON_FAILURE_SHRINK,
+    NEWTON_TARGET,
+    REJECTION_SHRINK_MAX,
+    Step,
+    StepperState,
+    Stepsize,
+)
 
 
 @dataclass
