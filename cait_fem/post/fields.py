@@ -117,6 +117,17 @@ class FieldWriter:
             self._writer.close()
             self._closed = True
 
+    # as a callback of Simulation.run (cait_fem.run.callbacks.Callback): written at the
+    # output times, closed at the end of the run
+    def on_step(self, step) -> None:
+        pass
+
+    def on_output(self, t_s: float, step=None) -> None:
+        self.write(t_s)
+
+    def on_end(self, error=None) -> None:
+        self.close()
+
     def __enter__(self):
         return self
 

@@ -31,7 +31,8 @@ OUTPUT_FILES = ("fields.bp", "rim_profiles.csv", "surface_profile.csv", "rim_pro
 
 class SpotExports:
     """Exports of a 2D/3D :class:`~cait_fem.run.simulation.Simulation` into ``directory``;
-    pass it as ``run(exports=[...])`` and call :meth:`save` after the run."""
+    pass it as ``run(callbacks=[...])`` (written at every output time, closed at the end) and
+    call :meth:`save` after the run."""
 
     def __init__(self, sim, directory, *, overwrite: bool = False, rim_depths_nm=None,
                  rim_half_width_nm: float | None = None):
@@ -80,6 +81,16 @@ class SpotExports:
 
     def close(self) -> None:
         self.fields.close()
+
+    # as a callback of Simulation.run (cait_fem.run.callbacks.Callback)
+    def on_step(self, step) -> None:
+        pass
+
+    def on_output(self, t_s: float, step=None) -> None:
+        self.write(t_s)
+
+    def on_end(self, error=None) -> None:
+        self.close()
 
     def save(self) -> list[Path]:
         """CSV and PNG of the line profiles, and the field near the rim at the last output

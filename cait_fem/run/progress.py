@@ -1,10 +1,11 @@
 """Progress of a run over simulated time.
 
-The solver calls ``reporter.update(t_s, dt_s, newton_iterations)`` after every accepted
-step and ``reporter.close()`` at the end. Steps start near 1e-9 s and grow by orders of
-magnitude, so the bar advances on a logarithmic scale of simulated time,
-``log(1 + t/t_ref) / log(1 + t_end/t_ref)`` with ``t_ref = t_end * 1e-6`` by default;
-the postfix shows t, dt and the Newton iterations of the last step. Only rank 0 of
+A reporter is a callback of the run (:class:`cait_fem.run.callbacks.Callback`): its
+``update(t_s, dt_s, newton_iterations)`` is called after every accepted step and its
+``close()`` at the end (``run(progress=reporter)`` or ``run(callbacks=[reporter])``).
+Steps start near 1e-9 s and grow by orders of magnitude, so the bar advances on a
+logarithmic scale of simulated time, ``log(1 + t/t_ref) / log(1 + t_end/t_ref)`` with
+``t_ref = t_end * 1e-6`` by default; the postfix shows t, dt and the Newton iterations of the last step. Only rank 0 of
 ``comm`` shows anything; ``quiet=True`` (or :class:`QuietReporter`) shows nothing.
 """
 
@@ -12,6 +13,8 @@ from __future__ import annotations
 
 import math
 import sys
+
+from .callbacks import Callback
 
 
 def _rank(comm) -> int:
@@ -21,7 +24,7 @@ def _rank(comm) -> int:
     return int(rank if rank is not None else comm.Get_rank())
 
 
-class QuietReporter:
+class QuietReporter(Callback):
     """Does nothing; the same interface as :class:`ProgressReporter`."""
 
     steps = 0
@@ -31,6 +34,12 @@ class QuietReporter:
 
     def close(self) -> None:
         pass
+
+    def on_step(self, step) -> None:
+        self.update(step.t_s, step.dt_s, step.newton_iterations)
+
+    def on_end(self, error=None) -> None:
+        self.close()
 
     def __enter__(self):
         return self

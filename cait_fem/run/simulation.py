@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time as _time
 import warnings
+from functools import partial
 
 import numpy as np
 from mpi4py import MPI  # (MPI is initialised by mpi4py before PETSc/DOLFINx)
@@ -24,13 +25,13 @@ from cait_fem.mesh.depth_grading import graded_nodes_m
 from cait_fem.mesh.interval import create_interval_mesh
 from cait_fem.solver.newton import NewtonSolver
 from . import checkpoint
+from .callbacks import Callback, CallbackList, ExportAdapter, ProgressAdapter, StepInfo
+from .record import SERIES, RunRecord  # noqa: F401 (SERIES: the time series' keys, also here)
 from cait_fem.post.axis_profile import AxisProfile
 from cait_fem.fem.observables import Observables
 from cait_fem.output.result import Result
 from cait_fem.fem.scales import Scales
 from cait_fem.solver.timestepping import AdaptiveBDF, StepperState
-
-SERIES = ("t", "current", "psi_s", "charge", "foreign", "influx", "dt", "its")
 
 
 class Simulation:
@@ -64,72 +65,110 @@ class Simulation:
     # -- the run --------------------------------------------------------------------------
     def run(self, experiment: Experiment | None = None, progress=None, initial=None,
             schedule_s=None, record_series: bool = True, checkpoint_dir=None, resume=None,
-            exports=()) -> Result:
+            exports=(), callbacks=()) -> Result:
         """Integrate from t = 0 to ``run.t_end_s``. ``experiment``: new parameter values for
         the same structure (no recompilation). ``initial``: start from the final state of a
         previous run on the same sample (a sequential experiment, e.g. double CAIT): a
         :class:`~cait_fem.output.result.Result` (its profiles, interpolated in depth) or a
         :class:`~cait_fem.run.checkpoint.Checkpoint` (its nodal state, same mesh); default the
-        pristine glass (MODEL.md section 5). ``schedule_s``: replay these step
+        pristine glass (docs/model.md section 5). ``schedule_s``: replay these step
         end times [s] without error control (e.g. ``earlier_result.time_s[1:]``), so that
         results depend smoothly on the parameters (finite-difference Jacobians of a fit).
         ``record_series = False``: no per-step observables (the time series hold t = 0 only), for
-        solves of which only the profiles matter. ``checkpoint_dir``: write a checkpoint
-        there at every output time (the latest replaces the previous one). ``resume``: a
+        solves of which only the profiles matter. ``resume``: a
         :class:`~cait_fem.run.checkpoint.Checkpoint` of an interrupted run of this experiment
-        (same structure and mesh) to continue from, to this experiment's t_end. ``exports``: objects whose
-        ``write(t_s)`` is called at every output time with ``forms.u`` current (e.g.
-        :class:`cait_fem.post.spot_exports.SpotExports`, :class:`cait_fem.post.fields.FieldWriter`)."""
+        (same structure and mesh) to continue from, to this experiment's t_end.
+
+        ``callbacks``: :class:`~cait_fem.run.callbacks.Callback` objects told about every
+        accepted step, output time and the end of the run, in this order (e.g.
+        :class:`cait_fem.post.spot_exports.SpotExports`, :class:`cait_fem.post.fields.FieldWriter`,
+        a :class:`cait_fem.run.progress.ProgressReporter`; the run closes them at its end).
+        Shorthands: ``progress``: a reporter (``update(t_s, dt_s, newton_iterations)`` after
+        every step, ``close()`` at the end); ``exports``: objects whose ``write(t_s)`` is called
+        at every output time (the caller closes them); ``checkpoint_dir``: write a checkpoint
+        there at every output time (the latest replaces the previous one)."""
+        wall0 = _time.perf_counter()
+        events = self._callbacks(callbacks, progress, exports, checkpoint_dir)
+        try:
+            self._load_parameters(experiment)
+            record = self._start(initial, resume, record_series)
+            stats = self._integrate(record, schedule_s, events)
+        except BaseException as exc:
+            events.on_end(exc)
+            raise
+        events.on_end(None)
+        result = self._result(record, stats, wall0)
+        _warn_if_front_left_fine_mesh(result)
+        return result
+
+    def _callbacks(self, callbacks, progress, exports, checkpoint_dir) -> CallbackList:
+        """All of a run's callbacks: progress first, the checkpoint last, so that a run
+        resumed from a checkpoint finds everything of its output time already done."""
+        every = [] if progress is None else [ProgressAdapter(progress)]
+        every += [ExportAdapter(e) for e in exports] + list(callbacks)
+        if checkpoint_dir is not None:
+            every.append(_CheckpointWriter(self, checkpoint_dir))
+        return CallbackList(every)
+
+    def _load_parameters(self, experiment: Experiment | None) -> None:
+        """New parameter values for the compiled forms and the Newton solver."""
         if experiment is not None:
             self.forms.set_parameters(experiment)
             self.newton.update_settings(experiment.solver)
             self.experiment = experiment
-        exp, sc_, f = self.experiment, self.scales, self.forms
-        wall0 = _time.perf_counter()
+
+    def _start(self, initial, resume, record_series: bool) -> RunRecord:
+        """Set the state at t = 0 into the forms and start the run's record; with ``resume``,
+        continue the checkpoint's record (its ``stepper_state`` is where stepping resumes)."""
+        f, sc_ = self.forms, self.scales
         f.u.x.array[:] = self._initial_state(initial)
         f.u_n.x.array[:] = f.u.x.array
         f.u_nm1.x.array[:] = f.u.x.array
         start = self.observables.integrals(with_rate=False)
-        self._content0 = start["native_deviation"]
-        p = f.psi_index
-        series = {k: [0.0] for k in SERIES}
-        series["psi_s"][0] = start["surface_potential"] * sc_.potential_V
-        series["foreign"][0] = sc_.density_m3 * sc_.length_m * start["foreign"]
-        influx = [0.0, 0.0]  # I_n, I_{n-1}: the influx integrated with the same BDF formula
-        outputs_theta, outputs_psi = [], []
-        resume_state = None
+        record = RunRecord.at_start(content0=start["native_deviation"],
+                                    surface_potential_V=start["surface_potential"] * sc_.potential_V,
+                                    foreign_m2=sc_.density_m3 * sc_.length_m * start["foreign"],
+                                    record_series=record_series)
         if resume is not None:
-            resume_state = self._restore(resume, series, influx, outputs_theta, outputs_psi)
-        output_step = [False]
+            self._restore(resume, record)
+        # _record reads the charge reference from here (per run; it belongs to the record)
+        self._content0 = record.content0
+        return record
 
-        def on_step(step):
-            if record_series:
-                a = step.coefficients
-                now = self.observables.integrals()
-                influx[:] = [(step.h * now["influx"] - a[1] * influx[0] - a[2] * influx[1]) / a[0], influx[0]]
-                self._record(series, step, now, influx[0])
-            if progress is not None:
-                progress.update(step.t * sc_.time_s, step.h * sc_.time_s, step.newton_iterations)
-            output_step[0] = step.reached_output
-            if step.reached_output:
-                rows = self.axis.rows(f.u)
-                outputs_theta.append(self._thetas(rows))
-                outputs_psi.append(rows[:, p] * sc_.potential_V)
-                for export in exports:
-                    export.write(step.t * sc_.time_s)
-
-        def after_step(state):
-            if checkpoint_dir is not None and output_step[0]:
-                self._checkpoint(checkpoint_dir, state, series, influx, outputs_theta, outputs_psi)
-
-        stepper = AdaptiveBDF(f, self.newton, exp.run, sc_.time_s, self.n_owned, self.comm)
+    def _integrate(self, record: RunRecord, schedule_s, events: CallbackList) -> dict:
+        """Step through the output times, recording into ``record`` and telling ``events``;
+        the stepper's statistics."""
+        sc_ = self.scales
+        stepper = AdaptiveBDF(self.forms, self.newton, self.experiment.run, sc_.time_s, self.n_owned, self.comm)
         schedule = None if schedule_s is None else [t / sc_.time_s for t in schedule_s]
-        stepper.integrate([t / sc_.time_s for t in exp.run.all_output_times_s], on_step, schedule,
-                          resume=resume_state, after_step=after_step)
-        if progress is not None:
-            progress.close()
+        stepper.integrate([t / sc_.time_s for t in self.experiment.run.all_output_times_s],
+                          partial(self._store_step, record), schedule, resume=record.stepper_state,
+                          after_step=partial(self._step_done, record, events))
+        return stepper.stats.as_dict()
 
-        stats = stepper.stats.as_dict()
+    def _store_step(self, record: RunRecord, step) -> None:
+        """Record an accepted step (the forms hold its solution and BDF coefficients)."""
+        if record.record_series:
+            now = self.observables.integrals()
+            influx = record.integrate_influx(step.h, step.coefficients, now["influx"])
+            self._record(record.series, step, now, influx)
+        if step.reached_output:
+            rows = self.axis.rows(self.forms.u)
+            record.add_output(self._thetas(rows), rows[:, self.forms.psi_index] * self.scales.potential_V)
+
+    def _step_done(self, record: RunRecord, events: CallbackList, step, state: StepperState) -> None:
+        """The stepper has moved on past ``step``: tell the callbacks."""
+        record.stepper_state = state
+        ts = self.scales.time_s
+        info = StepInfo(t_s=step.t * ts, dt_s=step.h * ts, newton_iterations=step.newton_iterations,
+                        reached_output=step.reached_output, record=record)
+        events.on_step(info)
+        if step.reached_output:
+            events.on_output(info.t_s, info)
+
+    def _result(self, record: RunRecord, stats: dict, wall0: float) -> Result:
+        """The Result of a finished run; ``wall0``: its start (``time.perf_counter()``)."""
+        exp, series = self.experiment, record.series
         stats.update(
             linear_solves=stats["newton_iterations"],
             wall_time_s=_time.perf_counter() - wall0,
@@ -137,13 +176,13 @@ class Simulation:
             dofs=self.forms.V.dofmap.index_map.size_global * self.bs,
             mpi_size=self.comm.size,
         )
-        result = Result(
+        return Result(
             experiment=exp,
             depth_m=self.depth_m,
             species_names=tuple(s.name for s in exp.species),
             output_times_s=np.array(exp.run.all_output_times_s),
-            theta=np.array(outputs_theta),
-            potential_V=np.array(outputs_psi),
+            theta=np.array(record.theta),
+            potential_V=np.array(record.potential_V),
             time_s=np.array(series["t"]),
             current_density_A_m2=np.array(series["current"]),
             surface_potential_V=np.array(series["psi_s"]),
@@ -155,8 +194,6 @@ class Simulation:
             stats=stats,
             metadata=self.metadata(),
         )
-        _warn_if_front_left_fine_mesh(result)
-        return result
 
     # -- checkpoint / restart ------------------------------------------------------------
     def _node_data(self):
@@ -165,7 +202,9 @@ class Simulation:
             self._coords = self.forms.V.tabulate_dof_coordinates()[:, : self.domain.geometry.dim]
         return self._keys, self._coords
 
-    def _checkpoint(self, directory, state, series, influx, outputs_theta, outputs_psi) -> None:
+    def _checkpoint(self, directory, record: RunRecord) -> None:
+        """Write the run as of its last accepted step (``record.stepper_state``). Collective."""
+        state = record.stepper_state
         ts, keys = self.scales.time_s, self._node_data()[0]
         checkpoint.write_checkpoint(
             directory, self.comm, experiment=self.experiment, t_s=state.t * ts, step=state.stats["steps"],
@@ -177,13 +216,11 @@ class Simulation:
                      # run continues bit for bit (seconds -> scaled loses the last bit)
                      "time_scale_s": ts, "t": state.t, "h_next": state.h_next, "steps": list(state.steps),
                      "history_t": [tk for tk, _ in state.history]},
-            run_state={"series": series, "scalars": {"influx": list(influx), "content0": self._content0},
-                       "arrays": {"theta": np.array(outputs_theta), "potential_V": np.array(outputs_psi),
-                                  "depth_m": self.depth_m}},
+            run_state=record.run_state(self.depth_m),
         )
 
-    def _restore(self, ckpt, series, influx, outputs_theta, outputs_psi):
-        """Load ``ckpt`` into the forms and the run's records; the stepper state to resume."""
+    def _restore(self, ckpt, record: RunRecord) -> None:
+        """Load ``ckpt`` into ``record``: its series, profiles and the stepper state to resume."""
         try:
             check_same_structure(ckpt.experiment, self.experiment)
         except ConfigError as exc:
@@ -199,16 +236,13 @@ class Simulation:
         depth = ckpt.run_state["arrays"]["depth_m"]
         if depth.shape != self.depth_m.shape or not np.allclose(depth, self.depth_m, rtol=1e-12, atol=0):
             raise ConfigError(f"checkpoint {ckpt.path}: its depth profile points differ from this run's")
-        series.update({k: list(v) for k, v in ckpt.run_state["series"].items()})
-        influx[:] = ckpt.run_state["scalars"]["influx"]
-        self._content0 = ckpt.run_state["scalars"]["content0"]
-        outputs_theta.extend(ckpt.run_state["arrays"]["theta"])
-        outputs_psi.extend(ckpt.run_state["arrays"]["potential_V"])
+        record.restore(ckpt.run_state)
         if same_scale:
-            return StepperState(t=st["t"], h_next=st["h_next"], history=history, steps=list(st["steps"]),
-                                stats=dict(st["stats"]))
-        return StepperState(t=ckpt.t_s / ts, h_next=st["h_next_s"] / ts, history=history,
-                            steps=[h / ts for h in st["steps_s"]], stats=dict(st["stats"]))
+            record.stepper_state = StepperState(t=st["t"], h_next=st["h_next"], history=history,
+                                                steps=list(st["steps"]), stats=dict(st["stats"]))
+        else:
+            record.stepper_state = StepperState(t=ckpt.t_s / ts, h_next=st["h_next_s"] / ts, history=history,
+                                                steps=[h / ts for h in st["steps_s"]], stats=dict(st["stats"]))
 
     # -- observables ----------------------------------------------------------------------
     def _initial_state(self, initial) -> np.ndarray:
@@ -298,6 +332,16 @@ class Simulation:
         }
 
 
+class _CheckpointWriter(Callback):
+    """``run(checkpoint_dir=...)``: a checkpoint at every output time (replacing the last)."""
+
+    def __init__(self, sim: Simulation, directory):
+        self.sim, self.directory = sim, directory
+
+    def on_output(self, t_s: float, step: StepInfo) -> None:
+        self.sim._checkpoint(self.directory, step.record)
+
+
 def _warn_if_front_left_fine_mesh(result: Result) -> None:
     """The mesh coarsens beyond mesh.fine_depth_m; a front out there is poorly resolved."""
     fine = result.experiment.mesh.fine_depth_m
@@ -335,12 +379,8 @@ def simulate(experiment: Experiment, *, progress=None, comm=None, initial=None, 
     if exports_dir is not None and experiment.geometry.kind != "slab":
         from cait_fem.post.spot_exports import SpotExports
         exports.append(SpotExports(sim, exports_dir, overwrite=overwrite))
-    try:
-        result = sim.run(progress=progress, initial=initial, resume=resume, checkpoint_dir=checkpoint_dir,
-                         exports=exports)
-    finally:
-        for export in exports:
-            export.close()
+    result = sim.run(progress=progress, initial=initial, resume=resume, checkpoint_dir=checkpoint_dir,
+                     callbacks=exports)  # closed by the run, also when it fails
     if exports:
         result.metadata["exported_files"] = [str(p) for e in exports for p in e.save()]
     return result
