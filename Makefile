@@ -5,7 +5,7 @@ PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed
 RESULTS ?= results/k_cait
 
-.PHONY: demo demo-spot paper test bench bench-fit bench-3d setup clean
+.PHONY: demo demo-spot paper test test-fast bench bench-fit bench-3d setup clean
 
 setup: $(STAMP)
 
@@ -28,6 +28,12 @@ paper: $(STAMP)
 
 test: $(STAMP)
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m pytest -q
+
+# The tier without DOLFINx (pure physics, case files, analysis, output, fit config, the
+# architecture): DOLFINx, PETSc, MPI, UFL and Basix are made unimportable, so a pass proves
+# these tests and the modules they cover need none of them.
+test-fast: $(STAMP)
+	CAIT_FEM_BLOCK_DOLFINX=1 $(PY) -m pytest -q -m "not dolfinx and not mpi"
 
 bench: $(STAMP)
 	$(PY) bench/b1.py

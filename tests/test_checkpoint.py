@@ -16,6 +16,7 @@ import cait_fem as cf
 from cait_fem.run.checkpoint import META_FILE, STATE_FILE, read_checkpoint
 from cait_fem.errors import ConfigError
 from cait_fem.run.simulation import Simulation
+from support.compare import approx
 
 BIN = Path(sys.executable).parent
 SED = cf.GaussianSED(fwhm_eV=0.25, vacancy_fraction=0.10, D_bulk_m2_s=1e-17)
@@ -57,9 +58,9 @@ def _assert_same_run(a, b, rtol=0.0, atol=0.0, current_rtol=None):
 
 def test_checkpoint_holds_the_state_at_the_last_output(checkpoint_1800):
     ckpt = read_checkpoint(checkpoint_1800)
-    assert ckpt.t_s == pytest.approx(1800.0, rel=1e-12)
+    assert ckpt.t_s == approx(1800.0, rel=1e-12)
     assert ckpt.experiment.run.t_end_s == 1800.0
-    assert len(ckpt.history) == 3 and ckpt.history_t_s[-1] == pytest.approx(1800.0, rel=1e-12)
+    assert len(ckpt.history) == 3 and ckpt.history_t_s[-1] == approx(1800.0, rel=1e-12)
     assert ckpt.run_state["arrays"]["theta"].shape[0] == 2  # profiles at 600 s and 1800 s
     assert ckpt.history[-1].shape == (len(ckpt.keys), 3)
 
@@ -80,7 +81,7 @@ def test_checkpoint_seeds_a_sequential_experiment_like_a_result(uninterrupted, t
                            run=cf.RunSettings(t_end_s=600.0), mesh=MESH)
     from_checkpoint = Simulation(second).run(initial=read_checkpoint(directory))
     from_result = Simulation(second).run(initial=uninterrupted)
-    assert from_checkpoint.foreign_inside_m2[0] == pytest.approx(uninterrupted.foreign_inside_m2[-1], rel=1e-12)
+    assert from_checkpoint.foreign_inside_m2[0] == approx(uninterrupted.foreign_inside_m2[-1], rel=1e-12)
     # theta -> w = theta - 1 -> theta in the Result route: round-off only, which the
     # current (a content difference over steps of 1e-9 s) amplifies
     _assert_same_run(from_checkpoint, from_result, rtol=1e-9, atol=1e-12, current_rtol=1e-5)

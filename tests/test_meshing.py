@@ -27,6 +27,7 @@ from cait_fem.case.geometry import Geometry
 from cait_fem.mesh.lateral_grading import lateral_nodes_m
 from cait_fem.mesh.depth_grading import graded_nodes_m
 from cait_fem.mesh.gmsh_sample import build_gmsh_model, create_mesh, gmsh_session, validate_facet_tags, write_msh
+from support.compare import approx
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -72,22 +73,22 @@ def test_lateral_nodes_hit_the_rims_and_grow_from_them():
     assert x[0] == 0.0 and x[-1] == 1e-4 and np.all(d > 0)
     for rim in (3e-5, 6e-5):
         i = int(np.flatnonzero(x == rim)[0])  # the rim is a node exactly
-        assert d[i - 1] == pytest.approx(h0) and d[i] == pytest.approx(h0)
+        assert d[i - 1] == approx(h0) and d[i] == approx(h0)
         # away from the rim: h0, h0 g, h0 g^2, ...
-        assert d[i:i + 5] == pytest.approx(h0 * g ** np.arange(5), rel=1e-9)
-        assert d[i - 5:i][::-1] == pytest.approx(h0 * g ** np.arange(5), rel=1e-9)
+        assert d[i:i + 5] == approx(h0 * g ** np.arange(5), rel=1e-9)
+        assert d[i - 5:i][::-1] == approx(h0 * g ** np.arange(5), rel=1e-9)
     assert d.max() <= 1.5 * h_max and np.sum(d > h_max * (1 + 1e-9)) <= 2  # capped (a merged last cell)
     ratio = d[1:] / d[:-1]
     assert ratio.min() >= 0.5 / g and ratio.max() <= 1.5 * g  # no sliver cells
     # symmetric between the two rims
     between = d[(x[:-1] >= 3e-5) & (x[1:] <= 6e-5)]
-    assert between == pytest.approx(between[::-1], rel=1e-9)
+    assert between == approx(between[::-1], rel=1e-9)
 
 
 def test_lateral_nodes_without_rims_are_uniform_and_coarse():
     for rims in ([], [None], [1e-4, 2e-4]):  # a spot or electrode at or beyond the side is no rim
         x = lateral_nodes_m(1e-4, rims, 1e-7, 1.3, 3e-5)
-        assert len(x) == 5 and np.diff(x) == pytest.approx(np.full(4, 2.5e-5))
+        assert len(x) == 5 and np.diff(x) == approx(np.full(4, 2.5e-5))
     assert lateral_nodes_m(1e-4, [], 1e-7, 1.3, 1e-3).tolist() == [0.0, 5e-5, 1e-4]  # at least 2 cells
 
 
@@ -106,7 +107,7 @@ def test_section_measures(meshes):
     expected = {"volume": L * T, "beam_spot": SPOT_M / NM, "front_unexposed": L - SPOT_M / NM,
                 "back_electrode": ELECTRODE_M / NM, "back_free": L - ELECTRODE_M / NM, "side": T, "axis": T}
     for key, value in expected.items():
-        assert m[key] == pytest.approx(value, rel=1e-12), key
+        assert m[key] == approx(value, rel=1e-12), key
     assert domain.topology.cell_type == CellType.triangle
     assert np.all(cell_tags.values == tags.GLASS)
 
@@ -119,7 +120,7 @@ def test_axisymmetric_measures(meshes):
                 "back_electrode": (ELECTRODE_M / NM) ** 2 / 2, "side": R * T, "axis": 0.0,
                 "front_unexposed": (R**2 - (SPOT_M / NM) ** 2) / 2}
     for key, value in expected.items():
-        assert m[key] == pytest.approx(value, rel=1e-12, abs=1e-6), key
+        assert m[key] == approx(value, rel=1e-12, abs=1e-6), key
 
 
 @pytest.mark.parametrize("kind", ["disc", "box"])
@@ -131,11 +132,11 @@ def test_3d_measures(meshes, kind):
     # Circles are polygons with vertices on the circle: inscribed, a little smaller.
     for key, area in (("beam_spot", math.pi * rs**2), ("back_electrode", math.pi * re**2)):
         assert 0.97 * area < m[key] < area, key
-    assert m["beam_spot"] + m["front_unexposed"] == pytest.approx(m["back_electrode"] + m["back_free"], rel=1e-12)
+    assert m["beam_spot"] + m["front_unexposed"] == approx(m["back_electrode"] + m["back_free"], rel=1e-12)
     if kind == "box":  # straight outer faces: exact
-        assert m["volume"] == pytest.approx(face * T, rel=1e-12)
-        assert m["side"] == pytest.approx(8 * R * T, rel=1e-12)
-        assert m["beam_spot"] + m["front_unexposed"] == pytest.approx(face, rel=1e-12)
+        assert m["volume"] == approx(face * T, rel=1e-12)
+        assert m["side"] == approx(8 * R * T, rel=1e-12)
+        assert m["beam_spot"] + m["front_unexposed"] == approx(face, rel=1e-12)
     else:
         assert 0.98 * face * T < m["volume"] < face * T
         assert 0.98 * 2 * math.pi * R * T < m["side"] < 2 * math.pi * R * T
@@ -150,7 +151,7 @@ def test_axis_column_is_the_1d_mesh(meshes, kind):
     x = domain.geometry.x
     lateral = np.max(np.abs(x[:, : domain.geometry.dim - 1]), axis=1)
     column = np.sort(x[lateral == 0.0, domain.geometry.dim - 1])
-    assert column == pytest.approx(graded_nodes_m(T_M, MESH) / NM, rel=1e-12, abs=1e-9)
+    assert column == approx(graded_nodes_m(T_M, MESH) / NM, rel=1e-12, abs=1e-9)
 
 
 def test_fine_surface_layers_of_a_mm_sample_survive():
@@ -174,8 +175,8 @@ def test_whole_face_spot_and_electrode():
     domain, _, facet_tags = create_mesh(MPI.COMM_WORLD, _geometry("section", spot=None, electrode=R_M), T_M,
                                         MESH, NM)
     m = _measures(domain, facet_tags)
-    assert m["beam_spot"] == pytest.approx(R_M / NM, rel=1e-12)
-    assert m["back_electrode"] == pytest.approx(R_M / NM, rel=1e-12)
+    assert m["beam_spot"] == approx(R_M / NM, rel=1e-12)
+    assert m["back_electrode"] == approx(R_M / NM, rel=1e-12)
     assert not {tags.FRONT_UNEXPOSED, tags.BACK_FREE} & set(np.unique(facet_tags.values).tolist())
     with gmsh_session() as gmsh:
         build_gmsh_model(_geometry("disc", spot=None, electrode=None), T_M, MESH)
@@ -185,8 +186,8 @@ def test_whole_face_spot_and_electrode():
 
 def test_length_scale_rescales_coordinates(meshes):
     domain, _, _ = create_mesh(MPI.COMM_WORLD, _geometry("section"), T_M, MESH, 1e-6)  # um units
-    assert domain.geometry.x[:, 1].max() == pytest.approx(T_M / 1e-6, rel=1e-12)
-    assert domain.geometry.x[:, 0].max() == pytest.approx(R_M / 1e-6, rel=1e-12)
+    assert domain.geometry.x[:, 1].max() == approx(T_M / 1e-6, rel=1e-12)
+    assert domain.geometry.x[:, 0].max() == approx(R_M / 1e-6, rel=1e-12)
 
 
 # -- mesh files -----------------------------------------------------------------------
@@ -198,7 +199,7 @@ def test_written_file_reads_back_the_same(meshes, tmp_path):
     ref_domain, _, ref_tags = meshes["disc"]
     assert domain.topology.index_map(3).size_global == ref_domain.topology.index_map(3).size_global
     got, ref = _measures(domain, facet_tags), _measures(ref_domain, ref_tags)
-    assert got == pytest.approx(ref, rel=1e-12)
+    assert got == approx(ref, rel=1e-12)
 
 
 def test_write_msh_refuses_to_overwrite(tmp_path):
@@ -251,15 +252,15 @@ def test_own_mesh_file_groups_are_numbered_by_name(tmp_path):
     groups = {name: (10 + number, faces) for name, (number, faces) in GOOD.items()}  # gmsh's own numbering
     domain, _, facet_tags = _read(_hand_made_msh(tmp_path / "own.msh", groups))
     m = _measures(domain, facet_tags)
-    assert m["beam_spot"] == pytest.approx(1e5, rel=1e-12) and m["back_electrode"] == pytest.approx(1e5, rel=1e-12)
-    assert m["axis"] == pytest.approx(1e5, rel=1e-12) and m["side"] == pytest.approx(1e5, rel=1e-12)
+    assert m["beam_spot"] == approx(1e5, rel=1e-12) and m["back_electrode"] == approx(1e5, rel=1e-12)
+    assert m["axis"] == approx(1e5, rel=1e-12) and m["side"] == approx(1e5, rel=1e-12)
 
 
 def test_own_mesh_file_in_other_units(tmp_path):
     path = _hand_made_msh(tmp_path / "um.msh", GOOD, thickness=100.0, width=50.0)  # um
     domain, _, facet_tags = _read(path, mesh_unit_m=1e-6)
-    assert domain.geometry.x[:, 1].max() == pytest.approx(1e5, rel=1e-12)
-    assert _measures(domain, facet_tags)["beam_spot"] == pytest.approx(5e4, rel=1e-12)
+    assert domain.geometry.x[:, 1].max() == approx(1e5, rel=1e-12)
+    assert _measures(domain, facet_tags)["beam_spot"] == approx(5e4, rel=1e-12)
     with pytest.raises(ConfigError, match="glass.thickness_m"):  # read as nm: 100 nm thick, not 100 um
         _read(path)
 
@@ -326,7 +327,7 @@ def test_cli_mesh(tmp_path, capsys):
     out = tmp_path / "section.msh"
     assert cli_main(["mesh", str(section), "-o", str(out)]) == 0
     domain, _, facet_tags = _read(out)
-    assert _measures(domain, facet_tags)["beam_spot"] == pytest.approx(3e4, rel=1e-12)
+    assert _measures(domain, facet_tags)["beam_spot"] == approx(3e4, rel=1e-12)
     assert cli_main(["mesh", str(section), "-o", str(out)]) == 2
     assert "--overwrite" in capsys.readouterr().err
     assert cli_main(["mesh", str(section), "-o", str(out), "--overwrite"]) == 0
@@ -362,4 +363,4 @@ def test_two_ranks_give_the_same_mesh(meshes):
         assert got["cells"] == domain.topology.index_map(domain.topology.dim).size_global
         assert 0 < got["local"] < got["cells"]  # really distributed
         for key, value in serial.items():
-            assert got[key] == pytest.approx(value, rel=1e-10, abs=1e-6), (kind, key)
+            assert got[key] == approx(value, rel=1e-10, abs=1e-6), (kind, key)

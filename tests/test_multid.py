@@ -17,6 +17,7 @@ from cait_fem.run.checkpoint import read_checkpoint
 from cait_fem.errors import ConfigError
 from cait_fem.case.geometry import Geometry
 from cait_fem.run.simulation import Simulation
+from support.compare import approx
 
 BIN = Path(sys.executable).parent
 SED = cf.GaussianSED(fwhm_eV=0.25, vacancy_fraction=0.10, D_bulk_m2_s=1e-17)
@@ -61,12 +62,12 @@ def test_full_front_reproduces_the_1d_profile_on_the_axis(kind, slab):
     ref = slab[0.5e-9]
     result = Simulation(experiment(0.5e-9, geometry=FULL_FRONT[kind])).run()
     m, m1 = result.metrics(), ref.metrics()
-    assert m["front_position_m"] == pytest.approx(m1["front_position_m"], rel=0.02)
-    assert m["plateau_native"] == pytest.approx(m1["plateau_native"], rel=0.02)
+    assert m["front_position_m"] == approx(m1["front_position_m"], rel=0.02)
+    assert m["plateau_native"] == approx(m1["plateau_native"], rel=0.02)
     assert axis_difference(result, ref) < 0.05
     # the same totals per spot area as in 1D
-    assert result.foreign_inside_m2[-1] == pytest.approx(ref.foreign_inside_m2[-1], rel=1e-3)
-    assert result.charge_C_m2[-1] == pytest.approx(ref.charge_C_m2[-1], rel=1e-3)
+    assert result.foreign_inside_m2[-1] == approx(ref.foreign_inside_m2[-1], rel=1e-3)
+    assert result.charge_C_m2[-1] == approx(ref.charge_C_m2[-1], rel=1e-3)
 
 
 def test_2d_minus_1d_difference_is_first_order_in_the_spacing(slab):
@@ -90,14 +91,14 @@ def spot_run(tmp_path_factory):
 def test_partial_spot_conserves_ions_and_draws_the_beam_current(spot_run):
     sim, result, _ = spot_run
     spot_area = result.metadata["spot_area_m2"]
-    assert spot_area == pytest.approx(np.pi * SPOT.spot_radius_m**2, rel=1e-12)
+    assert spot_area == approx(np.pi * SPOT.spot_radius_m**2, rel=1e-12)
     # every K+ that landed on the spot is inside (per spot area, then in total)
     assert result.conservation_error < 1e-9
     landed = result.influx_integral_m2[-1] * spot_area
-    assert result.foreign_inside_m2[-1] * spot_area == pytest.approx(landed, rel=1e-9)
+    assert result.foreign_inside_m2[-1] * spot_area == approx(landed, rel=1e-9)
     # all ions land (phi_s < E_kin), so the back electrode carries the beam current
     beam_current_A = BEAM.current_density_A_m2 * spot_area
-    assert result.current_density_A_m2[-1] * spot_area == pytest.approx(beam_current_A, rel=1e-3)
+    assert result.current_density_A_m2[-1] * spot_area == approx(beam_current_A, rel=1e-3)
     # and K+ stays under the spot: beyond 1 um of the rim there is none at the surface
     from cait_fem.post.sampling import PointSampler, lateral_line
     r_nm = np.array([0.0, 1500.0])

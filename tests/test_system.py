@@ -12,6 +12,7 @@ import pytest
 
 import cait_fem as cf
 from cait_fem.case.case_file import load_case
+from support.compare import approx
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -90,7 +91,7 @@ def test_mpirun_two_ranks_equals_serial(case_file, serial_dir, tmp_path):
     assert np.max(np.abs(serial[:, theta_cols] - parallel[:, theta_cols])) < 1e-6
     _, ts_s = _read_csv(serial_dir / "timeseries.csv")
     _, ts_p = _read_csv(out / "timeseries.csv")
-    assert ts_s[-1, 2] == pytest.approx(ts_p[-1, 2], rel=1e-6)  # surface potential
+    assert ts_s[-1, 2] == approx(ts_p[-1, 2], rel=1e-6)  # surface potential
 
 
 def test_cli_refuses_to_overwrite_real_results(case_file, serial_dir):

@@ -6,6 +6,7 @@ import pytest
 
 import cait_fem as cf
 from cait_fem.solver import bdf
+from support.compare import approx
 SED = cf.GaussianSED(fwhm_eV=0.25, vacancy_fraction=0.10, D_bulk_m2_s=1e-17)
 
 
@@ -101,15 +102,15 @@ def test_bdf2_coefficients_exact_for_quadratics():
         t = np.array([-h1, 0.0, h])
         a0, a1, a2 = bdf.coefficients(2, h, h1)
         y = 3.0 + 2.0 * t - 1.5 * t**2  # y' (t = h) = 2 - 3 h
-        assert (a0 * y[2] + a1 * y[1] + a2 * y[0]) / h == pytest.approx(2.0 - 3.0 * h, rel=1e-12)
+        assert (a0 * y[2] + a1 * y[1] + a2 * y[0]) / h == approx(2.0 - 3.0 * h, rel=1e-12)
 
 
 def test_predictor_and_error_factor_constant_step_values():
     hist = [(0.0, np.array([1.0])), (1.0, np.array([2.0])), (2.0, np.array([5.0]))]
     # quadratic through (0,1),(1,2),(2,5): y = 1 + t^2 - 0*t ... y(3) = 10
-    assert bdf.predict(2, 1.0, hist)[0] == pytest.approx(10.0)
-    assert bdf.error_factor(2, 1.0, [1.0, 1.0]) == pytest.approx(2.0 / 11.0)
-    assert bdf.error_factor(1, 1.0, [1.0]) == pytest.approx(1.0 / 3.0)
+    assert bdf.predict(2, 1.0, hist)[0] == approx(10.0)
+    assert bdf.error_factor(2, 1.0, [1.0, 1.0]) == approx(2.0 / 11.0)
+    assert bdf.error_factor(1, 1.0, [1.0]) == approx(1.0 / 3.0)
 
 
 def test_max_steps_is_enforced(sim):
@@ -145,7 +146,7 @@ def test_lagged_jacobian_gives_the_exact_newton_solution():
     r3 = sim.run()
     assert sim.newton.snes.getOptionsPrefix() and r3.stats["steps"] > 50
     assert np.abs(r3.theta - r1.theta).max() < 1e-5
-    assert r3.metrics()["front_position_m"] == pytest.approx(r1.metrics()["front_position_m"], rel=1e-5)
+    assert r3.metrics()["front_position_m"] == approx(r1.metrics()["front_position_m"], rel=1e-5)
     with pytest.raises(ConfigError, match="jacobian_lag"):
         sim.run(exact)
     with pytest.raises(ConfigError, match="jacobian_lag"):
