@@ -1,7 +1,6 @@
 """cait_fem.analysis.buckley_leverett: the electroneutral, diffusion-free limit of MODEL.md section 8."""
 
 import numpy as np
-import pytest
 
 from cait_fem.analysis import buckley_leverett as bl
 

@@ -11,7 +11,7 @@ import pytest
 from cait_fem import cli
 from cait_fem.case.case_file import experiment_from_dict, load_case
 from cait_fem.output.result import Result
-from cases import CONTRACT_CASE_TOML
+from support.cases import CONTRACT_CASE_TOML
 
 CASE = CONTRACT_CASE_TOML.replace("thickness_m = 1e-3", "thickness_m = 5e-4")  # overrides the preset
 

@@ -184,7 +184,7 @@ def test_case_file_solver_table():
     """The [solver] table of a case file takes the new keys (ints for floats, too) and
     rejects unknown preconditioners by name."""
     from cait_fem.case import case_file as config
-    from cases import CONTRACT_CASE_TOML
+    from support.cases import CONTRACT_CASE_TOML
     import tomllib
 
     d = tomllib.loads(CONTRACT_CASE_TOML)
