@@ -20,14 +20,14 @@ def linear_state(x, gdim):
                       1.0 + 1e-2 * lat - 2e-3 * depth + 5e-3 * y])
 
 
-def square(comm=None, cell=None):
-    """lateral x in [0, 400] nm, depth in [0, 300] nm (default: COMM_WORLD, triangles)"""
+def square(comm=None, cell="triangle"):
+    """lateral x in [0, 400] nm, depth in [0, 300] nm (default: COMM_WORLD); ``cell`` a
+    ``dolfinx.mesh.CellType`` name"""
     from mpi4py import MPI
     from dolfinx import mesh
 
     comm = MPI.COMM_WORLD if comm is None else comm
-    cell = mesh.CellType.triangle if cell is None else cell
-    return mesh.create_rectangle(comm, [[0.0, 0.0], [400.0, 300.0]], [8, 6], cell)
+    return mesh.create_rectangle(comm, [[0.0, 0.0], [400.0, 300.0]], [8, 6], mesh.CellType[cell])
 
 
 def box(comm=None):

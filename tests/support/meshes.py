@@ -13,7 +13,7 @@ LATERAL = {"2": dict(rim_spacing_m=2e-6, lateral_max_spacing_m=20e-6),
            "3": dict(rim_spacing_m=10e-6, lateral_max_spacing_m=40e-6)}
 
 
-def geometry(kind, spot=SPOT_M, electrode=ELECTRODE_M, **kw):
+def sample_geometry(kind, spot=SPOT_M, electrode=ELECTRODE_M, **kw):
     """A sample of radius R_M with the spot and electrode rims inside (radii in m)."""
     lateral = LATERAL[str(Geometry(kind=kind, radius_m=R_M).dimension)]
     return Geometry(kind=kind, radius_m=R_M, spot_radius_m=spot, electrode_radius_m=electrode, **lateral, **kw)
