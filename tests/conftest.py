@@ -1,7 +1,7 @@
 """Test-suite wide settings: with ``CAIT_FEM_BLOCK_DOLFINX=1`` (``make test-fast``)
-DOLFINx, PETSc, MPI, UFL and Basix cannot be imported, so the tests that run prove they
-need none of them. Tolerances are explicit in each test (``support.compare.approx``);
-pytest itself is not patched."""
+DOLFINx, PETSc, MPI, UFL and Basix cannot be imported, here and in child processes the
+tests start, so the tests that run prove they need none of them. Tolerances are explicit
+in each test (``support.compare.approx``); pytest itself is not patched."""
 
 import os
 
@@ -9,3 +9,5 @@ from support import blocker
 
 if os.environ.get(blocker.ENV_VAR) == "1":
     blocker.install()
+    os.environ["PYTHONPATH"] = os.pathsep.join(
+        [str(blocker.SITE_DIR)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p])

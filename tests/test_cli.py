@@ -104,6 +104,7 @@ def test_run_refuses_existing_results_before_solving(case_file, tmp_path, capsys
     assert (out / "summary.json").read_text() == "{}"
 
 
+@pytest.mark.dolfinx
 def test_run_writes_results_with_a_stand_in_solver(case_file, tmp_path, capsys, monkeypatch):
     calls = []
 

@@ -44,6 +44,7 @@ def test_demo_case_matches_the_1d_k_demo():
     assert spot.back == slab.back
 
 
+@pytest.mark.dolfinx
 @pytest.mark.slow
 def test_demo_script_runs_a_short_exposure_and_refuses_to_overwrite(tmp_path):
     """1 ms of beam on the demo's mesh (~20 s): the pipeline, not the physics."""

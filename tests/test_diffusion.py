@@ -132,6 +132,7 @@ def test_nondim_keys_are_fixed_per_instance():
     assert len(SED_FD.nondim_parameters(T, 1e-17)) == 1 + 3 * 119 + 1
 
 
+@pytest.mark.dolfinx
 @pytest.mark.parametrize("name", list(LAWS))
 def test_relative_builds_a_ufl_expression_with_the_exact_derivative(name):
     """Evaluated without DOLFINx: theta is the spatial coordinate of a UFL mesh, the

@@ -54,6 +54,7 @@ def test_ndtri_approx_stays_finite_without_floating_point_errors():
     assert x[4] == 0.0
 
 
+@pytest.mark.dolfinx
 def test_ufl_ops_have_the_numpy_methods():
     pytest.importorskip("ufl")
     ops = ufl_ops()
@@ -61,6 +62,7 @@ def test_ufl_ops_have_the_numpy_methods():
         assert callable(getattr(ops, name)) and callable(getattr(NUMPY, name))
 
 
+@pytest.mark.dolfinx
 def test_ufl_ndtri_value_and_exact_derivative():
     """The forms' ndtri is Acklam's approximation without refinement (1.15e-9 relative);
     d ndtri/dp = 1/phi(ndtri(p)) must hold for its UFL derivative to ~1e-6."""
@@ -78,6 +80,7 @@ def test_ufl_ndtri_value_and_exact_derivative():
         assert slope((value,)) == approx(exact, rel=1e-6)
 
 
+@pytest.mark.dolfinx
 def test_ufl_ndtr_is_the_normal_cdf():
     _, _, x = _ufl_point_evaluator()
     expr = ufl_ops().ndtr(x)

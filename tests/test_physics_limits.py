@@ -39,6 +39,7 @@ def slow_result():
     return cf.simulate(_beam_experiment(D_SLOW))
 
 
+@pytest.mark.dolfinx
 def test_no_beam_nothing_moves():
     exp = cf.Experiment(
         glass=_glass(),
@@ -55,6 +56,7 @@ def test_no_beam_nothing_moves():
     assert r.stats["steps"] < 80
 
 
+@pytest.mark.dolfinx
 def test_potential_front_gives_ohmic_current():
     """Uniform glass (D_f = D_n, surface fraction 1): j = sigma U / d with the Nernst-Einstein
     conductivity sigma = n e^2 D / (k_B T), once the dielectric relaxation (~1e-4 s) is over.
@@ -79,6 +81,7 @@ def test_potential_front_gives_ohmic_current():
     assert r.charge_C_m2[-1] == approx(q_trap, rel=2e-2)
 
 
+@pytest.mark.dolfinx
 def test_foreign_ions_conserved(k_result):
     r = k_result
     assert r.influx_integral_m2[-1] > 1e20
@@ -89,6 +92,7 @@ def test_foreign_ions_conserved(k_result):
     assert np.trapezoid(flux, r.time_s) == approx(r.influx_integral_m2[-1], rel=1e-3)
 
 
+@pytest.mark.dolfinx
 def test_electroneutral_outside_first_nanometre(k_result):
     r = k_result
     excess = r.excess_charge[-1]
@@ -97,6 +101,7 @@ def test_electroneutral_outside_first_nanometre(k_result):
     assert r.summary()["max_excess_charge_beyond_1nm"] < 1e-3
 
 
+@pytest.mark.dolfinx
 def test_profiles_stay_in_unit_interval(k_result, slow_result):
     """No over- or undershoot at the sharp drift-dominated fronts (exponential fitting).
 
@@ -110,6 +115,7 @@ def test_profiles_stay_in_unit_interval(k_result, slow_result):
     assert slow_result.theta[:, :, beyond].max() < 1.0 + 1e-9
 
 
+@pytest.mark.dolfinx
 def test_plateau_is_a_ramp_lower_for_slower_foreign_ion(k_result, slow_result):
     levels = []
     for r in (k_result, slow_result):
@@ -124,6 +130,7 @@ def test_plateau_is_a_ramp_lower_for_slower_foreign_ion(k_result, slow_result):
     assert levels[1] < levels[0]
 
 
+@pytest.mark.dolfinx
 @pytest.mark.parametrize("which", ["k", "slow"])
 def test_front_matches_buckley_leverett(which, k_result, slow_result):
     r, D_f = (k_result, D_K) if which == "k" else (slow_result, D_SLOW)
@@ -142,6 +149,7 @@ def test_front_matches_buckley_leverett(which, k_result, slow_result):
         assert simulated == approx(np.interp(x, x_bl, th_grid), abs=0.01), frac
 
 
+@pytest.mark.dolfinx
 def test_discharge_electrode_tends_to_reversible_and_limits_current():
     """J.n = k (n - n_bg) at the back: fast kinetics (k = 1e-3 m/s) behave like the
     reversible electrode; slow kinetics make the back electrode a bottleneck."""
@@ -164,6 +172,7 @@ def test_discharge_electrode_tends_to_reversible_and_limits_current():
     assert slow.current_density_A_m2[-1] == approx(j_kinetic, rel=0.02)
 
 
+@pytest.mark.dolfinx
 def test_thermodynamic_flux_option():
     """flux = "thermodynamic" (MODEL.md section 2 option): the SED chemical potential adds a
     thermodynamic factor (~20 in the bulk) to the native diffusion term. Diffusion-free
@@ -196,6 +205,7 @@ def test_thermodynamic_factor_of_the_sed():
     assert cf.ConstantD(D_m2_s=1e-20).thermodynamic_factor(theta, {}) == approx(1.0)
 
 
+@pytest.mark.dolfinx
 def test_warns_when_the_front_leaves_the_fine_mesh():
     exp = _beam_experiment(D_K, t_end_s=3000.0)
     shallow = cf.Experiment(glass=exp.glass, species=exp.species, front=exp.front, run=exp.run,

@@ -28,6 +28,7 @@ def second(first):
     return cf.simulate(exp, initial=first)
 
 
+@pytest.mark.dolfinx
 def test_second_experiment_starts_where_the_first_ended(first, second):
     assert second.species_names == ("Li", "K", "Rb")
     k_before = first.foreign_inside_m2[-1]
@@ -35,6 +36,7 @@ def test_second_experiment_starts_where_the_first_ended(first, second):
     assert second.charge_C_m2[0] == 0.0
 
 
+@pytest.mark.dolfinx
 def test_only_rb_enters_and_everything_is_conserved(first, second):
     depth = second.depth_m
     k_after = np.trapezoid(second.theta[-1, 1], depth) * GLASS.n_bg_m3
@@ -45,6 +47,7 @@ def test_only_rb_enters_and_everything_is_conserved(first, second):
     assert second.conservation_error < 1e-6
 
 
+@pytest.mark.dolfinx
 def test_rb_pushes_the_k_zone_deeper(first, second):
     """The new foreign ion enters behind the old one: K+ is pushed ahead, Rb+ sits at the
     surface."""
@@ -64,6 +67,7 @@ def test_front_species_must_be_foreign():
                       run=cf.RunSettings(t_end_s=1.0))
 
 
+@pytest.mark.dolfinx
 def test_initial_state_on_another_sample_is_refused(first):
     thin = cf.Glass(n_bg_m3=1.41e28, eps_r=8.0, temperature_K=300.0, thickness_m=0.5e-3)
     exp = cf.Experiment(glass=thin, species=(LI, K), front=cf.Beam(**BEAM), run=cf.RunSettings(t_end_s=1.0))

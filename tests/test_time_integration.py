@@ -31,6 +31,7 @@ def _fixed_step(sim, scheme, dt, t_end=4000.0):
     return sim.run(exp)
 
 
+@pytest.mark.dolfinx
 @pytest.mark.parametrize("scheme, order", [("bdf1", 1.0), ("bdf2", 2.0)])
 def test_temporal_order(sim, scheme, order):
     dts = [200.0, 100.0, 50.0]
@@ -42,6 +43,7 @@ def test_temporal_order(sim, scheme, order):
     assert abs(rates[-1] - order) < 0.35, rates
 
 
+@pytest.mark.dolfinx
 def test_bdf2_more_accurate_per_step_than_bdf1(sim):
     exp = dict(t_end_s=3000.0, time_tolerance=1e-3)
     r1 = sim.run(_experiment(scheme="bdf1", **exp))
@@ -49,6 +51,7 @@ def test_bdf2_more_accurate_per_step_than_bdf1(sim):
     assert r2.stats["steps"] < r1.stats["steps"]
 
 
+@pytest.mark.dolfinx
 def test_output_times_hit_exactly(sim):
     times = (1.234, 77.7, 500.0)
     r = sim.run(_experiment(t_end_s=600.0, output_times_s=times))
@@ -58,6 +61,7 @@ def test_output_times_hit_exactly(sim):
     assert r.theta.shape[0] == 4
 
 
+@pytest.mark.dolfinx
 def test_newton_converges_quadratically(sim):
     """Solve one step to round-off and check |du_{k+1}| <= C |du_k|^2 with C modest."""
     exp = _experiment(t_end_s=100.0)
@@ -87,6 +91,7 @@ def test_newton_converges_quadratically(sim):
     assert u[-1] < 1e-10
 
 
+@pytest.mark.dolfinx
 def test_newton_failure_reports_time(sim):
     bad = _experiment(t_end_s=10.0, dt_initial_s=1.0, max_retries=0)
     bad = cf.Experiment(glass=bad.glass, species=bad.species, front=bad.front, run=bad.run,
@@ -113,11 +118,13 @@ def test_predictor_and_error_factor_constant_step_values():
     assert bdf.error_factor(1, 1.0, [1.0]) == approx(1.0 / 3.0)
 
 
+@pytest.mark.dolfinx
 def test_max_steps_is_enforced(sim):
     with pytest.raises(cf.SolverError, match="run.max_steps = 5"):
         sim.run(_experiment(t_end_s=1000.0, max_steps=5))
 
 
+@pytest.mark.dolfinx
 def test_rerun_with_new_parameter_values_but_not_a_new_structure(sim):
     base = _experiment(t_end_s=100.0)
     faster = cf.Experiment(glass=base.glass, front=base.front, run=base.run, species=(
@@ -132,6 +139,7 @@ def test_rerun_with_new_parameter_values_but_not_a_new_structure(sim):
             base.species[0], cf.Species("K", "foreign", cf.TabulatedD(theta=(0, 1), D_m2_s=(1e-21, 1e-20))))))
 
 
+@pytest.mark.dolfinx
 def test_lagged_jacobian_gives_the_exact_newton_solution():
     """solver.jacobian_lag = 3 reuses the factorised Jacobian within a step: the same
     solution to the Newton tolerance, in fewer assemblies. It is fixed per Simulation."""

@@ -3,13 +3,15 @@
 ``install()`` puts a finder first in ``sys.meta_path`` that refuses ``dolfinx``,
 ``petsc4py``, ``mpi4py``, ``ufl`` and ``basix`` (and their submodules) with a
 ModuleNotFoundError, as on a machine without them. ``tests/conftest.py`` installs it when
-``CAIT_FEM_BLOCK_DOLFINX=1`` (``make test-fast``); the architecture test installs it in a
-subprocess."""
+``CAIT_FEM_BLOCK_DOLFINX=1`` (``make test-fast``) and, through ``blocking_site``, in the
+child processes of the tests; the architecture test installs it in a subprocess."""
 
 import sys
+from pathlib import Path
 
 BLOCKED = ("dolfinx", "petsc4py", "mpi4py", "ufl", "basix")
 ENV_VAR = "CAIT_FEM_BLOCK_DOLFINX"
+SITE_DIR = Path(__file__).parent / "blocking_site"  # its sitecustomize blocks in child processes
 
 
 class DolfinxBlocker:
