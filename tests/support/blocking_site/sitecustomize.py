@@ -8,7 +8,8 @@ if os.environ.get("CAIT_FEM_BLOCK_DOLFINX") == "1":
     import importlib.util
     from pathlib import Path
 
-    _spec = importlib.util.spec_from_file_location("_cait_fem_dolfinx_blocker", Path(__file__).parents[1] / "blocker.py")
+    _spec = importlib.util.spec_from_file_location("_cait_fem_dolfinx_blocker",
+                                                   Path(__file__).parents[1] / "blocker.py")
     _blocker = importlib.util.module_from_spec(_spec)
     _spec.loader.exec_module(_blocker)
     _blocker.install()
