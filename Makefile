@@ -1,5 +1,6 @@
 # cait_fem: `make demo` sets up .venv and runs the main CAIT demo; `make test` sets up and
-# runs the whole suite (serial and `mpirun -n 2`).
+# runs the whole suite (serial and `mpirun -n 2`); `make test-fast` the tests that need no
+# DOLFINx, with DOLFINx blocked.
 VENV    := .venv
 PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed

@@ -152,8 +152,8 @@ def test_fine_surface_layers_of_a_mm_sample_survive():
 @pytest.mark.dolfinx
 def test_whole_face_spot_and_electrode():
     from mpi4py import MPI
-    domain, _, facet_tags = create_mesh(MPI.COMM_WORLD, sample_geometry("section", spot=None, electrode=R_M), T_M,
-                                        MESH, NM)
+    domain, _, facet_tags = create_mesh(MPI.COMM_WORLD, sample_geometry("section", spot=None, electrode=R_M),
+                                        T_M, MESH, NM)
     m = measures(domain, facet_tags)
     assert m["beam_spot"] == approx(R_M / NM, rel=1e-12)
     assert m["back_electrode"] == approx(R_M / NM, rel=1e-12)
@@ -179,7 +179,8 @@ def test_written_file_reads_back_the_same(meshes, tmp_path):
     from mpi4py import MPI
     path = write_msh(sample_geometry("disc"), T_M, MESH, tmp_path / "disc.msh")
     assert path.read_text()[:30].startswith("$MeshFormat\n4.1")
-    domain, _, facet_tags = create_mesh(MPI.COMM_WORLD, sample_geometry("disc", mesh_file=str(path)), T_M, MESH, NM)
+    domain, _, facet_tags = create_mesh(MPI.COMM_WORLD, sample_geometry("disc", mesh_file=str(path)), T_M, MESH,
+                                        NM)
     ref_domain, _, ref_tags = meshes["disc"]
     assert domain.topology.index_map(3).size_global == ref_domain.topology.index_map(3).size_global
     got, ref = measures(domain, facet_tags), measures(ref_domain, ref_tags)
@@ -332,7 +333,8 @@ def test_cli_mesh(tmp_path, capsys):
 MPI_SCRIPT = """
 import json
 from mpi4py import MPI
-from tests.test_meshing import _geometry, _measures, create_mesh, MESH, T_M, NM
+from cait_fem.mesh.gmsh_sample import create_mesh
+from support.meshes import sample_geometry, measures, MESH, T_M, NM
 out = {}
 for kind in ("section", "axisymmetric", "disc"):
     domain, _, facet_tags = create_mesh(MPI.COMM_WORLD, sample_geometry(kind), T_M, MESH, NM)
@@ -348,8 +350,8 @@ if MPI.COMM_WORLD.rank == 0:
 @pytest.mark.dolfinx
 @pytest.mark.mpi
 def test_two_ranks_give_the_same_mesh(meshes):
-    proc = subprocess.run([str(BIN / "mpirun"), "-n", "2", sys.executable, "-c", script_prelude() + MPI_SCRIPT], capture_output=True,
-                          text=True, timeout=300, cwd=ROOT)
+    proc = subprocess.run([str(BIN / "mpirun"), "-n", "2", sys.executable, "-c", script_prelude() + MPI_SCRIPT],
+                          capture_output=True, text=True, timeout=300, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr
     parallel = json.loads(proc.stdout.strip().splitlines()[-1])
     for kind, got in parallel.items():
