@@ -207,7 +207,7 @@ def test_fit_under_mpirun_equals_serial(synthetic, tmp_path):
     assert results[2]["parallel"]["groups"] == 2
     for key in ("species.K.diffusion.D_m2_s", "sims_resolution_nm"):
         assert results[2]["parameters"][key]["value"] == approx(results[0]["parameters"][key]["value"],
-                                                                 rel=1e-10)
+                                                                rel=1e-10)
     assert results[2]["evaluations"] == results[0]["evaluations"]
 
 
