@@ -1,11 +1,12 @@
 # cait_fem: `make demo` sets up .venv and runs the main CAIT demo; `make test` sets up and
-# runs the whole suite (serial and `mpirun -n 2`).
+# runs the whole suite (serial and `mpirun -n 2`); `make test-fast` the tests that need no
+# DOLFINx, with DOLFINx blocked.
 VENV    := .venv
 PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed
 RESULTS ?= results/k_cait
 
-.PHONY: demo demo-spot paper test bench bench-fit bench-3d setup clean
+.PHONY: demo demo-spot paper test test-fast bench bench-fit bench-3d setup clean
 
 setup: $(STAMP)
 
@@ -28,6 +29,12 @@ paper: $(STAMP)
 
 test: $(STAMP)
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m pytest -q
+
+# The tier without DOLFINx (pure physics, case files, analysis, output, fit config, the
+# architecture): DOLFINx, PETSc, MPI, UFL and Basix are made unimportable, so a pass proves
+# these tests and the modules they cover need none of them.
+test-fast: $(STAMP)
+	CAIT_FEM_BLOCK_DOLFINX=1 $(PY) -m pytest -q -m "not dolfinx and not mpi"
 
 bench: $(STAMP)
 	$(PY) bench/b1.py

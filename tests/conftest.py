@@ -1,20 +1,13 @@
-"""Test-suite wide settings.
+"""Test-suite wide settings: with ``CAIT_FEM_BLOCK_DOLFINX=1`` (``make test-fast``)
+DOLFINx, PETSc, MPI, UFL and Basix cannot be imported, here and in child processes the
+tests start, so the tests that run prove they need none of them. Tolerances are explicit
+in each test (``support.compare.approx``); pytest itself is not patched."""
 
-``pytest.approx`` defaults to an absolute tolerance of 1e-12 on top of the relative one, so
-``D == approx(5.6e-21, rel=0.05)`` would accept any D below 1e-12 m^2/s: a test of
-diffusion coefficients, densities per m^2 or currents that could never fail. Here the
-absolute tolerance is zero unless a test asks for one (``abs=...``, e.g. for values that
-should vanish)."""
+import os
 
-import pytest
+from support import blocker
 
-_pytest_approx = pytest.approx
-
-
-def _approx(expected, rel=None, abs=None, nan_ok=False):  # noqa: A002 - pytest's own keyword
-    if rel is None and abs is None:
-        rel = 1e-6  # pytest's default relative tolerance
-    return _pytest_approx(expected, rel=rel, abs=0.0 if abs is None else abs, nan_ok=nan_ok)
-
-
-pytest.approx = _approx
+if os.environ.get(blocker.ENV_VAR) == "1":
+    blocker.install()
+    os.environ["PYTHONPATH"] = os.pathsep.join(
+        [str(blocker.SITE_DIR)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p])

@@ -1,11 +1,11 @@
 """cait_fem.analysis.buckley_leverett: the electroneutral, diffusion-free limit of MODEL.md section 8."""
 
 import numpy as np
-import pytest
 
 from cait_fem.analysis import buckley_leverett as bl
 
 from cait_fem.physics.diffusion import GaussianSED
+from support.compare import approx
 
 D_BULK, D_FOREIGN, LANDED = 1e-17, 3e-19, 50e-9
 
@@ -22,12 +22,12 @@ def test_welge_state_of_a_power_law():
     x = q / (1 - 0.1 + 0.1 * D_b 0.1^2 / D_f) = q / (0.9 + 1/30)."""
     D_n, _ = power_law(2)
     theta_star = bl.welge_state(D_n, D_FOREIGN)
-    assert theta_star == pytest.approx(0.1, rel=1e-7)
+    assert theta_star == approx(0.1, rel=1e-7)
     front = bl.welge_front(D_n, D_FOREIGN, LANDED)
     assert front.theta_star == theta_star
-    assert front.D_native_at_star_m2_s == pytest.approx(D_BULK * 0.01, rel=1e-6)
-    assert front.front_position_m == pytest.approx(LANDED / (0.9 + 1 / 30), rel=1e-10)
-    assert bl.front_position_m(0.1, D_BULK * 0.01, D_FOREIGN, LANDED) == pytest.approx(LANDED / (0.9 + 1 / 30))
+    assert front.D_native_at_star_m2_s == approx(D_BULK * 0.01, rel=1e-6)
+    assert front.front_position_m == approx(LANDED / (0.9 + 1 / 30), rel=1e-10)
+    assert bl.front_position_m(0.1, D_BULK * 0.01, D_FOREIGN, LANDED) == approx(LANDED / (0.9 + 1 / 30))
 
 
 def test_no_interior_minimum():
@@ -45,11 +45,11 @@ def test_profile_meets_the_front_and_conserves_the_landed_amount():
     front = bl.welge_front(D_n, D_FOREIGN, LANDED)
     theta = np.linspace(0.0, front.theta_star, 200001)
     x = bl.profile(theta, D_n, dD_n, D_FOREIGN, LANDED, front.theta_star)
-    assert x[-1] == pytest.approx(front.front_position_m, rel=1e-6)
+    assert x[-1] == approx(front.front_position_m, rel=1e-6)
     assert np.all(np.diff(x) > 0)
     s = 1.0 - theta
     inventory = front.front_position_m * (1 - front.theta_star) + np.trapezoid(x[::-1], s[::-1])
-    assert inventory == pytest.approx(LANDED, rel=1e-6)
+    assert inventory == approx(LANDED, rel=1e-6)
     assert np.isnan(bl.profile([0.5], D_n, dD_n, D_FOREIGN, LANDED, front.theta_star)[0])
 
 
@@ -60,5 +60,5 @@ def test_welge_state_of_the_paper_sed_satisfies_the_tangent_condition():
     D_f = 5.6e-21
     theta_star = bl.welge_state(lambda th: law.diffusivity_m2_s(th, 300.0), D_f)
     slope = law.diffusivity_m2_s(theta_star, 300.0) + theta_star * law.dD_dtheta_m2_s(theta_star, 300.0)
-    assert slope == pytest.approx(D_f, rel=1e-5)
+    assert slope == approx(D_f, rel=1e-5)
     assert 0.05 < theta_star < 0.4

@@ -7,7 +7,6 @@ import json
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,32 +14,23 @@ import pytest
 import cait_fem as cf
 from cait_fem.run.checkpoint import META_FILE, STATE_FILE, read_checkpoint
 from cait_fem.errors import ConfigError
-from cait_fem.run.simulation import Simulation
+from support.compare import approx
+from support.experiments import K, LI, RB, SLAB_EXP as EXP, SLAB_GLASS as GLASS, SLAB_MESH as MESH, \
+    stopped_at as _stopped_at
+from support.paths import BIN, script_prelude
 
-BIN = Path(sys.executable).parent
-SED = cf.GaussianSED(fwhm_eV=0.25, vacancy_fraction=0.10, D_bulk_m2_s=1e-17)
-GLASS = cf.Glass(n_bg_m3=1.41e28, eps_r=8.0, temperature_K=300.0, thickness_m=2e-6)
-LI = cf.Species("Li", "native", SED)
-K = cf.Species("K", "foreign", cf.ConstantD(D_m2_s=5.6e-21))
-RB = cf.Species("Rb", "foreign", cf.ConstantD(D_m2_s=2e-21))
-MESH = cf.MeshSettings(front_spacing_m=0.5e-9, fine_depth_m=60e-9, growth_ratio=1.2, bulk_spacing_m=0.5e-6)
-RUN = cf.RunSettings(t_end_s=3600.0, output_times_s=(600.0, 1800.0, 3600.0), time_tolerance=3e-3)
-EXP = cf.Experiment(glass=GLASS, species=(LI, K), front=cf.Beam(1e-2, 10.0, 0.5), run=RUN, mesh=MESH)
-
-
-def _stopped_at(exp, t_s):
-    """The same experiment, interrupted at output time ``t_s``."""
-    times = tuple(t for t in exp.run.output_times_s if t <= t_s)
-    return dataclasses.replace(exp, run=dataclasses.replace(exp.run, t_end_s=t_s, output_times_s=times))
+pytestmark = pytest.mark.dolfinx
 
 
 @pytest.fixture(scope="module")
 def uninterrupted():
+    from cait_fem.run.simulation import Simulation
     return Simulation(EXP).run()
 
 
 @pytest.fixture(scope="module")
 def checkpoint_1800(tmp_path_factory):
+    from cait_fem.run.simulation import Simulation
     directory = tmp_path_factory.mktemp("ckpt") / "checkpoint"
     Simulation(_stopped_at(EXP, 1800.0)).run(checkpoint_dir=directory)
     return directory
@@ -57,15 +47,16 @@ def _assert_same_run(a, b, rtol=0.0, atol=0.0, current_rtol=None):
 
 def test_checkpoint_holds_the_state_at_the_last_output(checkpoint_1800):
     ckpt = read_checkpoint(checkpoint_1800)
-    assert ckpt.t_s == pytest.approx(1800.0, rel=1e-12)
+    assert ckpt.t_s == approx(1800.0, rel=1e-12)
     assert ckpt.experiment.run.t_end_s == 1800.0
-    assert len(ckpt.history) == 3 and ckpt.history_t_s[-1] == pytest.approx(1800.0, rel=1e-12)
+    assert len(ckpt.history) == 3 and ckpt.history_t_s[-1] == approx(1800.0, rel=1e-12)
     assert ckpt.run_state["arrays"]["theta"].shape[0] == 2  # profiles at 600 s and 1800 s
     assert ckpt.history[-1].shape == (len(ckpt.keys), 3)
 
 
 def test_resumed_run_equals_the_uninterrupted_run(uninterrupted, checkpoint_1800):
     """Same steps, same arithmetic: equal to the last bit."""
+    from cait_fem.run.simulation import Simulation
     resumed = Simulation(EXP).run(resume=read_checkpoint(checkpoint_1800), experiment=EXP)
     assert resumed.stats["steps"] == uninterrupted.stats["steps"]
     _assert_same_run(resumed, uninterrupted)
@@ -74,19 +65,21 @@ def test_resumed_run_equals_the_uninterrupted_run(uninterrupted, checkpoint_1800
 def test_checkpoint_seeds_a_sequential_experiment_like_a_result(uninterrupted, tmp_path):
     """Double CAIT: Rb+ after K+, from the K+ run's final state. On the 1D mesh the
     Result's profiles are the nodal values, so both ways of seeding must agree exactly."""
+    from cait_fem.run.simulation import Simulation
     directory = tmp_path / "k_final"
     Simulation(EXP).run(checkpoint_dir=directory)
     second = cf.Experiment(glass=GLASS, species=(LI, K, RB), front=cf.Beam(1e-2, 10.0, 0.5, species="Rb"),
                            run=cf.RunSettings(t_end_s=600.0), mesh=MESH)
     from_checkpoint = Simulation(second).run(initial=read_checkpoint(directory))
     from_result = Simulation(second).run(initial=uninterrupted)
-    assert from_checkpoint.foreign_inside_m2[0] == pytest.approx(uninterrupted.foreign_inside_m2[-1], rel=1e-12)
+    assert from_checkpoint.foreign_inside_m2[0] == approx(uninterrupted.foreign_inside_m2[-1], rel=1e-12)
     # theta -> w = theta - 1 -> theta in the Result route: round-off only, which the
     # current (a content difference over steps of 1e-9 s) amplifies
     _assert_same_run(from_checkpoint, from_result, rtol=1e-9, atol=1e-12, current_rtol=1e-5)
 
 
 def test_checkpoint_from_another_mesh_is_refused(checkpoint_1800):
+    from cait_fem.run.simulation import Simulation
     finer = dataclasses.replace(EXP, mesh=dataclasses.replace(MESH, front_spacing_m=0.4e-9))
     with pytest.raises(ConfigError, match="another mesh"):
         Simulation(finer).run(initial=read_checkpoint(checkpoint_1800))
@@ -107,11 +100,9 @@ def test_half_written_checkpoint_is_detected(checkpoint_1800, tmp_path):
 
 
 MPI_SCRIPT = textwrap.dedent("""
-    import sys, json
-    sys.path.insert(0, {tests!r})
     from mpi4py import MPI
     import numpy as np
-    from test_checkpoint import EXP, _stopped_at
+    from support.experiments import SLAB_EXP as EXP, stopped_at as _stopped_at
     from cait_fem.run.checkpoint import read_checkpoint
     from cait_fem.run.simulation import Simulation
     Simulation(_stopped_at(EXP, 1800.0)).run(checkpoint_dir={written!r})
@@ -127,9 +118,10 @@ MPI_SCRIPT = textwrap.dedent("""
 def test_restart_under_mpirun_and_across_process_counts(uninterrupted, tmp_path):
     """Written and resumed by 2 ranks: equal to the 2-rank uninterrupted run. The 2-rank
     checkpoint resumed serially: equal to the serial run to the solver tolerances."""
+    from cait_fem.run.simulation import Simulation
     written, out = tmp_path / "ckpt2", tmp_path / "out.npz"
     script = tmp_path / "run.py"
-    script.write_text(MPI_SCRIPT.format(tests=str(Path(__file__).parent), written=str(written), out=str(out)))
+    script.write_text(script_prelude() + MPI_SCRIPT.format(written=str(written), out=str(out)))
     proc = subprocess.run([str(BIN / "mpirun"), "-n", "2", sys.executable, str(script)],
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr

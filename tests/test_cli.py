@@ -11,7 +11,7 @@ import pytest
 from cait_fem import cli
 from cait_fem.case.case_file import experiment_from_dict, load_case
 from cait_fem.output.result import Result
-from cases import CONTRACT_CASE_TOML
+from support.cases import CONTRACT_CASE_TOML
 
 CASE = CONTRACT_CASE_TOML.replace("thickness_m = 1e-3", "thickness_m = 5e-4")  # overrides the preset
 
@@ -104,6 +104,7 @@ def test_run_refuses_existing_results_before_solving(case_file, tmp_path, capsys
     assert (out / "summary.json").read_text() == "{}"
 
 
+@pytest.mark.dolfinx
 def test_run_writes_results_with_a_stand_in_solver(case_file, tmp_path, capsys, monkeypatch):
     calls = []
 

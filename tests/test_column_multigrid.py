@@ -5,10 +5,11 @@ depth/lateral anisotropy, as the theory of line smoothing with lateral semi-coar
 import numpy as np
 import pytest
 import scipy.sparse as sp
-from mpi4py import MPI
-from petsc4py import PETSc
 
-from cait_fem.solver import column_multigrid
+# DOLFINx is imported inside the tests, so that collecting this module needs none.
+pytestmark = pytest.mark.dolfinx
+
+
 def _layered_laplacian(n_columns, spacing_z, kappa_lateral, kappa_depth, h_lateral=1.0):
     """FD Laplacian of -div(kappa grad u) on a 2D section (columns x depth layers, graded
     in depth), column-major rows, u = 0 on the back (the last layer), zero flux elsewhere.
@@ -29,6 +30,8 @@ def _layered_laplacian(n_columns, spacing_z, kappa_lateral, kappa_depth, h_later
 
 
 def _petsc(A_csr):
+    from mpi4py import MPI
+    from petsc4py import PETSc
     return PETSc.Mat().createAIJ(A_csr.shape, csr=(A_csr.indptr.astype(PETSc.IntType),
                                                    A_csr.indices.astype(PETSc.IntType), A_csr.data),
                                  comm=MPI.COMM_SELF)
@@ -43,6 +46,9 @@ def _manufactured(A, seed):
 
 
 def _solve(A_csr, L):
+    from mpi4py import MPI
+    from petsc4py import PETSc
+    from cait_fem.solver import column_multigrid
     A = _petsc(A_csr)
     ksp = PETSc.KSP().create(MPI.COMM_SELF)
     ksp.setOptionsPrefix("test_colmg_")
@@ -87,6 +93,9 @@ def test_iterations_do_not_grow_with_the_lateral_size():
 def test_the_line_smoother_is_exact_without_lateral_coupling():
     """Independent columns: the column-block solve is A's inverse, so one Richardson step
     with the smoother alone solves to round-off."""
+    from mpi4py import MPI
+    from petsc4py import PETSc
+    from cait_fem.solver import column_multigrid
     spacing = 0.1 * 1.2 ** np.arange(15)
     A_csr, L = _layered_laplacian(7, spacing, 0.0, 1.0)
     A = _petsc(A_csr)

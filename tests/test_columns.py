@@ -71,6 +71,7 @@ def test_a_column_goes_to_the_rank_that_owns_most_of_it():
     np.testing.assert_array_equal(column_owners(column, rank, 2), [1, 0, 0])  # tie: lowest rank
 
 
+@pytest.mark.dolfinx
 def test_aggregation_covers_the_graph_with_connected_aggregates():
     from cait_fem.solver.column_multigrid import aggregate
 

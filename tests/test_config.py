@@ -9,7 +9,7 @@ from cait_fem.case.experiment import Beam, Experiment, PotentialFront
 from cait_fem.case.case_file import (dump_case, dumps_toml, experiment_from_dict, experiment_to_dict, load_case,
                              parameters_with_units)
 from cait_fem.errors import ConfigError
-from cases import CONTRACT_CASE_TOML
+from support.cases import CONTRACT_CASE_TOML
 
 EXAMPLE = CONTRACT_CASE_TOML
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from cait_fem.case.case_file import load_case
+from support.compare import approx
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "demos" / "beam_spot_axisymmetric.py"
@@ -20,14 +21,14 @@ def test_demo_case_is_a_half_millimetre_spot_on_a_one_millimetre_disc():
     exp = load_case(CASE)
     g = exp.geometry
     assert g.kind == "axisymmetric" and g.axisymmetric and g.dimension == 2
-    assert 2 * g.spot_radius_m == pytest.approx(0.5e-3)        # the 0.5 mm beam spot
+    assert 2 * g.spot_radius_m == approx(0.5e-3)        # the 0.5 mm beam spot
     assert 0.5e-3 <= g.radius_m <= 1e-3 and not g.full_spot    # on a disc of 0.5-1 mm radius
     assert g.electrode_radius_m is None                         # electrode over the whole back
-    assert exp.glass.thickness_m == pytest.approx(1e-3)         # the "1 mm disc"
+    assert exp.glass.thickness_m == approx(1e-3)         # the "1 mm disc"
     assert exp.glass.name == "Li3B7O12"
     assert (exp.native.name, exp.foreign[0].name) == ("Li", "K")
-    assert exp.front.type == "beam" and exp.front.current_density_A_m2 == pytest.approx(1e-2)
-    assert exp.front.E_kin_eV == pytest.approx(10.0)
+    assert exp.front.type == "beam" and exp.front.current_density_A_m2 == approx(1e-2)
+    assert exp.front.E_kin_eV == approx(10.0)
     # the front (every landed K+ replaces a Li+: ~52 nm after t_end with ~85 % K+ behind
     # it) stays inside the finely meshed layer, below the 90 % where the solver warns
     front_m = exp.front.current_density_A_m2 * exp.run.t_end_s / 1.602176634e-19 / (0.85 * exp.glass.n_bg_m3)
@@ -43,6 +44,7 @@ def test_demo_case_matches_the_1d_k_demo():
     assert spot.back == slab.back
 
 
+@pytest.mark.dolfinx
 @pytest.mark.slow
 def test_demo_script_runs_a_short_exposure_and_refuses_to_overwrite(tmp_path):
     """1 ms of beam on the demo's mesh (~20 s): the pipeline, not the physics."""
@@ -58,9 +60,9 @@ def test_demo_script_runs_a_short_exposure_and_refuses_to_overwrite(tmp_path):
     assert (out / "fields.bp").is_dir()
     s = json.loads((out / "spot_summary.json").read_text())
     assert s["t_end_s"] == 1e-3 and s["conservation_error"] < 1e-9
-    assert s["beam_current_A"] == pytest.approx(1e-2 * math.pi * (2.5e-4) ** 2)
+    assert s["beam_current_A"] == approx(1e-2 * math.pi * (2.5e-4) ** 2)
     # the surface has charged up within the first millisecond and the whole beam lands
-    assert s["back_electrode_current_A"] == pytest.approx(s["beam_current_A"], rel=0.1)
+    assert s["back_electrode_current_A"] == approx(s["beam_current_A"], rel=0.1)
     assert s["surface_potential_V"]["centre"] > s["surface_potential_V"]["side"] > 0
 
     before = (out / "summary.json").read_bytes()

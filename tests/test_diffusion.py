@@ -10,6 +10,7 @@ from cait_fem.physics.diffusion import (ArrheniusD, ConstantD, GaussianSED, Tabu
                                 kT_eV)
 from cait_fem.errors import ConfigError
 from cait_fem.physics.ops import NUMPY, ufl_ops
+from support.compare import approx
 
 T = 300.0
 SED = GaussianSED(fwhm_eV=0.25, vacancy_fraction=0.10, D_bulk_m2_s=1e-17)
@@ -28,7 +29,7 @@ THETA = np.concatenate((np.geomspace(1e-3, 0.09, 15), np.linspace(0.13, 0.97, 23
 
 
 def test_kT_eV_is_k_over_e():
-    assert kT_eV(300.0) == pytest.approx(0.025852, rel=2e-5)  # k/e = 8.617333e-5 eV/K
+    assert kT_eV(300.0) == approx(0.025852, rel=2e-5)  # k/e = 8.617333e-5 eV/K
 
 
 def test_sed_check_value_of_model_md():
@@ -40,7 +41,7 @@ def test_sed_check_value_of_model_md():
     kT = constants.k * T / constants.e
     expected = math.exp(sigma / kT * (special.ndtri(0.18) - special.ndtri(0.9)))
     floor = 1e-12  # the default floor, added to D, relative to D_bulk
-    assert ratio == pytest.approx((expected + floor) / (1.0 + floor), rel=1e-9)
+    assert ratio == approx((expected + floor) / (1.0 + floor), rel=1e-9)
 
 
 @pytest.mark.parametrize("law", [SED, SED_FD], ids=["zero-temperature", "fermi-dirac"])
@@ -80,20 +81,20 @@ def test_tabulated_knots_extension_and_log_linearity():
     assert np.allclose(TABLE.diffusivity_m2_s([-1.0, 0.0, 0.05], T) - floor, 1e-21, rtol=1e-13)
     assert np.allclose(TABLE.diffusivity_m2_s([1.0, 1.5, 7.0], T) - floor, 1e-17, rtol=1e-13)
     # halfway between knots in theta: the geometric mean of the two D values
-    assert TABLE.diffusivity_m2_s(0.25, T) - floor == pytest.approx(1e-20, rel=1e-12)
-    assert TABLE.diffusivity_m2_s(0.7, T) - floor == pytest.approx(1e-18, rel=1e-12)
+    assert TABLE.diffusivity_m2_s(0.25, T) - floor == approx(1e-20, rel=1e-12)
+    assert TABLE.diffusivity_m2_s(0.7, T) - floor == approx(1e-18, rel=1e-12)
 
 
 def test_floor_is_additive_and_defaults_to_1e_12_of_the_reference():
-    assert SED.floor_m2_s(T) == pytest.approx(1e-29)
+    assert SED.floor_m2_s(T) == approx(1e-29)
     # theta = 1e-18 (occupancy clamped at 1e-20): the SED part is ~1e-35 m^2/s, D is the floor (at theta = 1e-9 the SED
     # part, 1e-30, still adds 10 %)
-    assert SED.diffusivity_m2_s(1e-18, T) == pytest.approx(1e-29, rel=1e-5)
+    assert SED.diffusivity_m2_s(1e-18, T) == approx(1e-29, rel=1e-5)
     assert SED.diffusivity_m2_s(1e-9, T) > 1.05e-29
     custom = ConstantD(D_m2_s=2e-20, D_min_m2_s=1e-25)
     assert custom.diffusivity_m2_s(0.5, T) == 2e-20 + 1e-25
     arrhenius = LAWS["arrhenius"]
-    assert arrhenius.reference_m2_s(T) == pytest.approx(1e-3 * math.exp(-0.6 / (constants.k * T / constants.e)))
+    assert arrhenius.reference_m2_s(T) == approx(1e-3 * math.exp(-0.6 / (constants.k * T / constants.e)))
     assert TABLE.reference_m2_s(T) == 1e-17
 
 
@@ -131,6 +132,7 @@ def test_nondim_keys_are_fixed_per_instance():
     assert len(SED_FD.nondim_parameters(T, 1e-17)) == 1 + 3 * 119 + 1
 
 
+@pytest.mark.dolfinx
 @pytest.mark.parametrize("name", list(LAWS))
 def test_relative_builds_a_ufl_expression_with_the_exact_derivative(name):
     """Evaluated without DOLFINx: theta is the spatial coordinate of a UFL mesh, the
@@ -151,10 +153,10 @@ def test_relative_builds_a_ufl_expression_with_the_exact_derivative(name):
     # The forms use Acklam's Phi^-1 without refinement (1.15e-9 relative, cait_fem.physics.ops):
     # D agrees with the exact law to ~1e-8, its UFL derivative to ~1e-7.
     for value in (0.05, 0.3, 0.77, 1.0):
-        assert expr((value,), mapping) == pytest.approx(law.relative(value, params), rel=5e-8)
+        assert expr((value,), mapping) == approx(law.relative(value, params), rel=5e-8)
         if name != "sed-fermi-dirac":  # its UFL form is the table, checked above
             exact = law.dD_dtheta_m2_s(value, T) / D_ref
-            assert slope((value,), mapping) == pytest.approx(exact, rel=1e-6, abs=1e-300)
+            assert slope((value,), mapping) == approx(exact, rel=1e-6, abs=1e-300)
 
 
 @pytest.mark.parametrize("name", list(LAWS))
@@ -235,5 +237,5 @@ def test_config_errors_name_field_and_value(table, message):
 def test_sed_given_by_D0_and_E_DC_has_that_bulk_value():
     law = LAWS["sed-arrhenius"]
     expected = 1e-5 * math.exp(-0.7 / (constants.k * T / constants.e))
-    assert law.reference_m2_s(T) == pytest.approx(expected, rel=1e-12)
-    assert law.diffusivity_m2_s(1.0, T) == pytest.approx(expected * (1 + 1e-12), rel=1e-12)
+    assert law.reference_m2_s(T) == approx(expected, rel=1e-12)
+    assert law.diffusivity_m2_s(1.0, T) == approx(expected * (1 + 1e-12), rel=1e-12)

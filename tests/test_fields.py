@@ -8,82 +8,25 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from mpi4py import MPI
 
-from dolfinx import fem, mesh
+from support.fields import (POTENTIAL_V, SPECIES, box, expected, interval, linear_state, square, state_on,
+                            structured_points)
+from support.paths import BIN, script_prelude
 
-from cait_fem.post.fields import FieldWriter, plot_field_window, write_line_profile
-from cait_fem.post.sampling import (PointSampler, WindowSampler, depth_line, lateral_line,
-                             sample_line_profile)
-
-HERE = Path(__file__).resolve().parent
-BIN = Path(sys.executable).parent
-SPECIES = ["Li", "K"]
-POTENTIAL_V = 0.025852  # k_B T / e at 300 K
 TOL = 1e-12
 
-
-def linear_state(x, gdim):
-    """[w, theta_K, psi] as linear functions of the coordinates x (3, n) (nm; depth is x[gdim - 1]):
-    P1 holds them exactly, so any sampled or written value can be checked to rounding."""
-    lat, depth = x[0], x[gdim - 1]
-    y = x[1] if gdim == 3 else 0.0 * x[0]
-    return np.vstack([-0.3 + 1e-3 * lat - 5e-4 * depth + 2e-4 * y,
-                      0.2 + 1e-3 * depth - 3e-4 * y,
-                      1.0 + 1e-2 * lat - 2e-3 * depth + 5e-3 * y])
+# DOLFINx is imported inside the tests, so that collecting this module needs none.
+pytestmark = pytest.mark.dolfinx
 
 
-def square(comm=MPI.COMM_WORLD, cell=mesh.CellType.triangle):
-    """lateral x in [0, 400] nm, depth in [0, 300] nm"""
-    return mesh.create_rectangle(comm, [[0.0, 0.0], [400.0, 300.0]], [8, 6], cell)
-
-
-def box(comm=MPI.COMM_WORLD):
-    return mesh.create_box(comm, [[-100.0, -100.0, 0.0], [100.0, 100.0, 200.0]], [3, 3, 3])
-
-
-def state_on(domain, scale=1.0):
-    V = fem.functionspace(domain, ("Lagrange", 1, (3,)))
-    u = fem.Function(V, name="state")
-    u.interpolate(lambda x: scale * linear_state(x, domain.geometry.dim))
-    return SimpleNamespace(domain=domain, V=V, u=u, n_species=2)
-
-
-def expected(points, scale=1.0):
-    """Analytic state at points (n, gdim) -> (n, 3)."""
-    p = np.asarray(points, dtype=float)
-    x = np.zeros((3, len(p)))
-    x[:p.shape[1]] = p.T
-    return scale * linear_state(x, p.shape[1]).T
-
-
-def structured_points(domain, rng):
-    """Vertices and edge midpoints of the structured mesh (cell and partition boundaries,
-    domain corners and edges) plus random interior points."""
-    if domain.geometry.dim == 1:
-        axes = [np.linspace(0, 100, 9)]
-        lo, hi = np.array([0.0]), np.array([100.0])
-    elif domain.geometry.dim == 2:
-        axes = [np.linspace(0, 400, 17), np.linspace(0, 300, 13)]  # half-cell spacing
-        lo, hi = np.array([0.0, 0.0]), np.array([400.0, 300.0])
-    else:
-        axes = [np.linspace(-100, 100, 7)] * 2 + [np.linspace(0, 200, 7)]
-        lo, hi = np.array([-100.0, -100.0, 0.0]), np.array([100.0, 100.0, 200.0])
-    grid = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, len(axes))
-    return np.vstack([grid, lo + (hi - lo) * rng.uniform(0.01, 0.99, (40, len(axes)))])
-
-
-def interval():
-    return mesh.create_interval(MPI.COMM_WORLD, 4, [0.0, 100.0])
-
-
-@pytest.mark.parametrize("make", [interval, square, lambda: square(cell=mesh.CellType.quadrilateral), box],
+@pytest.mark.parametrize("make", [interval, square, lambda: square(cell="quadrilateral"), box],
                          ids=["interval", "triangles", "quadrilaterals", "tetrahedra"])
 def test_sampler_reproduces_p1_fields_exactly(make):
+    from mpi4py import MPI
+    from cait_fem.post.sampling import PointSampler
     domain = make()
     forms = state_on(domain)
     pts = structured_points(domain, np.random.default_rng(7))
@@ -98,6 +41,7 @@ def test_sampler_reproduces_p1_fields_exactly(make):
 
 
 def test_points_outside_the_mesh_are_named():
+    from cait_fem.post.sampling import PointSampler
     domain = square()
     inside, above_front, beyond_side = [50.0, 100.0], [20.0, -1.0], [450.0, 10.0]
     with pytest.raises(ValueError, match=r"2 of 3 sample points lie outside") as info:
@@ -109,6 +53,7 @@ def test_points_outside_the_mesh_are_named():
 
 
 def test_line_helpers():
+    from cait_fem.post.sampling import depth_line, lateral_line
     sq, bx = square(), box()
     assert np.array_equal(depth_line(sq, [0, 5]), [[0, 0], [0, 5]])
     assert np.array_equal(depth_line(sq, [0, 5], [100]), [[100, 0], [100, 5]])
@@ -130,6 +75,8 @@ def _read_csv(path):
 
 @pytest.mark.parametrize("along", ["depth", "lateral"])
 def test_line_profile_csv_and_png(tmp_path, along):
+    from cait_fem.post.fields import write_line_profile
+    from cait_fem.post.sampling import PointSampler, depth_line, lateral_line, sample_line_profile
     domain = square()
     forms = state_on(domain)
     if along == "depth":
@@ -198,6 +145,8 @@ def bp_holds(path, arrays) -> bool:
 
 
 def test_field_writer_serial(tmp_path):
+    from mpi4py import MPI
+    from cait_fem.post.fields import FieldWriter
     domain = square(MPI.COMM_SELF)
     forms = state_on(domain)
     path = tmp_path / "fields.bp"
@@ -232,6 +181,8 @@ def _png_rows(path):
 
 
 def test_window_png_depth_points_down(tmp_path):
+    from cait_fem.post.fields import plot_field_window
+    from cait_fem.post.sampling import WindowSampler
     domain = square()
     forms = state_on(domain)
     window = ((0.0, 200.0), (0.0, 300.0))
@@ -256,6 +207,8 @@ def test_window_png_depth_points_down(tmp_path):
 
 
 def test_window_in_3d_is_the_plane_y0(tmp_path):
+    from cait_fem.post.fields import plot_field_window
+    from cait_fem.post.sampling import WindowSampler
     domain = box()
     forms = state_on(domain)
     sampler = WindowSampler(domain, (-100.0, 100.0), (0.0, 200.0), shape=(9, 7))
@@ -267,16 +220,13 @@ def test_window_in_3d_is_the_plane_y0(tmp_path):
 
 
 MPI_SCRIPT = textwrap.dedent("""
-    import sys
     from pathlib import Path
     from mpi4py import MPI
     import numpy as np
-    sys.path.insert(0, {tests!r})
-    from test_fields import (POTENTIAL_V, SPECIES, depth_line, square, state_on, structured_points,
-                             linear_state)
+    from support.fields import POTENTIAL_V, SPECIES, linear_state, square, state_on, structured_points
     import cait_fem.post.fields as fields_module
     from cait_fem.post.fields import FieldWriter, write_line_profile
-    from cait_fem.post.sampling import PointSampler, sample_line_profile
+    from cait_fem.post.sampling import PointSampler, depth_line, sample_line_profile
 
     out = Path(sys.argv[1])
     comm = MPI.COMM_WORLD
@@ -312,7 +262,7 @@ MPI_SCRIPT = textwrap.dedent("""
             written = np.vstack([f.x.array for f in w.functions.values()])
             converted = np.vstack([1.0 + exact[0], exact[1], POTENTIAL_V * exact[2]])
             info.append(comm.allreduce(float(np.max(np.abs(written - converted))), op=MPI.MAX))
-    np.savez(out / "raw" / f"rank{{comm.rank}}.npz", *arrays)
+    np.savez(out / "raw" / f"rank{comm.rank}.npz", *arrays)
     if comm.rank == 0:
         np.save(out / "values.npy", values)
         np.save(out / "info.npy", np.array(info, dtype=float))
@@ -324,7 +274,7 @@ def _run_script(tmp_path, name, ranks):
     out = tmp_path / name
     (out / "raw").mkdir(parents=True)
     script = tmp_path / "fields_script.py"
-    script.write_text(MPI_SCRIPT.format(tests=str(HERE)))
+    script.write_text(script_prelude() + MPI_SCRIPT)
     cmd = [sys.executable, str(script), str(out)]
     if ranks:
         cmd = [str(BIN / "mpirun"), "-n", str(ranks), *cmd]
@@ -336,6 +286,7 @@ def _run_script(tmp_path, name, ranks):
 
 @pytest.mark.mpi
 def test_mpirun_two_ranks_equals_serial(tmp_path):
+    from mpi4py import MPI
     serial, par = _run_script(tmp_path, "serial", 0), _run_script(tmp_path, "mpi", 2)
     n_points = len(np.load(serial / "values.npy"))
     for out, ranks in ((serial, 1), (par, 2)):

@@ -12,11 +12,13 @@ import pytest
 
 from cait_fem.case.case_file import dump_case, experiment_from_dict, experiment_to_dict, load_case
 from cait_fem.fit import load_fit_case, run_fit
-from cait_fem.fit.ensemble import Ensemble, Task
 from cait_fem.analysis.measured import write_profile_csv
-from cait_fem.run.simulation import Simulation
 from cait_fem.analysis.sims_resolution import model_at_data
-from test_system import ROOT, _cli
+from support.compare import approx
+from support.paths import ROOT, run_cli
+
+# DOLFINx is imported inside the tests, so that collecting this module needs none.
+pytestmark = pytest.mark.dolfinx
 
 NOISE = 0.01  # 1-sigma of the synthetic SIMS fractions
 SIMS_NM = 2.0
@@ -34,6 +36,7 @@ def _case_dict(foreign: str, t_end_s: float) -> dict:
 
 def _write_experiment(directory, foreign: str, t_end_s: float, depth_nm, seed: int, native_law=None):
     """Case file (default numerics) and CSV (fine numerics, SIMS-broadened, noisy)."""
+    from cait_fem.run.simulation import Simulation
     d = _case_dict(foreign, t_end_s)
     if native_law is not None:
         d["species"][0]["diffusion"] = native_law
@@ -81,14 +84,14 @@ def test_recovers_foreign_D_sed_width_and_sims_resolution(synthetic):
     result = run_fit(load_fit_case(path), quiet=True)
     D, w, s = (result.estimate(p) for p in ("species.K.diffusion.D_m2_s", "species.Li.diffusion.fwhm_eV",
                                             "sims_resolution_nm"))
-    assert D.value == pytest.approx(TRUE["K"], rel=0.05)        # from 2e-20: 3.6x off
-    assert w.value == pytest.approx(TRUE["fwhm_eV"], rel=0.02)  # from 0.20
-    assert s.value == pytest.approx(SIMS_NM, abs=0.3)
+    assert D.value == approx(TRUE["K"], rel=0.05)        # from 2e-20: 3.6x off
+    assert w.value == approx(TRUE["fwhm_eV"], rel=0.02)  # from 0.20
+    assert s.value == approx(SIMS_NM, abs=0.3)
     assert _inside(D, TRUE["K"]) and _inside(w, TRUE["fwhm_eV"]) and _inside(s, SIMS_NM)
     # the residuals are the noise: reduced chi^2 near 1 for the known sigma
     assert 0.6 < result.reduced_chi2 < 1.5
     # a log-scale interval is asymmetric around the value
-    assert D.ci95[1] / D.value == pytest.approx(D.value / D.ci95[0], rel=1e-9)
+    assert D.ci95[1] / D.value == approx(D.value / D.ci95[0], rel=1e-9)
 
 
 def test_global_fit_over_two_experiments_recovers_one_shared_sed(synthetic, tmp_path):
@@ -100,10 +103,10 @@ def test_global_fit_over_two_experiments_recovers_one_shared_sed(synthetic, tmp_
     result = run_fit(case, quiet=True)
     fwhm = result.estimate("species.Li.diffusion.fwhm_eV")
     assert fwhm.parameter.targets == ("K", "Rb")  # one value for both experiments
-    assert fwhm.value == pytest.approx(TRUE["fwhm_eV"], rel=0.02) and _inside(fwhm, TRUE["fwhm_eV"])
+    assert fwhm.value == approx(TRUE["fwhm_eV"], rel=0.02) and _inside(fwhm, TRUE["fwhm_eV"])
     for ion in ("K", "Rb"):
         est = result.estimate(f"species.{ion}.diffusion.D_m2_s")
-        assert est.value == pytest.approx(TRUE[ion], rel=0.05) and _inside(est, TRUE[ion])
+        assert est.value == approx(TRUE[ion], rel=0.05) and _inside(est, TRUE[ion])
     # the report: the fit.json contract, CSVs and figures
     result.save(tmp_path / "out")
     report = json.loads((tmp_path / "out" / "fit.json").read_text())
@@ -147,6 +150,7 @@ def test_free_form_tabulated_D_inversion(tmp_path):
 
 def test_forward_solves_reuse_compiled_forms(monkeypatch):
     """After the first solve per experiment, new parameter values never reach the JIT."""
+    from cait_fem.fit.ensemble import Ensemble, Task
     import dolfinx.jit
 
     exp = experiment_from_dict(_case_dict("K", 2000.0))
@@ -166,6 +170,7 @@ def test_forward_solves_reuse_compiled_forms(monkeypatch):
 def test_replayed_steps_make_the_jacobian_smooth():
     """With the unperturbed run's steps replayed, the profile is a smooth function of the
     parameter: forward differences at h and h/2 agree to first order in h."""
+    from cait_fem.run.simulation import Simulation
     exp = experiment_from_dict(_case_dict("K", 3000.0))
     sim = Simulation(exp)
     base = sim.run()
@@ -196,17 +201,18 @@ def test_fit_under_mpirun_equals_serial(synthetic, tmp_path):
     results = {}
     for n in (0, 2):
         out = tmp_path / f"out{n}"
-        proc = _cli(["fit", str(path), "-o", str(out), "--quiet"], mpi=n)
+        proc = run_cli(["fit", str(path), "-o", str(out), "--quiet"], mpi=n)
         assert proc.returncode == 0, proc.stderr
         results[n] = json.loads((out / "fit.json").read_text())
     assert results[2]["parallel"]["groups"] == 2
     for key in ("species.K.diffusion.D_m2_s", "sims_resolution_nm"):
-        assert results[2]["parameters"][key]["value"] == pytest.approx(results[0]["parameters"][key]["value"],
-                                                                        rel=1e-10)
+        assert results[2]["parameters"][key]["value"] == approx(results[0]["parameters"][key]["value"],
+                                                                rel=1e-10)
     assert results[2]["evaluations"] == results[0]["evaluations"]
 
 
 def test_failed_forward_solve_is_a_large_residual_not_a_crash():
+    from cait_fem.fit.ensemble import Ensemble, Task
     from cait_fem.fit import fit_case_from_dict
     from cait_fem.fit.problem import FAILED_RESIDUAL, FitProblem
 

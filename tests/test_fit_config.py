@@ -12,6 +12,7 @@ from cait_fem.errors import ConfigError
 from cait_fem.fit.config import fit_case_from_dict, load_fit_case
 from cait_fem.fit.problem import FitProblem
 from cait_fem.analysis.measured import write_profile_csv
+from support.compare import approx
 
 DEMOS = Path(__file__).resolve().parents[1] / "demos"
 K_TEXT = (DEMOS / "k_cait.toml").read_text()
@@ -310,14 +311,14 @@ def test_sims_resolution_is_a_measurement_parameter(d):
     z = p.x0.copy()
     z[1] = 1.5  # z = x / |x0|
     sigma_m, offset_m = p.measurement_at("K", z)
-    assert sigma_m == pytest.approx(3e-9) and offset_m == 0.0
+    assert sigma_m == approx(3e-9) and offset_m == 0.0
 
 
 def test_log_parameters_move_in_log10(d):
     p = problem(d, K_EXP + PARAMS + D_K + '"species.Li.diffusion.fwhm_eV" = { min = 0.05, max = 0.5 }')
-    assert p.x0 == pytest.approx([math.log10(5.6e-21), 1.0])
-    assert p.bounds[0] == pytest.approx([-23.0, 0.05 / 0.25]) and p.bounds[1] == pytest.approx([-18.0, 0.5 / 0.25])
-    assert p.physical([-20.0, 1.2]) == pytest.approx([1e-20, 0.3])
+    assert p.x0 == approx([math.log10(5.6e-21), 1.0])
+    assert p.bounds[0] == approx([-23.0, 0.05 / 0.25]) and p.bounds[1] == approx([-18.0, 0.5 / 0.25])
+    assert p.physical([-20.0, 1.2]) == approx([1e-20, 0.3])
 
 
 def test_experiment_at_writes_values_and_fixed_parameters(d):
@@ -326,9 +327,9 @@ def test_experiment_at_writes_values_and_fixed_parameters(d):
                 + '"front.E_kin_eV" = { min = 1.0, max = 100.0 }\n')
     assert [f.name for f in p.free] == ["species.K.diffusion.D_m2_s", "front.E_kin_eV"]
     exp = p.experiment_at("K", [-20.0, 2.0])
-    assert exp.species[1].diffusion.D_m2_s == pytest.approx(1e-20)
+    assert exp.species[1].diffusion.D_m2_s == approx(1e-20)
     assert exp.native.diffusion.fwhm_eV == 0.3 and exp.native.diffusion.D_bulk_m2_s == 1e-17
-    assert exp.front.E_kin_eV == pytest.approx(20.0)
+    assert exp.front.E_kin_eV == approx(20.0)
     original = p.case.experiments[0].experiment
     assert original.native.diffusion.fwhm_eV == 0.25 and original.species[1].diffusion.D_m2_s == 5.6e-21
 
@@ -337,13 +338,13 @@ def test_experiment_at_writes_tabulated_knots(d):
     p = problem(d, TAB_EXP + PARAMS
                 + '"species.Li.diffusion.D_m2_s" = { knots = [0, 2], min = 1e-25, max = 1e-15, log = true }')
     law = p.experiment_at("T", [-21.0, -16.0]).native.diffusion
-    assert law.D_m2_s == pytest.approx((1e-21, 1e-19, 1e-16)) and law.theta == (0.1, 0.5, 1.0)
+    assert law.D_m2_s == approx((1e-21, 1e-19, 1e-16)) and law.theta == (0.1, 0.5, 1.0)
 
 
 def test_experiment_at_leaves_other_experiments_alone(d):
     p = problem(d, K_EXP + RB_EXP + PARAMS + '"species.Li.diffusion.fwhm_eV" = { min = 0.05, max = 0.5 }')
-    assert p.experiment_at("K", [1.6, 1.2]).native.diffusion.fwhm_eV == pytest.approx(0.4)
-    assert p.experiment_at("Rb", [1.6, 1.2]).native.diffusion.fwhm_eV == pytest.approx(0.3)
+    assert p.experiment_at("K", [1.6, 1.2]).native.diffusion.fwhm_eV == approx(0.4)
+    assert p.experiment_at("Rb", [1.6, 1.2]).native.diffusion.fwhm_eV == approx(0.3)
 
 
 def test_cli_fit_reports_bad_input_before_any_solve(d):

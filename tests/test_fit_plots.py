@@ -12,6 +12,7 @@ from cait_fem.fit.plots import (
     plot_profile_fits,
     plot_site_energy_distribution,
 )
+from support.compare import approx
 
 
 def _front(depth_nm, front_nm, plateau):
@@ -50,10 +51,10 @@ def test_profile_x_range_follows_the_front_and_stays_inside_the_data():
     depth = np.linspace(0.0, 400.0, 401)
     shallow = _front(depth, 100.0, 0.1)["foreign"]
     deepest = float(depth[shallow > 0.05].max())
-    assert _profile_xmax_nm(depth, [shallow], depth, [shallow]) == pytest.approx(1.5 * deepest)
+    assert _profile_xmax_nm(depth, [shallow], depth, [shallow]) == approx(1.5 * deepest)
     deep = _front(depth, 350.0, 0.1)["foreign"]
-    assert _profile_xmax_nm(depth, [deep], depth, [shallow]) == pytest.approx(400.0)
-    assert _profile_xmax_nm(depth, [np.zeros_like(depth)], depth, []) == pytest.approx(400.0)
+    assert _profile_xmax_nm(depth, [deep], depth, [shallow]) == approx(400.0)
+    assert _profile_xmax_nm(depth, [np.zeros_like(depth)], depth, []) == approx(400.0)
 
 
 def test_profile_fits_refuses_mismatched_lengths(tmp_path):
@@ -142,4 +143,4 @@ def test_x_range_without_data_follows_the_model():
     """A model-only panel (e.g. the paper demo's Fig. 1) zooms on the replaced zone."""
     model_depth = np.concatenate((np.arange(0.0, 200.0, 0.5), [1e6]))  # nm, a 1 mm sample
     foreign = np.where(model_depth < 100.0, 0.9, 0.0)
-    assert _profile_xmax_nm(np.zeros(0), [], model_depth, [foreign]) == pytest.approx(150.0, rel=0.01)
+    assert _profile_xmax_nm(np.zeros(0), [], model_depth, [foreign]) == approx(150.0, rel=0.01)

@@ -5,16 +5,11 @@ preconditioner options reach PETSc, and the settings are validated."""
 
 import numpy as np
 import pytest
-from mpi4py import MPI
-from petsc4py import PETSc
 
 import cait_fem as cf
 from cait_fem.case.experiment import SolverSettings
 from cait_fem.errors import ConfigError, SolverError
-from cait_fem.fem.forms import BACK_TAG, FRONT_TAG, NPPForms
-from cait_fem.solver.newton import NewtonSolver
 from cait_fem.fem.scales import Scales
-from cait_fem.solver.timestepping import AdaptiveBDF
 
 THICKNESS_NM = 1e4
 WIDTH_NM = 2e3
@@ -45,6 +40,8 @@ def _sample_mesh(lateral_jitter_nm=0.0):
     """Triangles, 0.5 nm deep at the front growing to 1 um (aspect ratios up to 1e3),
     laterally 100-500 nm; depth is the last coordinate, in nm. With ``lateral_jitter_nm``
     the interior nodes move laterally at random: the mesh no longer has depth columns."""
+    from mpi4py import MPI
+    from cait_fem.fem.forms import BACK_TAG, FRONT_TAG
     from dolfinx import mesh as dmesh
 
     depth = _graded(0.5, 1.35, 1e3, THICKNESS_NM)
@@ -73,6 +70,7 @@ def mesh():
 
 @pytest.fixture(scope="module")
 def unlayered_forms():
+    from cait_fem.fem.forms import NPPForms
     domain, facet_tags = _sample_mesh(lateral_jitter_nm=30.0)  # under a third of the spacing
     exp = _experiment()
     return NPPForms(exp, Scales.of(exp), domain, facet_tags)
@@ -80,6 +78,7 @@ def unlayered_forms():
 
 @pytest.fixture(scope="module")
 def forms(mesh):
+    from cait_fem.fem.forms import NPPForms
     domain, facet_tags = mesh
     exp = _experiment()
     return NPPForms(exp, Scales.of(exp), domain, facet_tags)
@@ -88,6 +87,9 @@ def forms(mesh):
 def _run(forms, settings, targets_s, schedule=None, **run):
     """Adaptive BDF from the pristine glass (replaying ``schedule`` if given); returns the
     final state, the accepted step ends and the stepper."""
+    from mpi4py import MPI
+    from cait_fem.solver.newton import NewtonSolver
+    from cait_fem.solver.timestepping import AdaptiveBDF
     exp = _experiment(settings, **run)
     forms.u.x.array[:] = 0.0
     newton = NewtonSolver(forms, forms.dirichlet_bcs(), settings, MPI.COMM_WORLD)
@@ -108,6 +110,7 @@ def _split(state, forms):
     return rows[:, : forms.psi_index], rows[:, forms.psi_index]
 
 
+@pytest.mark.dolfinx
 def test_iterative_gives_the_direct_solution(forms):
     """Through the charging of the surface (1e-5 s .. 1 s, psi_s ~ 2 k_B T/e): on the same
     steps, the Krylov solution equals the LU one to the Newton tolerances, and Newton takes
@@ -129,10 +132,14 @@ def test_iterative_gives_the_direct_solution(forms):
     assert st_direct.stats.krylov_iterations == st_direct.stats.newton_iterations
 
 
+@pytest.mark.dolfinx
 def test_krylov_failure_is_a_newton_failure(forms):
     """One GMRES iteration cannot reach krylov_rtol = 1e-12: SNES must stop with
     DIVERGED_LINEAR_SOLVE and the solve count as failed, and the stepper must give up
     (after shrinking the step) instead of accepting the unconverged update."""
+    from mpi4py import MPI
+    from petsc4py import PETSc
+    from cait_fem.solver.newton import NewtonSolver
     settings = SolverSettings(linear_solver="iterative", krylov_rtol=1e-12, krylov_max_iterations=1)
     forms.u.x.array[:] = 0.0
     forms.u_n.x.array[:] = 0.0
@@ -147,9 +154,12 @@ def test_krylov_failure_is_a_newton_failure(forms):
         _run(forms, settings, [1e-3], max_retries=2)
 
 
+@pytest.mark.dolfinx
 def test_ilu_levels_reach_petsc(forms):
     """solver.ilu_levels reaches the sub-solvers, which read their options only at the
     first PC set-up inside the solve: ILU(2) factorises with more fill than ILU(0)."""
+    from mpi4py import MPI
+    from cait_fem.solver.newton import NewtonSolver
     nnz = []
     for levels in (0, 2):
         settings = SolverSettings(linear_solver="iterative", ilu_levels=levels)
@@ -184,7 +194,7 @@ def test_case_file_solver_table():
     """The [solver] table of a case file takes the new keys (ints for floats, too) and
     rejects unknown preconditioners by name."""
     from cait_fem.case import case_file as config
-    from cases import CONTRACT_CASE_TOML
+    from support.cases import CONTRACT_CASE_TOML
     import tomllib
 
     d = tomllib.loads(CONTRACT_CASE_TOML)
@@ -201,6 +211,7 @@ def test_case_file_solver_table():
 
 def _dense(mat):
     """A dense copy (petsc4py's convert without a target converts in place)."""
+    from petsc4py import PETSc
     return mat.convert("dense", PETSc.Mat()).getDenseArray().copy()
 
 
@@ -213,6 +224,7 @@ def _combined_potential_rows(forms, J):
     return np.einsum("c,ncj->nj", weights, A)
 
 
+@pytest.mark.dolfinx
 def test_cpr_potential_operator_is_the_decoupled_potential_block(forms):
     """The derivation of the CPR first stage, checked on the assembled Jacobian at the
     pristine glass (no drift, so the exponential fitting drops out of the derivative):
@@ -253,6 +265,7 @@ def test_cpr_potential_operator_is_the_decoupled_potential_block(forms):
     cpr.destroy()
 
 
+@pytest.mark.dolfinx
 def test_cpr_gives_the_direct_solution_in_a_few_iterations(forms):
     """Through the charging of the surface: the CPR-preconditioned Krylov solution equals
     the LU one to the Newton tolerances on the same steps, with a few Krylov iterations
@@ -274,6 +287,7 @@ def test_cpr_gives_the_direct_solution_in_a_few_iterations(forms):
     assert st_c.stats.krylov_iterations < 0.25 * ilu.stats.krylov_iterations
 
 
+@pytest.mark.dolfinx
 def test_cpr_on_a_mesh_without_depth_columns_uses_algebraic_multigrid(forms, unlayered_forms):
     """The column multigrid needs depth columns; on any other mesh the potential stage
     falls back to GAMG, and CPR still gives the direct solution in a few iterations."""

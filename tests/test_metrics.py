@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from cait_fem.analysis import metrics
+from support.compare import approx
 DEPTH = np.linspace(0.0, 200e-9, 2001)  # 0.1 nm spacing
 PLATEAU, FRONT, W = 0.15, 100e-9, 2e-9
 
@@ -23,10 +24,10 @@ def test_tanh_front():
     native, foreign = tanh_front()
     m = metrics.profile_metrics(DEPTH, native, foreign)
     x50 = FRONT + W * math.atanh(0.35 / 0.425 - 1)
-    assert m["x50_m"] == pytest.approx(x50, rel=1e-4)
-    assert m["plateau_native"] == pytest.approx(PLATEAU, abs=1e-6)
-    assert m["front_position_m"] == pytest.approx(FRONT, rel=1e-5)
-    assert m["front_width_m"] == pytest.approx(2 * W * math.atanh(0.8), rel=5e-3)
+    assert m["x50_m"] == approx(x50, rel=1e-4)
+    assert m["plateau_native"] == approx(PLATEAU, abs=1e-6)
+    assert m["front_position_m"] == approx(FRONT, rel=1e-5)
+    assert m["front_width_m"] == approx(2 * W * math.atanh(0.8), rel=5e-3)
 
 
 def test_linear_interpolation_between_nodes():
@@ -34,19 +35,19 @@ def test_linear_interpolation_between_nodes():
     foreign = np.array([1.0, 0.9, 0.7, 0.1, 0.0])
     native = 1.0 - foreign
     # 0.7 -> 0.1 between 2 and 3: 0.5 is reached a third of the way
-    assert metrics.x50(depth, foreign) == pytest.approx(2 + 1 / 3)
+    assert metrics.x50(depth, foreign) == approx(2 + 1 / 3)
     plateau = metrics.plateau_level(depth, native, foreign)
-    assert plateau == pytest.approx(np.median([0.0, 0.1, 0.3]))  # nodes 0, 1, 2 <= 0.9 x50 = 2.1
+    assert plateau == approx(np.median([0.0, 0.1, 0.3]))  # nodes 0, 1, 2 <= 0.9 x50 = 2.1
     # (0.1 + 1)/2 = 0.55 between 0.3 (x = 2) and 0.9 (x = 3)
-    assert metrics.front_position(depth, native, plateau, 2 + 1 / 3) == pytest.approx(2 + 0.25 / 0.6)
+    assert metrics.front_position(depth, native, plateau, 2 + 1 / 3) == approx(2 + 0.25 / 0.6)
 
 
 def test_ramp_plateau_is_the_median_over_the_first_nine_tenths():
     native = np.where(DEPTH < FRONT, 0.05 + 0.1 * DEPTH / FRONT, 1.0)
     m = metrics.profile_metrics(DEPTH, native, 1.0 - native)
     # x50 = FRONT (the step), median of a linear ramp over [0, 0.9 FRONT] is its middle value
-    assert m["x50_m"] == pytest.approx(FRONT, rel=1e-3)
-    assert m["plateau_native"] == pytest.approx(0.05 + 0.1 * 0.45, abs=1e-4)
+    assert m["x50_m"] == approx(FRONT, rel=1e-3)
+    assert m["plateau_native"] == approx(0.05 + 0.1 * 0.45, abs=1e-4)
 
 
 def test_no_front_gives_nan():
@@ -60,7 +61,7 @@ def test_no_front_gives_nan():
 def test_front_not_yet_risen_gives_nan_position_and_width():
     native = np.where(DEPTH < FRONT, 0.1, 0.52)  # foreign-rich layer, native never back to the midpoint 0.55
     m = metrics.profile_metrics(DEPTH, native, 1.0 - native)
-    assert m["x50_m"] == pytest.approx(FRONT, rel=1e-3)
+    assert m["x50_m"] == approx(FRONT, rel=1e-3)
     assert math.isnan(m["front_position_m"]) and math.isnan(m["front_width_m"])
 
 
@@ -79,7 +80,7 @@ def test_excess_charge_relative_to_the_background():
 def test_integrate_lumped_is_exact_for_p1_functions():
     depth = np.array([0.0, 1e-9, 3e-9, 10e-9])
     values = 2.0 + 5e8 * depth  # linear: exact
-    assert metrics.integrate_lumped(depth, values) == pytest.approx(2.0 * 10e-9 + 2.5e8 * (10e-9) ** 2)
+    assert metrics.integrate_lumped(depth, values) == approx(2.0 * 10e-9 + 2.5e8 * (10e-9) ** 2)
     stacked = np.vstack((values, np.ones(4)))
     expected = [metrics.integrate_lumped(depth, values), 10e-9]
     assert np.allclose(metrics.integrate_lumped(depth, stacked), expected)

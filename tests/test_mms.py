@@ -12,16 +12,13 @@ import math
 
 import numpy as np
 import pytest
-from mpi4py import MPI
 from scipy import constants as sc
 
-import ufl
-from dolfinx import fem, mesh as dmesh
-
 import cait_fem as cf
-from cait_fem.fem.forms import BACK_TAG, FRONT_TAG, NPPForms
-from cait_fem.solver.newton import NewtonSolver
 from cait_fem.fem.scales import LENGTH_SCALE_M, Scales
+
+# DOLFINx is imported inside the tests, so that collecting this module needs none.
+pytestmark = pytest.mark.dolfinx
 
 LAMBDA2 = 0.05  # dimensionless (lambda_D / L)^2: space charge and drift both matter
 
@@ -78,6 +75,11 @@ def _sources(exp, scales, x):
 
 
 def _solve(n_cells: int, z_foreign: int, flux: str):
+    from mpi4py import MPI
+    import ufl
+    from dolfinx import fem, mesh as dmesh
+    from cait_fem.fem.forms import BACK_TAG, FRONT_TAG, NPPForms
+    from cait_fem.solver.newton import NewtonSolver
     exp = _experiment(z_foreign, flux)
     scales = Scales.of(exp)
     assert abs(scales.debye_squared - LAMBDA2) < 1e-12

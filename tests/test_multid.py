@@ -7,31 +7,19 @@ import dataclasses
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-import cait_fem as cf
 from cait_fem.run.checkpoint import read_checkpoint
 from cait_fem.errors import ConfigError
 from cait_fem.case.geometry import Geometry
-from cait_fem.run.simulation import Simulation
+from support.compare import approx
+from support.experiments import BEAM, SECTION_SPOT, disc_cpr_experiment, experiment
+from support.paths import BIN, script_prelude
 
-BIN = Path(sys.executable).parent
-SED = cf.GaussianSED(fwhm_eV=0.25, vacancy_fraction=0.10, D_bulk_m2_s=1e-17)
-LI = cf.Species("Li", "native", SED)
-K = cf.Species("K", "foreign", cf.ConstantD(D_m2_s=5.6e-21))
-BEAM = cf.Beam(current_density_A_m2=1e-2, E_kin_eV=10.0, sigma_E_eV=0.5)
-
-
-def experiment(front_spacing_m=0.5e-9, t_end_s=2000.0, thickness_m=1e-6, geometry=Geometry(), outputs=()):
-    mesh = cf.MeshSettings(front_spacing_m=front_spacing_m, fine_depth_m=40e-9, growth_ratio=1.3,
-                           bulk_spacing_m=0.2e-6)
-    glass = cf.Glass(n_bg_m3=1.41e28, eps_r=8.0, temperature_K=300.0, thickness_m=thickness_m)
-    run = cf.RunSettings(t_end_s=t_end_s, output_times_s=outputs, time_tolerance=5e-3)
-    return cf.Experiment(glass=glass, species=(LI, K), front=BEAM, run=run, mesh=mesh, geometry=geometry)
-
+# DOLFINx is imported inside the tests, so that collecting this module needs none.
+pytestmark = pytest.mark.dolfinx
 
 FULL_FRONT = {
     "section": Geometry(kind="section", radius_m=50e-9, rim_spacing_m=50e-9, lateral_max_spacing_m=50e-9),
@@ -50,6 +38,7 @@ def axis_difference(result, reference) -> float:
 
 @pytest.fixture(scope="module")
 def slab():
+    from cait_fem.run.simulation import Simulation
     return {h: Simulation(experiment(h)).run() for h in (0.5e-9, 0.25e-9)}
 
 
@@ -58,18 +47,20 @@ def test_full_front_reproduces_the_1d_profile_on_the_axis(kind, slab):
     """The depth layers of the mesh are the 1D nodes; what differs is the flux quadrature
     on triangles/tetrahedra (first order in the spacing). At 0.5 nm, with a front 5 nm
     wide: the front depth and plateau within 2 %, theta within 0.05 (of 1)."""
+    from cait_fem.run.simulation import Simulation
     ref = slab[0.5e-9]
     result = Simulation(experiment(0.5e-9, geometry=FULL_FRONT[kind])).run()
     m, m1 = result.metrics(), ref.metrics()
-    assert m["front_position_m"] == pytest.approx(m1["front_position_m"], rel=0.02)
-    assert m["plateau_native"] == pytest.approx(m1["plateau_native"], rel=0.02)
+    assert m["front_position_m"] == approx(m1["front_position_m"], rel=0.02)
+    assert m["plateau_native"] == approx(m1["plateau_native"], rel=0.02)
     assert axis_difference(result, ref) < 0.05
     # the same totals per spot area as in 1D
-    assert result.foreign_inside_m2[-1] == pytest.approx(ref.foreign_inside_m2[-1], rel=1e-3)
-    assert result.charge_C_m2[-1] == pytest.approx(ref.charge_C_m2[-1], rel=1e-3)
+    assert result.foreign_inside_m2[-1] == approx(ref.foreign_inside_m2[-1], rel=1e-3)
+    assert result.charge_C_m2[-1] == approx(ref.charge_C_m2[-1], rel=1e-3)
 
 
 def test_2d_minus_1d_difference_is_first_order_in_the_spacing(slab):
+    from cait_fem.run.simulation import Simulation
     diffs = [axis_difference(Simulation(experiment(h, geometry=FULL_FRONT["section"])).run(), slab[h])
              for h in (0.5e-9, 0.25e-9)]
     assert diffs[1] < 0.6 * diffs[0]  # measured 0.027 -> 0.013 (ratio 0.5)
@@ -81,6 +72,7 @@ SPOT = Geometry(kind="axisymmetric", radius_m=2e-6, spot_radius_m=0.5e-6, rim_sp
 
 @pytest.fixture(scope="module")
 def spot_run(tmp_path_factory):
+    from cait_fem.run.simulation import Simulation
     directory = tmp_path_factory.mktemp("spot") / "checkpoint"
     exp = experiment(t_end_s=2000.0, thickness_m=20e-6, geometry=SPOT, outputs=(500.0, 2000.0))
     sim = Simulation(exp)
@@ -90,14 +82,14 @@ def spot_run(tmp_path_factory):
 def test_partial_spot_conserves_ions_and_draws_the_beam_current(spot_run):
     sim, result, _ = spot_run
     spot_area = result.metadata["spot_area_m2"]
-    assert spot_area == pytest.approx(np.pi * SPOT.spot_radius_m**2, rel=1e-12)
+    assert spot_area == approx(np.pi * SPOT.spot_radius_m**2, rel=1e-12)
     # every K+ that landed on the spot is inside (per spot area, then in total)
     assert result.conservation_error < 1e-9
     landed = result.influx_integral_m2[-1] * spot_area
-    assert result.foreign_inside_m2[-1] * spot_area == pytest.approx(landed, rel=1e-9)
+    assert result.foreign_inside_m2[-1] * spot_area == approx(landed, rel=1e-9)
     # all ions land (phi_s < E_kin), so the back electrode carries the beam current
     beam_current_A = BEAM.current_density_A_m2 * spot_area
-    assert result.current_density_A_m2[-1] * spot_area == pytest.approx(beam_current_A, rel=1e-3)
+    assert result.current_density_A_m2[-1] * spot_area == approx(beam_current_A, rel=1e-3)
     # and K+ stays under the spot: beyond 1 um of the rim there is none at the surface
     from cait_fem.post.sampling import PointSampler, lateral_line
     r_nm = np.array([0.0, 1500.0])
@@ -123,6 +115,7 @@ def test_partial_spot_front_bends_at_the_rim(spot_run):
 
 
 def test_restart_of_a_2d_run_equals_the_uninterrupted_run(spot_run):
+    from cait_fem.run.simulation import Simulation
     sim, full, directory = spot_run
     short = experiment(t_end_s=500.0, thickness_m=20e-6, geometry=SPOT, outputs=(500.0,))
     stopped = directory.parent / "stopped"
@@ -134,6 +127,7 @@ def test_restart_of_a_2d_run_equals_the_uninterrupted_run(spot_run):
 
 
 def test_mesh_file_gives_the_run_of_the_generated_mesh(tmp_path):
+    from cait_fem.run.simulation import Simulation
     from cait_fem.mesh.gmsh_sample import write_msh
     geometry = FULL_FRONT["section"]
     exp = experiment(t_end_s=300.0, geometry=geometry)
@@ -143,6 +137,7 @@ def test_mesh_file_gives_the_run_of_the_generated_mesh(tmp_path):
 
 
 def test_mesh_file_without_back_electrode_is_refused_before_any_solve(tmp_path):
+    from cait_fem.run.simulation import Simulation
     import gmsh
     path = tmp_path / "no_back.msh"
     gmsh.initialize()
@@ -165,25 +160,22 @@ def test_mesh_file_without_back_electrode_is_refused_before_any_solve(tmp_path):
 
 
 MPI_SCRIPT = textwrap.dedent("""
-    import sys
-    sys.path.insert(0, {tests!r})
     from mpi4py import MPI
     import numpy as np
-    from test_multid import experiment, SECTION_SPOT
+    from support.experiments import experiment, SECTION_SPOT
     from cait_fem.run.simulation import Simulation
     r = Simulation(experiment(t_end_s=300.0, thickness_m=20e-6, geometry=SECTION_SPOT)).run()
     if MPI.COMM_WORLD.rank == 0:
         np.savez({out!r}, theta=r.theta, current=r.current_density_A_m2, t=r.time_s,
                  psi=r.surface_potential_V)
 """)
-SECTION_SPOT = Geometry(kind="section", radius_m=2e-6, spot_radius_m=0.5e-6, rim_spacing_m=5e-9,
-                        lateral_growth_ratio=1.4, lateral_max_spacing_m=0.5e-6)
 
 
 @pytest.mark.mpi
 def test_mpirun_two_ranks_equals_serial_2d(tmp_path):
+    from cait_fem.run.simulation import Simulation
     out, script = tmp_path / "mpi.npz", tmp_path / "run.py"
-    script.write_text(MPI_SCRIPT.format(tests=str(Path(__file__).parent), out=str(out)))
+    script.write_text(script_prelude() + MPI_SCRIPT.format(out=str(out)))
     proc = subprocess.run([str(BIN / "mpirun"), "-n", "2", sys.executable, str(script)],
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr
@@ -195,24 +187,10 @@ def test_mpirun_two_ranks_equals_serial_2d(tmp_path):
     np.testing.assert_allclose(mpi["psi"], serial.surface_potential_V, rtol=1e-8)
 
 
-DISC_SPOT = Geometry(kind="disc", radius_m=1e-6, spot_radius_m=0.3e-6, rim_spacing_m=100e-9,
-                     lateral_growth_ratio=1.5, lateral_max_spacing_m=0.4e-6)
-CPR = cf.SolverSettings(linear_solver="iterative", preconditioner="cpr", ilu_levels=0)
-
-
-def disc_cpr_experiment():
-    """A 3D disc with a partial spot, first 10 ms of the beam, Newton-Krylov with CPR."""
-    exp = experiment(t_end_s=1e-2, thickness_m=2e-6, geometry=DISC_SPOT)
-    run = dataclasses.replace(exp.run, dt_initial_s=1e-6)
-    return dataclasses.replace(exp, solver=CPR, run=run)
-
-
 CPR_MPI_SCRIPT = textwrap.dedent("""
-    import sys
-    sys.path.insert(0, {tests!r})
     from mpi4py import MPI
     import numpy as np
-    from test_multid import disc_cpr_experiment
+    from support.experiments import disc_cpr_experiment
     from cait_fem.mesh import tags
     from cait_fem.run.simulation import Simulation
     comm = MPI.COMM_WORLD
@@ -244,8 +222,9 @@ def test_cpr_on_two_ranks_equals_serial_3d(tmp_path):
     of the potential and the block ILU work on whole depth columns, so the Krylov
     iterations are those of the serial run (measured: 63 outer, 426 potential against 62
     and 421; with DOLFINx's layout for the block ILU it was 317 outer on 2 ranks)."""
+    from cait_fem.run.simulation import Simulation
     out, script = tmp_path / "cpr.npz", tmp_path / "run.py"
-    script.write_text(CPR_MPI_SCRIPT.format(tests=str(Path(__file__).parent), out=str(out)))
+    script.write_text(script_prelude() + CPR_MPI_SCRIPT.format(out=str(out)))
     proc = subprocess.run([str(BIN / "mpirun"), "-n", "2", sys.executable, str(script)],
                           capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr

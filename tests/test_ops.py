@@ -7,6 +7,7 @@ import pytest
 from scipy import special
 
 from cait_fem.physics.ops import NUMPY, balanced_sum, ndtri_approx, ufl_ops
+from support.compare import approx
 
 
 def _ufl_point_evaluator():
@@ -53,6 +54,7 @@ def test_ndtri_approx_stays_finite_without_floating_point_errors():
     assert x[4] == 0.0
 
 
+@pytest.mark.dolfinx
 def test_ufl_ops_have_the_numpy_methods():
     pytest.importorskip("ufl")
     ops = ufl_ops()
@@ -60,6 +62,7 @@ def test_ufl_ops_have_the_numpy_methods():
         assert callable(getattr(ops, name)) and callable(getattr(NUMPY, name))
 
 
+@pytest.mark.dolfinx
 def test_ufl_ndtri_value_and_exact_derivative():
     """The forms' ndtri is Acklam's approximation without refinement (1.15e-9 relative);
     d ndtri/dp = 1/phi(ndtri(p)) must hold for its UFL derivative to ~1e-6."""
@@ -74,11 +77,12 @@ def test_ufl_ndtri_value_and_exact_derivative():
         x = special.ndtri(value)
         assert abs(expr((value,)) - x) <= 1.2e-9 * max(1.0, abs(x))
         exact = math.sqrt(2.0 * math.pi) * math.exp(0.5 * x * x)
-        assert slope((value,)) == pytest.approx(exact, rel=1e-6)
+        assert slope((value,)) == approx(exact, rel=1e-6)
 
 
+@pytest.mark.dolfinx
 def test_ufl_ndtr_is_the_normal_cdf():
     _, _, x = _ufl_point_evaluator()
     expr = ufl_ops().ndtr(x)
     for value in (-3.0, -0.4, 0.0, 1.7):
-        assert expr((value,)) == pytest.approx(special.ndtr(value), rel=1e-14)
+        assert expr((value,)) == approx(special.ndtr(value), rel=1e-14)

@@ -10,6 +10,7 @@ from scipy import constants as sc
 
 import cait_fem as cf
 from cait_fem.analysis import buckley_leverett
+from support.compare import approx
 T, N_BG, EPS_R, THICKNESS = 300.0, 1.41e28, 8.0, 1e-3
 SED = cf.GaussianSED(fwhm_eV=0.25, vacancy_fraction=0.10, D_bulk_m2_s=1e-17)
 D_K, D_SLOW = 5.6e-21, 6e-22
@@ -38,6 +39,7 @@ def slow_result():
     return cf.simulate(_beam_experiment(D_SLOW))
 
 
+@pytest.mark.dolfinx
 def test_no_beam_nothing_moves():
     exp = cf.Experiment(
         glass=_glass(),
@@ -54,6 +56,7 @@ def test_no_beam_nothing_moves():
     assert r.stats["steps"] < 80
 
 
+@pytest.mark.dolfinx
 def test_potential_front_gives_ohmic_current():
     """Uniform glass (D_f = D_n, surface fraction 1): j = sigma U / d with the Nernst-Einstein
     conductivity sigma = n e^2 D / (k_B T), once the dielectric relaxation (~1e-4 s) is over.
@@ -72,12 +75,13 @@ def test_potential_front_gives_ohmic_current():
     r = cf.simulate(exp)
     sigma = N_BG * sc.e**2 * D / (sc.k * T)
     expected = sigma * U / THICKNESS
-    assert r.current_density_A_m2[-1] == pytest.approx(expected, rel=1e-2)
+    assert r.current_density_A_m2[-1] == approx(expected, rel=1e-2)
     # charge passed is the time integral of the current (trapezoid over the steps)
     q_trap = np.trapezoid(r.current_density_A_m2, r.time_s)
-    assert r.charge_C_m2[-1] == pytest.approx(q_trap, rel=2e-2)
+    assert r.charge_C_m2[-1] == approx(q_trap, rel=2e-2)
 
 
+@pytest.mark.dolfinx
 def test_foreign_ions_conserved(k_result):
     r = k_result
     assert r.influx_integral_m2[-1] > 1e20
@@ -85,9 +89,10 @@ def test_foreign_ions_conserved(k_result):
     assert rel < 1e-6
     # the BDF-integrated influx agrees with the trapezoid rule to time-discretisation accuracy
     flux = np.gradient(r.influx_integral_m2, r.time_s)
-    assert np.trapezoid(flux, r.time_s) == pytest.approx(r.influx_integral_m2[-1], rel=1e-3)
+    assert np.trapezoid(flux, r.time_s) == approx(r.influx_integral_m2[-1], rel=1e-3)
 
 
+@pytest.mark.dolfinx
 def test_electroneutral_outside_first_nanometre(k_result):
     r = k_result
     excess = r.excess_charge[-1]
@@ -96,6 +101,7 @@ def test_electroneutral_outside_first_nanometre(k_result):
     assert r.summary()["max_excess_charge_beyond_1nm"] < 1e-3
 
 
+@pytest.mark.dolfinx
 def test_profiles_stay_in_unit_interval(k_result, slow_result):
     """No over- or undershoot at the sharp drift-dominated fronts (exponential fitting).
 
@@ -109,6 +115,7 @@ def test_profiles_stay_in_unit_interval(k_result, slow_result):
     assert slow_result.theta[:, :, beyond].max() < 1.0 + 1e-9
 
 
+@pytest.mark.dolfinx
 def test_plateau_is_a_ramp_lower_for_slower_foreign_ion(k_result, slow_result):
     levels = []
     for r in (k_result, slow_result):
@@ -123,13 +130,14 @@ def test_plateau_is_a_ramp_lower_for_slower_foreign_ion(k_result, slow_result):
     assert levels[1] < levels[0]
 
 
+@pytest.mark.dolfinx
 @pytest.mark.parametrize("which", ["k", "slow"])
 def test_front_matches_buckley_leverett(which, k_result, slow_result):
     r, D_f = (k_result, D_K) if which == "k" else (slow_result, D_SLOW)
     landed_m = r.foreign_inside_m2[-1] / N_BG
     wf = buckley_leverett.welge_front(lambda th: SED.diffusivity_m2_s(th, T), D_f, landed_m)
     x_front = r.metrics()["front_position_m"]
-    assert x_front == pytest.approx(wf.front_position_m, rel=0.02)
+    assert x_front == approx(wf.front_position_m, rel=0.02)
     # behind the front the ramp is the Buckley-Leverett rarefaction x(theta) = q F'(s)
     D_n = lambda th: SED.diffusivity_m2_s(th, T)  # noqa: E731
     dD_n = lambda th: SED.dD_dtheta_m2_s(th, T)  # noqa: E731
@@ -138,9 +146,10 @@ def test_front_matches_buckley_leverett(which, k_result, slow_result):
     for frac in (0.2, 0.5, 0.8):
         x = frac * wf.front_position_m
         simulated = np.interp(x, r.depth_m, r.theta[-1, 0])
-        assert simulated == pytest.approx(np.interp(x, x_bl, th_grid), abs=0.01), frac
+        assert simulated == approx(np.interp(x, x_bl, th_grid), abs=0.01), frac
 
 
+@pytest.mark.dolfinx
 def test_discharge_electrode_tends_to_reversible_and_limits_current():
     """J.n = k (n - n_bg) at the back: fast kinetics (k = 1e-3 m/s) behave like the
     reversible electrode; slow kinetics make the back electrode a bottleneck."""
@@ -155,14 +164,15 @@ def test_discharge_electrode_tends_to_reversible_and_limits_current():
     reversible = run(cf.BackElectrode())
     fast = run(cf.BackElectrode(native="discharge", discharge_rate_m_s=1e-3))
     slow = run(cf.BackElectrode(native="discharge", discharge_rate_m_s=1e-14))
-    assert fast.current_density_A_m2[-1] == pytest.approx(reversible.current_density_A_m2[-1], rel=1e-4)
+    assert fast.current_density_A_m2[-1] == approx(reversible.current_density_A_m2[-1], rel=1e-4)
     assert slow.current_density_A_m2[-1] < 0.5 * reversible.current_density_A_m2[-1]
     # the native ions piling up at a slow electrode carry the discharge flux k (n - n_bg)
     n_back = slow.theta[-1, 0, -1] * N_BG
     j_kinetic = sc.e * 1e-14 * (n_back - N_BG)
-    assert slow.current_density_A_m2[-1] == pytest.approx(j_kinetic, rel=0.02)
+    assert slow.current_density_A_m2[-1] == approx(j_kinetic, rel=0.02)
 
 
+@pytest.mark.dolfinx
 def test_thermodynamic_flux_option():
     """flux = "thermodynamic" (MODEL.md section 2 option): the SED chemical potential adds a
     thermodynamic factor (~20 in the bulk) to the native diffusion term. Diffusion-free
@@ -175,7 +185,7 @@ def test_thermodynamic_flux_option():
     landed_m = r.foreign_inside_m2[-1] / N_BG
     wf = buckley_leverett.welge_front(lambda th: SED.diffusivity_m2_s(th, T), D_K, landed_m)
     m = r.metrics()
-    assert m["front_position_m"] == pytest.approx(wf.front_position_m, rel=0.02)
+    assert m["front_position_m"] == approx(wf.front_position_m, rel=0.02)
     assert m["front_width_m"] > 1.5 * cf.simulate(ideal).metrics()["front_width_m"]
     assert r.theta.min() > -1e-9 and r.theta.max() < 1.0 + 1e-9
     assert r.conservation_error < 1e-6
@@ -192,9 +202,10 @@ def test_thermodynamic_factor_of_the_sed():
     E_F = lambda th: sigma_eV(0.25) * ndtri(th * 0.9)  # noqa: E731
     expected = theta * (E_F(theta + eps) - E_F(theta - eps)) / (2 * eps) / kT_eV(T)
     assert np.allclose(SED.thermodynamic_factor(theta, params), expected, rtol=1e-7)
-    assert cf.ConstantD(D_m2_s=1e-20).thermodynamic_factor(theta, {}) == pytest.approx(1.0)
+    assert cf.ConstantD(D_m2_s=1e-20).thermodynamic_factor(theta, {}) == approx(1.0)
 
 
+@pytest.mark.dolfinx
 def test_warns_when_the_front_leaves_the_fine_mesh():
     exp = _beam_experiment(D_K, t_end_s=3000.0)
     shallow = cf.Experiment(glass=exp.glass, species=exp.species, front=exp.front, run=exp.run,

@@ -9,8 +9,9 @@ import pytest
 
 from cait_fem.case.case_file import experiment_from_dict
 from cait_fem.fileio import atomic_path, format_csv, leftover_temp_files, to_jsonable, write_text_atomic
-from cases import CONTRACT_CASE_TOML
+from support.cases import CONTRACT_CASE_TOML
 from cait_fem.output.result import DATA_FILES, OUTPUT_FILES, PLOT_FILES, Result, check_output_directory
+from support.compare import approx
 
 CASE = tomllib.loads(CONTRACT_CASE_TOML)
 CASE["name"] = "synthetic"
@@ -64,10 +65,10 @@ def test_profile_metrics_and_summary(result):
         result.profile(601.0)
     m = result.metrics()
     assert m["time_s"] == 3600.0
-    assert m["plateau_native"] == pytest.approx(PLATEAU, abs=1e-3)
-    assert m["front_position_m"] == pytest.approx(front_m(3600.0), abs=0.5e-9)
+    assert m["plateau_native"] == approx(PLATEAU, abs=1e-3)
+    assert m["front_position_m"] == approx(front_m(3600.0), abs=0.5e-9)
     assert 2e-9 < m["front_width_m"] < 8e-9  # 10-90 % of a tanh: 2.2 * WIDTH_M
-    assert m["max_excess_charge"] == pytest.approx(1e-7, rel=1e-2)
+    assert m["max_excess_charge"] == approx(1e-7, rel=1e-2)
     assert m["max_excess_charge_beyond_1nm"] < 0.5e-7
     assert result.excess_charge.shape == result.potential_V.shape
     s = result.summary()
@@ -76,11 +77,11 @@ def test_profile_metrics_and_summary(result):
                 "final_surface_potential_V", "charge_C_m2", "foreign_inside_m2", "wall_time_s", "steps",
                 "rejected_steps", "newton_iterations", "cells", "dofs"):
         assert key in s, key
-    assert s["front_position_nm"] == pytest.approx(front_m(3600.0) * 1e9, abs=0.5)
+    assert s["front_position_nm"] == approx(front_m(3600.0) * 1e9, abs=0.5)
     assert s["steps"] == 60 and s["rejected_steps"] == 2 and s["cells"] == 1700
     assert [o["time_s"] for o in s["outputs"]] == [600.0, 1800.0, 3600.0]
     expected = np.max(np.abs(result.foreign_inside_m2 - result.influx_integral_m2)) / result.influx_integral_m2[-1]
-    assert s["conservation_error"] == pytest.approx(expected) and 0 < s["conservation_error"] < 1.1e-6
+    assert s["conservation_error"] == approx(expected) and 0 < s["conservation_error"] < 1.1e-6
 
 
 def test_save_and_read_back(result, tmp_path):
@@ -106,7 +107,7 @@ def test_save_and_read_back(result, tmp_path):
     assert names[:2] == ("time_s", "current_density_A_m2")  # readable by name, as pandas would
 
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["plateau_native"] == pytest.approx(result.summary()["plateau_native"])
+    assert summary["plateau_native"] == approx(result.summary()["plateau_native"])
     assert summary["odd"] is None and summary["count"] == 7  # NaN -> null, numpy int -> int
     meta = json.loads((out / "metadata.json").read_text())
     assert experiment_from_dict(meta["experiment"]) == result.experiment

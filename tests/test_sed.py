@@ -7,6 +7,7 @@ import pytest
 from scipy import constants, integrate, special
 
 from cait_fem.physics import sed
+from support.compare import approx
 FWHM = 0.25  # eV
 SIGMA = FWHM / (2.0 * math.sqrt(2.0 * math.log(2.0)))
 N_S = 1.41e28 / 0.9
@@ -33,14 +34,14 @@ def _fd_occupancy_by_quad(E_F, temperature_K):
 def test_sigma_from_fwhm_gives_half_maximum_at_half_width():
     E = np.array([0.0, FWHM / 2, -FWHM / 2])
     g = sed.sed_density(E, FWHM, N_S)
-    assert sed.sigma_eV(FWHM) == pytest.approx(SIGMA, rel=1e-15)
-    assert g[1] / g[0] == pytest.approx(0.5, rel=1e-13) and g[2] / g[0] == pytest.approx(0.5, rel=1e-13)
+    assert sed.sigma_eV(FWHM) == approx(SIGMA, rel=1e-15)
+    assert g[1] / g[0] == approx(0.5, rel=1e-13) and g[2] / g[0] == approx(0.5, rel=1e-13)
 
 
 def test_sed_is_normalised_to_the_site_density():
     E = np.linspace(-2.0, 2.0, 40001)
-    assert np.trapezoid(sed.sed_density(E, FWHM, N_S, E0_eV=0.1), E) == pytest.approx(N_S, rel=1e-10)
-    assert sed.site_density_m3(1.41e28, 0.1) == pytest.approx(N_S)
+    assert np.trapezoid(sed.sed_density(E, FWHM, N_S, E0_eV=0.1), E) == approx(N_S, rel=1e-10)
+    assert sed.site_density_m3(1.41e28, 0.1) == approx(N_S)
 
 
 def test_zero_temperature_fermi_level_holds_fraction_p_of_the_sites_below_it():
@@ -48,7 +49,7 @@ def test_zero_temperature_fermi_level_holds_fraction_p_of_the_sites_below_it():
         E_F = sed.fermi_level_eV(p, FWHM, E0_eV=-0.2)
         below = integrate.quad(lambda E: sed.sed_density(E, FWHM, 1.0, E0_eV=-0.2), -3.0, E_F,
                                epsabs=0, epsrel=1e-12)[0]
-        assert below == pytest.approx(p, rel=1e-9)
+        assert below == approx(p, rel=1e-9)
 
 
 @pytest.mark.parametrize("temperature_K", [300.0, 600.0, 1500.0])
@@ -56,11 +57,11 @@ def test_fermi_dirac_level_reproduces_the_occupancy_integral(temperature_K):
     for p in (1e-8, 0.02, 0.3, 0.5, 0.9, 1 - 1e-6):
         E_F = float(sed.fermi_level_eV(p, FWHM, "fermi-dirac", temperature_K))
         if p < 0.5:
-            assert _fd_occupancy_by_quad(E_F, temperature_K) == pytest.approx(p, rel=1e-9)
+            assert _fd_occupancy_by_quad(E_F, temperature_K) == approx(p, rel=1e-9)
         else:  # compare the empty fraction, where the precision is
             empty = 1.0 - _fd_occupancy_by_quad(E_F, temperature_K)
-            assert empty == pytest.approx(1 - p, rel=1e-6, abs=1e-13)
-        assert float(sed.occupancy(E_F, FWHM, "fermi-dirac", temperature_K)) == pytest.approx(p, rel=1e-12)
+            assert empty == approx(1 - p, rel=1e-6, abs=1e-13)
+        assert float(sed.occupancy(E_F, FWHM, "fermi-dirac", temperature_K)) == approx(p, rel=1e-12)
 
 
 def test_fermi_dirac_approaches_zero_temperature_as_sommerfeld_predicts():
@@ -92,7 +93,7 @@ def test_populated_sed_holds_p_n_s_ions(filling, temperature_K):
     E = np.linspace(-1.5, 1.5, 60001)
     for p in (0.15, 0.9):
         psed = sed.populated_sed(E, p, FWHM, N_S, filling, temperature_K)
-        assert np.trapezoid(psed, E) == pytest.approx(p * N_S, rel=1e-3)  # a step: O(dE) error
+        assert np.trapezoid(psed, E) == approx(p * N_S, rel=1e-3)  # a step: O(dE) error
         assert np.all(psed <= sed.sed_density(E, FWHM, N_S) * (1 + 1e-15))
     E_F = sed.fermi_level_eV(0.5, FWHM)
     above = sed.populated_sed(np.array([E_F + 1e-3, E_F + 0.3]), 0.5, FWHM, N_S)
@@ -102,7 +103,7 @@ def test_populated_sed_holds_p_n_s_ions(filling, temperature_K):
 def test_activation_energy_is_E_DC_in_the_bulk_and_grows_as_the_glass_empties():
     theta = np.linspace(0.05, 1.0, 96)
     E_act = sed.activation_energy_eV(theta, FWHM, E_DC_eV=0.65)
-    assert E_act[-1] == pytest.approx(0.65, abs=1e-15)
+    assert E_act[-1] == approx(0.65, abs=1e-15)
     assert np.all(np.diff(E_act) < 0)
     # MODEL.md: E_act = E_DC - sigma (Phi^-1(theta (1 - v)) - Phi^-1(1 - v))
     assert np.allclose(E_act, 0.65 - SIGMA * (special.ndtri(0.9 * theta) - special.ndtri(0.9)), rtol=1e-13)

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 import cait_fem as cf
+from support.compare import approx
 
 SED = cf.GaussianSED(fwhm_eV=0.25, vacancy_fraction=0.10, D_bulk_m2_s=1e-17)
 GLASS = cf.Glass(n_bg_m3=1.41e28, eps_r=8.0, temperature_K=300.0, thickness_m=1e-3)
@@ -27,23 +28,26 @@ def second(first):
     return cf.simulate(exp, initial=first)
 
 
+@pytest.mark.dolfinx
 def test_second_experiment_starts_where_the_first_ended(first, second):
     assert second.species_names == ("Li", "K", "Rb")
     k_before = first.foreign_inside_m2[-1]
-    assert second.foreign_inside_m2[0] == pytest.approx(k_before, rel=1e-9)
+    assert second.foreign_inside_m2[0] == approx(k_before, rel=1e-9)
     assert second.charge_C_m2[0] == 0.0
 
 
+@pytest.mark.dolfinx
 def test_only_rb_enters_and_everything_is_conserved(first, second):
     depth = second.depth_m
     k_after = np.trapezoid(second.theta[-1, 1], depth) * GLASS.n_bg_m3
     k_before = np.trapezoid(first.theta[-1, 1], first.depth_m) * GLASS.n_bg_m3
-    assert k_after == pytest.approx(k_before, rel=1e-6)  # K+ neither enters nor leaves
+    assert k_after == approx(k_before, rel=1e-6)  # K+ neither enters nor leaves
     rb_inside = np.trapezoid(second.theta[-1, 2], depth) * GLASS.n_bg_m3
-    assert rb_inside == pytest.approx(second.influx_integral_m2[-1], rel=1e-6)
+    assert rb_inside == approx(second.influx_integral_m2[-1], rel=1e-6)
     assert second.conservation_error < 1e-6
 
 
+@pytest.mark.dolfinx
 def test_rb_pushes_the_k_zone_deeper(first, second):
     """The new foreign ion enters behind the old one: K+ is pushed ahead, Rb+ sits at the
     surface."""
@@ -63,6 +67,7 @@ def test_front_species_must_be_foreign():
                       run=cf.RunSettings(t_end_s=1.0))
 
 
+@pytest.mark.dolfinx
 def test_initial_state_on_another_sample_is_refused(first):
     thin = cf.Glass(n_bg_m3=1.41e28, eps_r=8.0, temperature_K=300.0, thickness_m=0.5e-3)
     exp = cf.Experiment(glass=thin, species=(LI, K), front=cf.Beam(**BEAM), run=cf.RunSettings(t_end_s=1.0))

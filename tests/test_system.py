@@ -3,18 +3,15 @@ API, and the demo case files."""
 
 import csv
 import json
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 import cait_fem as cf
 from cait_fem.case.case_file import load_case
+from support.compare import approx
+from support.paths import ROOT, run_cli
 
-ROOT = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
 # The K+ demo case, shortened to 3000 s.
 CASE = (ROOT / "demos" / "k_cait.toml").read_text() \
     .replace("t_end_s = 30000", "t_end_s = 3000") \
@@ -25,13 +22,6 @@ def _read_csv(path):
     with open(path, newline="") as fh:
         rows = list(csv.reader(fh))
     return rows[0], np.array(rows[1:], dtype=float)
-
-
-def _cli(args, mpi: int = 0):
-    cmd = [str(BIN / "cait-fem"), *args]
-    if mpi:
-        cmd = [str(BIN / "mpirun"), "-n", str(mpi), *cmd]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=ROOT)
 
 
 @pytest.fixture(scope="module")
@@ -45,11 +35,12 @@ def case_file(tmp_path_factory):
 @pytest.fixture(scope="module")
 def serial_dir(case_file, tmp_path_factory):
     out = tmp_path_factory.mktemp("serial") / "out"
-    proc = _cli(["run", str(case_file), "-o", str(out), "--quiet"])
+    proc = run_cli(["run", str(case_file), "-o", str(out), "--quiet"])
     assert proc.returncode == 0, proc.stderr
     return out
 
 
+@pytest.mark.dolfinx
 def test_cli_writes_the_file_contract(serial_dir):
     names = {p.name for p in serial_dir.iterdir()}
     assert {"profiles.csv", "timeseries.csv", "summary.json", "metadata.json", "profiles.png",
@@ -67,6 +58,7 @@ def test_cli_writes_the_file_contract(serial_dir):
     assert "versions" in meta and "dolfinx" in json.dumps(meta["versions"]).lower()
 
 
+@pytest.mark.dolfinx
 def test_cli_equals_api(case_file, serial_dir):
     result = cf.simulate(load_case(case_file))
     header, rows = _read_csv(serial_dir / "profiles.csv")
@@ -76,10 +68,11 @@ def test_cli_equals_api(case_file, serial_dir):
     assert np.max(np.abs(last[:, col] - result.profile(3000.0)["K"])) < 1e-12
 
 
+@pytest.mark.dolfinx
 @pytest.mark.mpi
 def test_mpirun_two_ranks_equals_serial(case_file, serial_dir, tmp_path):
     out = tmp_path / "mpi"
-    proc = _cli(["run", str(case_file), "-o", str(out), "--quiet"], mpi=2)
+    proc = run_cli(["run", str(case_file), "-o", str(out), "--quiet"], mpi=2)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.count("wrote") == 1  # one report, files written once
     assert sorted(p.name for p in out.iterdir()) == sorted(p.name for p in serial_dir.iterdir())
@@ -90,12 +83,13 @@ def test_mpirun_two_ranks_equals_serial(case_file, serial_dir, tmp_path):
     assert np.max(np.abs(serial[:, theta_cols] - parallel[:, theta_cols])) < 1e-6
     _, ts_s = _read_csv(serial_dir / "timeseries.csv")
     _, ts_p = _read_csv(out / "timeseries.csv")
-    assert ts_s[-1, 2] == pytest.approx(ts_p[-1, 2], rel=1e-6)  # surface potential
+    assert ts_s[-1, 2] == approx(ts_p[-1, 2], rel=1e-6)  # surface potential
 
 
+@pytest.mark.dolfinx
 def test_cli_refuses_to_overwrite_real_results(case_file, serial_dir):
     before = (serial_dir / "summary.json").read_bytes()
-    proc = _cli(["run", str(case_file), "-o", str(serial_dir), "--quiet"])
+    proc = run_cli(["run", str(case_file), "-o", str(serial_dir), "--quiet"])
     assert proc.returncode == 2 and "--overwrite" in proc.stderr
     assert (serial_dir / "summary.json").read_bytes() == before
 

@@ -6,6 +6,7 @@ import pytest
 
 import cait_fem as cf
 from cait_fem.solver import bdf
+from support.compare import approx
 SED = cf.GaussianSED(fwhm_eV=0.25, vacancy_fraction=0.10, D_bulk_m2_s=1e-17)
 
 
@@ -30,6 +31,7 @@ def _fixed_step(sim, scheme, dt, t_end=4000.0):
     return sim.run(exp)
 
 
+@pytest.mark.dolfinx
 @pytest.mark.parametrize("scheme, order", [("bdf1", 1.0), ("bdf2", 2.0)])
 def test_temporal_order(sim, scheme, order):
     dts = [200.0, 100.0, 50.0]
@@ -41,6 +43,7 @@ def test_temporal_order(sim, scheme, order):
     assert abs(rates[-1] - order) < 0.35, rates
 
 
+@pytest.mark.dolfinx
 def test_bdf2_more_accurate_per_step_than_bdf1(sim):
     exp = dict(t_end_s=3000.0, time_tolerance=1e-3)
     r1 = sim.run(_experiment(scheme="bdf1", **exp))
@@ -48,6 +51,7 @@ def test_bdf2_more_accurate_per_step_than_bdf1(sim):
     assert r2.stats["steps"] < r1.stats["steps"]
 
 
+@pytest.mark.dolfinx
 def test_output_times_hit_exactly(sim):
     times = (1.234, 77.7, 500.0)
     r = sim.run(_experiment(t_end_s=600.0, output_times_s=times))
@@ -57,6 +61,7 @@ def test_output_times_hit_exactly(sim):
     assert r.theta.shape[0] == 4
 
 
+@pytest.mark.dolfinx
 def test_newton_converges_quadratically(sim):
     """Solve one step to round-off and check |du_{k+1}| <= C |du_k|^2 with C modest."""
     exp = _experiment(t_end_s=100.0)
@@ -86,6 +91,7 @@ def test_newton_converges_quadratically(sim):
     assert u[-1] < 1e-10
 
 
+@pytest.mark.dolfinx
 def test_newton_failure_reports_time(sim):
     bad = _experiment(t_end_s=10.0, dt_initial_s=1.0, max_retries=0)
     bad = cf.Experiment(glass=bad.glass, species=bad.species, front=bad.front, run=bad.run,
@@ -101,22 +107,24 @@ def test_bdf2_coefficients_exact_for_quadratics():
         t = np.array([-h1, 0.0, h])
         a0, a1, a2 = bdf.coefficients(2, h, h1)
         y = 3.0 + 2.0 * t - 1.5 * t**2  # y' (t = h) = 2 - 3 h
-        assert (a0 * y[2] + a1 * y[1] + a2 * y[0]) / h == pytest.approx(2.0 - 3.0 * h, rel=1e-12)
+        assert (a0 * y[2] + a1 * y[1] + a2 * y[0]) / h == approx(2.0 - 3.0 * h, rel=1e-12)
 
 
 def test_predictor_and_error_factor_constant_step_values():
     hist = [(0.0, np.array([1.0])), (1.0, np.array([2.0])), (2.0, np.array([5.0]))]
     # quadratic through (0,1),(1,2),(2,5): y = 1 + t^2 - 0*t ... y(3) = 10
-    assert bdf.predict(2, 1.0, hist)[0] == pytest.approx(10.0)
-    assert bdf.error_factor(2, 1.0, [1.0, 1.0]) == pytest.approx(2.0 / 11.0)
-    assert bdf.error_factor(1, 1.0, [1.0]) == pytest.approx(1.0 / 3.0)
+    assert bdf.predict(2, 1.0, hist)[0] == approx(10.0)
+    assert bdf.error_factor(2, 1.0, [1.0, 1.0]) == approx(2.0 / 11.0)
+    assert bdf.error_factor(1, 1.0, [1.0]) == approx(1.0 / 3.0)
 
 
+@pytest.mark.dolfinx
 def test_max_steps_is_enforced(sim):
     with pytest.raises(cf.SolverError, match="run.max_steps = 5"):
         sim.run(_experiment(t_end_s=1000.0, max_steps=5))
 
 
+@pytest.mark.dolfinx
 def test_rerun_with_new_parameter_values_but_not_a_new_structure(sim):
     base = _experiment(t_end_s=100.0)
     faster = cf.Experiment(glass=base.glass, front=base.front, run=base.run, species=(
@@ -131,6 +139,7 @@ def test_rerun_with_new_parameter_values_but_not_a_new_structure(sim):
             base.species[0], cf.Species("K", "foreign", cf.TabulatedD(theta=(0, 1), D_m2_s=(1e-21, 1e-20))))))
 
 
+@pytest.mark.dolfinx
 def test_lagged_jacobian_gives_the_exact_newton_solution():
     """solver.jacobian_lag = 3 reuses the factorised Jacobian within a step: the same
     solution to the Newton tolerance, in fewer assemblies. It is fixed per Simulation."""
@@ -145,7 +154,7 @@ def test_lagged_jacobian_gives_the_exact_newton_solution():
     r3 = sim.run()
     assert sim.newton.snes.getOptionsPrefix() and r3.stats["steps"] > 50
     assert np.abs(r3.theta - r1.theta).max() < 1e-5
-    assert r3.metrics()["front_position_m"] == pytest.approx(r1.metrics()["front_position_m"], rel=1e-5)
+    assert r3.metrics()["front_position_m"] == approx(r1.metrics()["front_position_m"], rel=1e-5)
     with pytest.raises(ConfigError, match="jacobian_lag"):
         sim.run(exact)
     with pytest.raises(ConfigError, match="jacobian_lag"):
