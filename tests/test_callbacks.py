@@ -4,6 +4,7 @@ Simulation tells its callbacks (every step, every output time, the end, also on 
 
 import numpy as np
 import pytest
+from support.compare import approx
 
 import cait_fem as cf
 from cait_fem.errors import ConfigError, SolverError
@@ -91,10 +92,10 @@ def test_influx_integral_is_exact_for_a_constant_rate_with_variable_steps():
     """dI/dt = r discretised by BDF1 then variable-step BDF2: exact for I = r t."""
     r = RunRecord.at_start(content0=0.0, surface_potential_V=0.0, foreign_m2=0.0)
     rate = 3.0
-    assert r.integrate_influx(1.0, bdf.coefficients(1, 1.0, None), rate) == pytest.approx(3.0, rel=1e-15)
+    assert r.integrate_influx(1.0, bdf.coefficients(1, 1.0, None), rate) == approx(3.0, rel=1e-15)
     # second step h = 2 after h1 = 1: a = (5/3, -3, 4/3), I = (2 r + 3 I1 - 4/3 I0) / (5/3) = 9
-    assert r.integrate_influx(2.0, bdf.coefficients(2, 2.0, 1.0), rate) == pytest.approx(9.0, rel=1e-14)
-    assert r.influx == pytest.approx([9.0, 3.0], rel=1e-14)
+    assert r.integrate_influx(2.0, bdf.coefficients(2, 2.0, 1.0), rate) == approx(9.0, rel=1e-14)
+    assert r.influx == approx([9.0, 3.0], rel=1e-14)
 
 
 def test_record_round_trips_through_the_checkpoint_state():
@@ -144,6 +145,7 @@ def sim():
     return cf.Simulation(_experiment(t_end_s=1.0))
 
 
+@pytest.mark.dolfinx
 def test_simulation_tells_callbacks_every_step_output_and_the_end(sim):
     rec, calls = Recorder(), []
 
@@ -163,14 +165,15 @@ def test_simulation_tells_callbacks_every_step_output_and_the_end(sim):
     assert [s[2] for s in rec.steps] == list(result.newton_iterations[1:])
     assert sum(s[3] for s in rec.steps) == 3
     # at each output time the record already holds its profile and counts its step
-    assert [o[:2] for o in rec.outputs] == [(pytest.approx(30.0, rel=1e-12), 1),
-                                            (pytest.approx(100.0, rel=1e-12), 2),
-                                            (pytest.approx(300.0, rel=1e-12), 3)]
+    assert [o[:2] for o in rec.outputs] == [(approx(30.0, rel=1e-12), 1),
+                                            (approx(100.0, rel=1e-12), 2),
+                                            (approx(300.0, rel=1e-12), 3)]
     assert [o[2] for o in rec.outputs] == [list(result.time_s).index(o[0]) for o in rec.outputs]
     assert rec.ends == [None]
     assert calls[:-1] == list(result.time_s[1:]) and calls[-1] == "closed"
 
 
+@pytest.mark.dolfinx
 def test_callbacks_hear_of_a_failed_run(sim):
     rec = Recorder()
     with pytest.raises(SolverError, match="max_steps") as info:
@@ -179,6 +182,7 @@ def test_callbacks_hear_of_a_failed_run(sim):
     assert rec.ends == [info.value]
 
 
+@pytest.mark.dolfinx
 def test_a_non_callback_is_refused_before_the_run(sim):
     with pytest.raises(ConfigError, match=r"callbacks\[0\]"):
         sim.run(callbacks=[object()])

@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 import pytest
+from support.compare import approx
 
 from cait_fem.solver.stepsize import StepperState, Stepsize
 
@@ -82,11 +83,11 @@ def test_rejection_shrinks_by_0_7_at_least():
     assert (step.h, step.order) == (2.0, 1)
     # just above the tolerance the controller alone would take 0.9 (1/1.01)^(1/2) = 0.896
     assert c.rejected(step, 1.01 * TOL)
-    assert c.propose().h == pytest.approx(2.0 * 0.7, rel=1e-15)
+    assert c.propose().h == approx(2.0 * 0.7, rel=1e-15)
     # far above it: 0.9 (1/100)^(1/2) = 0.09, floored at 0.2
     c.h_next = 2.0
     assert c.rejected(c.propose(), 100 * TOL)
-    assert c.propose().h == pytest.approx(2.0 * 0.2, rel=1e-15)
+    assert c.propose().h == approx(2.0 * 0.2, rel=1e-15)
     # at order 2 the exponent is 1/3: 0.9 (1/8)^(1/3) = 0.45
     c2 = control(max_order=2)
     accept(c2)
@@ -94,7 +95,7 @@ def test_rejection_shrinks_by_0_7_at_least():
     step = c2.propose()
     assert step.order == 2
     assert c2.rejected(step, 8 * TOL)
-    assert c2.propose().h == pytest.approx(step.h * 0.45, rel=1e-14)
+    assert c2.propose().h == approx(step.h * 0.45, rel=1e-14)
 
 
 def test_the_error_test_accepts_up_to_the_tolerance():
@@ -107,7 +108,7 @@ def test_the_error_test_accepts_up_to_the_tolerance():
 def test_growth_from_the_error_estimate():
     c = control(max_order=1)
     step = accept(c, err=TOL / 4)  # 0.9 * 4^(1/2) = 1.8
-    assert c.h_next == pytest.approx(1.8 * step.h, rel=1e-15)
+    assert c.h_next == approx(1.8 * step.h, rel=1e-15)
     c = control(max_order=1)
     accept(c, err=0.0)  # no measurable error: the largest growth, 2
     assert c.h_next == 2.0
@@ -129,7 +130,7 @@ def test_newton_cap_and_error_growth_take_the_smaller():
     assert c.h_next == 1.0
     c = control(max_order=1)
     accept(c, err=TOL, its=5)  # error: 0.9, Newton: 1
-    assert c.h_next == pytest.approx(0.9, rel=1e-15)
+    assert c.h_next == approx(0.9, rel=1e-15)
 
 
 def test_dt_max_caps_the_step():
@@ -144,7 +145,7 @@ def test_step_ratio_cap_applies_only_at_order_2():
         c.h_next = 10.0
         step = c.propose()
         assert step.order == max_order
-        assert step.h == pytest.approx(expected, rel=1e-15)
+        assert step.h == approx(expected, rel=1e-15)
 
 
 def test_a_step_overshooting_the_output_time_lands_on_it():
