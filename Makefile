@@ -6,7 +6,7 @@ PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed
 RESULTS ?= results/k_cait
 
-.PHONY: demo demo-spot paper test test-fast bench bench-fit bench-3d setup clean
+.PHONY: demo demo-spot paper test test-fast lint bench bench-fit bench-3d setup clean
 
 setup: $(STAMP)
 
@@ -35,6 +35,9 @@ test: $(STAMP)
 # these tests and the modules they cover need none of them.
 test-fast: $(STAMP)
 	CAIT_FEM_BLOCK_DOLFINX=1 $(PY) -m pytest -q -m "not dolfinx and not mpi"
+
+lint: $(STAMP)
+	$(PY) -m ruff check .
 
 bench: $(STAMP)
 	$(PY) bench/b1.py
