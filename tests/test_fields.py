@@ -16,6 +16,7 @@ from mpi4py import MPI
 
 from dolfinx import fem, mesh
 
+from cait_fem.fem.state import StateLayout
 from cait_fem.post.fields import FieldWriter, plot_field_window, write_line_profile
 from cait_fem.post.sampling import (PointSampler, WindowSampler, depth_line, lateral_line,
                              sample_line_profile)
@@ -50,7 +51,7 @@ def state_on(domain, scale=1.0):
     V = fem.functionspace(domain, ("Lagrange", 1, (3,)))
     u = fem.Function(V, name="state")
     u.interpolate(lambda x: scale * linear_state(x, domain.geometry.dim))
-    return SimpleNamespace(domain=domain, V=V, u=u, n_species=2)
+    return SimpleNamespace(domain=domain, V=V, u=u, layout=StateLayout(tuple(SPECIES), (1, 1)))
 
 
 def expected(points, scale=1.0):

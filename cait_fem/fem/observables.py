@@ -25,7 +25,8 @@ class Observables:
 
     def __init__(self, forms: NPPForms, n_owned: int, comm):
         self.forms, self.n_owned, self.comm = forms, n_owned, comm
-        self.bs = forms.psi_index + 1
+        self.layout = forms.layout
+        self.bs = self.layout.block_size
         v = ufl.TestFunction(forms.V)
         w = forms.weights
         self.mass = self._node_weights(w["storage"] * v[0] * forms.storage_measure)
@@ -42,7 +43,7 @@ class Observables:
     def influx_density(self, psi: np.ndarray) -> np.ndarray:
         """Foreign influx per front area at potentials ``psi`` (same law as the forms)."""
         f = self.forms
-        front, c = f.experiment.front, f.front_constants
+        front, c = f.physics.front, f.front_constants
         if isinstance(front, Beam):
             z = f.charges[f.front_index]
             return c["flux"].value * landing_fraction(psi, c["E_kin"].value, c["sigma_E"].value, z)
@@ -62,17 +63,17 @@ class Observables:
         equation's residual rows on the electrode nodes, which is what int J.n ds over the
         electrode converges to, at the accuracy of the solution rather than of its
         gradient."""
-        f = self.forms
+        f, lay = self.forms, self.layout
         u = self._rows(f.u)
-        p = f.psi_index
+        p, n = lay.psi, lay.native
         rate = 0.0
         if with_rate:
             a0, a1, a2 = (c.value for c in f.bdf)
-            w_rate = (a0 * u[:, 0] + a1 * self._rows(f.u_n)[:, 0] + a2 * self._rows(f.u_nm1)[:, 0]) * f.inv_dt.value
+            w_rate = (a0 * u[:, n] + a1 * self._rows(f.u_n)[:, n] + a2 * self._rows(f.u_nm1)[:, n]) * f.inv_dt.value
             rate = self.mass @ w_rate
         local = np.array([
-            self.mass @ u[:, 0],
-            self.mass @ u[:, 1:p].sum(axis=1),
+            self.mass @ u[:, n],
+            self.mass @ u[:, lay.foreign_slice].sum(axis=1),
             self.front @ u[:, p],
             self.front.sum(),
             self.front @ self.influx_density(u[:, p]),

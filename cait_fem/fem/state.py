@@ -69,6 +69,11 @@ class StateLayout:
         return tuple(range(1, self.n_species))
 
     @property
+    def foreign_slice(self) -> slice:
+        """The foreign columns as a slice (a view, not a copy, of state rows)."""
+        return slice(1, self.n_species)
+
+    @property
     def psi(self) -> int:
         """Column of the dimensionless potential psi = e phi / (k_B T)."""
         return self.n_species
