@@ -98,7 +98,7 @@ def _solve(n_cells: int, z_foreign: int, flux: str):
     def source(v):
         return ufl.inner(src, v) * dx_src
 
-    forms = NPPForms(exp, scales, domain, tags, source=source)
+    forms = NPPForms(domain, tags, exp.physics, source=source)
     forms.inv_dt.value = 0.0  # stationary problem: no storage term
     bcs = []
     for comp in range(3):
