@@ -13,7 +13,6 @@ from cait_fem.case.experiment import SolverSettings
 from cait_fem.errors import ConfigError, SolverError
 from cait_fem.fem.forms import BACK_TAG, FRONT_TAG, NPPForms
 from cait_fem.solver.newton import NewtonSolver
-from cait_fem.fem.scales import Scales
 from cait_fem.solver.timestepping import AdaptiveBDF
 
 THICKNESS_NM = 1e4
@@ -75,14 +74,14 @@ def mesh():
 def unlayered_forms():
     domain, facet_tags = _sample_mesh(lateral_jitter_nm=30.0)  # under a third of the spacing
     exp = _experiment()
-    return NPPForms(exp, Scales.of(exp), domain, facet_tags)
+    return NPPForms(domain, facet_tags, exp.physics)
 
 
 @pytest.fixture(scope="module")
 def forms(mesh):
     domain, facet_tags = mesh
     exp = _experiment()
-    return NPPForms(exp, Scales.of(exp), domain, facet_tags)
+    return NPPForms(domain, facet_tags, exp.physics)
 
 
 def _run(forms, settings, targets_s, schedule=None, **run):

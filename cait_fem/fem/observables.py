@@ -27,18 +27,19 @@ class Observables:
         self.forms, self.n_owned, self.comm = forms, n_owned, comm
         self.layout = forms.layout
         self.bs = self.layout.block_size
-        v = ufl.TestFunction(forms.V)
+        # node weights int phi_a (lumped mass, front area), read off the native column
+        v, n = ufl.TestFunction(forms.V), self.layout.native
         w = forms.weights
-        self.mass = self._node_weights(w["storage"] * v[0] * forms.storage_measure)
-        self.front = self._node_weights(w["front"] * v[0] * forms.front_measure)
+        self.mass = self._node_weights(w["storage"] * v[n] * forms.storage_measure)
+        self.front = self._node_weights(w["front"] * v[n] * forms.front_measure)
 
     def _node_weights(self, integrand) -> np.ndarray:
         vec = fem.assemble_vector(fem.form(integrand))
         vec.scatter_reverse(la.InsertMode.add)
-        return vec.array.reshape(-1, self.bs)[: self.n_owned, 0].copy()
+        return self.layout.rows(vec.array)[: self.n_owned, self.layout.native].copy()
 
     def _rows(self, function: fem.Function) -> np.ndarray:
-        return function.x.array.reshape(-1, self.bs)[: self.n_owned]
+        return self.layout.rows(function.x.array)[: self.n_owned]
 
     def influx_density(self, psi: np.ndarray) -> np.ndarray:
         """Foreign influx per front area at potentials ``psi`` (same law as the forms)."""
