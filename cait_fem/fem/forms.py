@@ -134,7 +134,8 @@ class NPPForms:
     residual ``F = storage(BDF rate) + spatial_residual (- source)`` used by cait_fem's
     stepper: ``u_n``, ``u_nm1`` (previous states), ``inv_dt`` and ``bdf`` (Constants 1/dt and
     a0, a1, a2, set by :meth:`set_bdf`), ``F`` and its Jacobian ``J``.
-    Parameter Constants: ``debye2`` ((lambda_D / L)^2), ``law_constants`` (per species, the
+    ``charges``: the charge numbers z_i as floats, ``front_index``: the component of the
+    species entering at the front. Parameter Constants: ``debye2`` ((lambda_D / L)^2), ``law_constants`` (per species, the
     dimensionless diffusion-law parameters), ``front_constants``, ``back_rate``; updated by
     :meth:`set_parameters`.
     """
@@ -147,6 +148,9 @@ class NPPForms:
     back_tag: int
     axisymmetric: bool
     layout: StateLayout
+    charges: list
+    front_index: int
+    source: object
     V: fem.FunctionSpace
     u: fem.Function
     u_n: fem.Function

@@ -43,7 +43,9 @@ class Simulation:
     section, 3D otherwise), the depth its last coordinate from 0 (front) to
     ``glass.thickness_m``, coordinates in units of ``mesh_unit_m`` [m] (default 1e-9: nm),
     facets tagged as in :mod:`cait_fem.mesh.tags` (at least ``beam_spot`` = 1 and
-    ``back_electrode`` = 2). Its communicator is the run's (``comm``, if given, must be it).
+    ``back_electrode`` = 2), in 2D/3D the lateral coordinates 0 at the spot centre (the
+    depth profile of the Result is sampled there). Its communicator is the run's
+    (``comm``, if given, must be it).
     ``mesh_unit_m`` is also the length scale of the forms (:class:`~cait_fem.fem.scales.Scales`)."""
 
     def __init__(self, experiment: Experiment, comm=None, *, mesh=None, mesh_unit_m: float = LENGTH_SCALE_M):
@@ -52,6 +54,7 @@ class Simulation:
         self.scales = Scales.of(experiment, mesh_unit_m)
         geometry = experiment.geometry
         depths = graded_nodes_m(experiment.glass.thickness_m, experiment.mesh) / self.scales.length_m
+        self.user_mesh = mesh is not None
         if mesh is not None:
             self.domain, self.facet_tags = _user_mesh(mesh, comm, experiment, self.scales.length_m)
             self.comm = self.domain.comm
@@ -312,6 +315,7 @@ class Simulation:
             "scales": self.scales.to_dict(),
             "diffusion_floor_m2_s": {s.name: s.diffusion.floor_m2_s(T) for s in self.experiment.species},
             "mesh_cells": self.cells,
+            **({"mesh": "user-supplied (domain, facet_tags)"} if self.user_mesh else {}),
             "discretisation": "P1, exponentially fitted (Scharfetter-Gummel) fluxes, lumped storage; "
                               f"{self.experiment.run.scheme.upper()} variable step",
         }
