@@ -19,7 +19,6 @@
 from mpi4py import MPI  # before dolfinx/petsc4py: MPI must be initialised first
 
 import numpy as np
-import ufl
 from dolfinx import fem, mesh
 from dolfinx.fem.petsc import NonlinearProblem
 

@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 from mpi4py import MPI
 
-import ufl
 from dolfinx import fem, la, mesh as dmesh
 
 import cait_fem as cf
@@ -172,7 +171,7 @@ def test_set_parameters_takes_physics_and_refuses_another_structure():
 
 
 def test_embed_demo_agrees_with_simulation_and_conserves_ions():
-    proc = subprocess.run([sys.executable, str(ROOT / "demos" / "embed_forms.py")], capture_output=True,
+    proc = subprocess.run([sys.executable, str(ROOT / "demos" / "embed_forms.py")], check=False, capture_output=True,
                           text=True, timeout=300, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = proc.stdout

@@ -53,7 +53,7 @@ class StateLayout:
                                   "integers (cations)")
 
     @classmethod
-    def of(cls, physics) -> "StateLayout":
+    def of(cls, physics) -> StateLayout:
         """The layout of a :class:`~cait_fem.case.experiment.Physics` or an Experiment
         (anything with ``species`` in canonical order: native first)."""
         return cls(tuple(s.name for s in physics.species), tuple(int(s.charge_number) for s in physics.species))
