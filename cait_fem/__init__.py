@@ -15,7 +15,7 @@ imported (and its version checked) only when a solver object is first used.
 """
 
 from cait_fem.case.experiment import (BackElectrode, Beam, CurrentFront, Experiment, Glass, MeshSettings,
-                   PotentialFront, RunSettings, SolverSettings, Species)
+                   Physics, PotentialFront, RunSettings, SolverSettings, Species)
 from cait_fem.case.case_file import load_case
 from cait_fem.physics.diffusion import ArrheniusD, ConstantD, DiffusionLaw, GaussianSED, TabulatedD
 from .errors import ConfigError, SolverError
@@ -25,7 +25,8 @@ from cait_fem.output.result import Result
 __version__ = "0.1.0"
 
 _SOLVER_NAMES = {"simulate": "run.simulation", "Simulation": "run.simulation",
-                 "SpotExports": "post.spot_exports", "read_checkpoint": "run.checkpoint"}
+                 "SpotExports": "post.spot_exports", "read_checkpoint": "run.checkpoint",
+                 "NPPForms": "fem.forms"}
 
 
 def __getattr__(name):
@@ -41,7 +42,8 @@ def __getattr__(name):
 
 __all__ = [
     "ArrheniusD", "BackElectrode", "Beam", "ConfigError", "ConstantD", "CurrentFront",
-    "DiffusionLaw", "Experiment", "GaussianSED", "Geometry", "Glass", "MeshSettings", "PotentialFront",
+    "DiffusionLaw", "Experiment", "GaussianSED", "Geometry", "Glass", "MeshSettings", "NPPForms", "Physics",
+    "PotentialFront",
     "Result", "RunSettings", "Simulation", "SolverError", "SolverSettings", "Species", "SpotExports",
     "TabulatedD", "load_case", "read_checkpoint", "simulate",
 ]

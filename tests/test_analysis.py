@@ -6,10 +6,10 @@ import math
 import numpy as np
 import pytest
 from scipy import constants, special
+from support import compare
 
 from cait_fem.analysis import transport as analysis
 from cait_fem.physics.diffusion import ConstantD, GaussianSED
-from support import compare
 
 T = 300.0  # K
 N_BG = 1.41e28  # m^-3

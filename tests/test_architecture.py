@@ -11,7 +11,6 @@ import textwrap
 from pathlib import Path
 
 import pytest
-
 from support.blocker import BLOCKED, ENV_VAR
 from support.paths import ROOT, TESTS
 

@@ -1,11 +1,10 @@
 """cait_fem.analysis.buckley_leverett: the electroneutral, diffusion-free limit of MODEL.md section 8."""
 
 import numpy as np
+from support.compare import approx
 
 from cait_fem.analysis import buckley_leverett as bl
-
 from cait_fem.physics.diffusion import GaussianSED
-from support.compare import approx
 
 D_BULK, D_FOREIGN, LANDED = 1e-17, 3e-19, 50e-9
 

@@ -10,14 +10,17 @@ import textwrap
 
 import numpy as np
 import pytest
+from support.compare import approx
+from support.experiments import LI, RB, K
+from support.experiments import SLAB_EXP as EXP
+from support.experiments import SLAB_GLASS as GLASS
+from support.experiments import SLAB_MESH as MESH
+from support.experiments import stopped_at as _stopped_at
+from support.paths import BIN, script_prelude
 
 import cait_fem as cf
-from cait_fem.run.checkpoint import META_FILE, STATE_FILE, read_checkpoint
 from cait_fem.errors import ConfigError
-from support.compare import approx
-from support.experiments import K, LI, RB, SLAB_EXP as EXP, SLAB_GLASS as GLASS, SLAB_MESH as MESH, \
-    stopped_at as _stopped_at
-from support.paths import BIN, script_prelude
+from cait_fem.run.checkpoint import META_FILE, STATE_FILE, read_checkpoint
 
 pytestmark = pytest.mark.dolfinx
 

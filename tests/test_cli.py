@@ -3,15 +3,15 @@
 
 import subprocess
 import sys
-import tomllib
 
 import numpy as np
 import pytest
+import tomllib
+from support.cases import CONTRACT_CASE_TOML
 
 from cait_fem import cli
 from cait_fem.case.case_file import experiment_from_dict, load_case
 from cait_fem.output.result import Result
-from support.cases import CONTRACT_CASE_TOML
 
 CASE = CONTRACT_CASE_TOML.replace("thickness_m = 1e-3", "thickness_m = 5e-4")  # overrides the preset
 

@@ -48,6 +48,7 @@ def _manufactured(A, seed):
 def _solve(A_csr, L):
     from mpi4py import MPI
     from petsc4py import PETSc
+
     from cait_fem.solver import column_multigrid
     A = _petsc(A_csr)
     ksp = PETSc.KSP().create(MPI.COMM_SELF)
@@ -95,6 +96,7 @@ def test_the_line_smoother_is_exact_without_lateral_coupling():
     with the smoother alone solves to round-off."""
     from mpi4py import MPI
     from petsc4py import PETSc
+
     from cait_fem.solver import column_multigrid
     spacing = 0.1 * 1.2 ** np.arange(15)
     A_csr, L = _layered_laplacian(7, spacing, 0.0, 1.0)

@@ -1,15 +1,21 @@
 """Case files: dict <-> Experiment <-> TOML round trips and every class of bad input."""
 
 import copy
-import tomllib
 
 import pytest
-
-from cait_fem.case.experiment import Beam, Experiment, PotentialFront
-from cait_fem.case.case_file import (dump_case, dumps_toml, experiment_from_dict, experiment_to_dict, load_case,
-                             parameters_with_units)
-from cait_fem.errors import ConfigError
+import tomllib
 from support.cases import CONTRACT_CASE_TOML
+
+from cait_fem.case.case_file import (
+    dump_case,
+    dumps_toml,
+    experiment_from_dict,
+    experiment_to_dict,
+    load_case,
+    parameters_with_units,
+)
+from cait_fem.case.experiment import Beam, Experiment, PotentialFront
+from cait_fem.errors import ConfigError
 
 EXAMPLE = CONTRACT_CASE_TOML
 

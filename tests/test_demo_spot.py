@@ -8,9 +8,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from support.compare import approx
 
 from cait_fem.case.case_file import load_case
-from support.compare import approx
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "demos" / "beam_spot_axisymmetric.py"

@@ -5,12 +5,11 @@ import math
 import numpy as np
 import pytest
 from scipy import constants, special
-
-from cait_fem.physics.diffusion import (ArrheniusD, ConstantD, GaussianSED, TabulatedD, diffusion_law_from_dict,
-                                kT_eV)
-from cait_fem.errors import ConfigError
-from cait_fem.physics.ops import NUMPY, ufl_ops
 from support.compare import approx
+
+from cait_fem.errors import ConfigError
+from cait_fem.physics.diffusion import ArrheniusD, ConstantD, GaussianSED, TabulatedD, diffusion_law_from_dict, kT_eV
+from cait_fem.physics.ops import NUMPY, ufl_ops
 
 T = 300.0
 SED = GaussianSED(fwhm_eV=0.25, vacancy_fraction=0.10, D_bulk_m2_s=1e-17)

@@ -11,9 +11,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from support.fields import (POTENTIAL_V, SPECIES, box, expected, interval, linear_state, square, state_on,
-                            structured_points)
+from support.fields import (
+    POTENTIAL_V,
+    SPECIES,
+    box,
+    expected,
+    interval,
+    linear_state,
+    square,
+    state_on,
+    structured_points,
+)
 from support.paths import BIN, script_prelude
 
 TOL = 1e-12
@@ -26,6 +34,7 @@ pytestmark = pytest.mark.dolfinx
                          ids=["interval", "triangles", "quadrilaterals", "tetrahedra"])
 def test_sampler_reproduces_p1_fields_exactly(make):
     from mpi4py import MPI
+
     from cait_fem.post.sampling import PointSampler
     domain = make()
     forms = state_on(domain)
@@ -146,6 +155,7 @@ def bp_holds(path, arrays) -> bool:
 
 def test_field_writer_serial(tmp_path):
     from mpi4py import MPI
+
     from cait_fem.post.fields import FieldWriter
     domain = square(MPI.COMM_SELF)
     forms = state_on(domain)

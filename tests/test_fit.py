@@ -9,13 +9,13 @@ import math
 
 import numpy as np
 import pytest
-
-from cait_fem.case.case_file import dump_case, experiment_from_dict, experiment_to_dict, load_case
-from cait_fem.fit import load_fit_case, run_fit
-from cait_fem.analysis.measured import write_profile_csv
-from cait_fem.analysis.sims_resolution import model_at_data
 from support.compare import approx
 from support.paths import ROOT, run_cli
+
+from cait_fem.analysis.measured import write_profile_csv
+from cait_fem.analysis.sims_resolution import model_at_data
+from cait_fem.case.case_file import dump_case, experiment_from_dict, experiment_to_dict, load_case
+from cait_fem.fit import load_fit_case, run_fit
 
 # DOLFINx is imported inside the tests, so that collecting this module needs none.
 pytestmark = pytest.mark.dolfinx
@@ -150,8 +150,9 @@ def test_free_form_tabulated_D_inversion(tmp_path):
 
 def test_forward_solves_reuse_compiled_forms(monkeypatch):
     """After the first solve per experiment, new parameter values never reach the JIT."""
-    from cait_fem.fit.ensemble import Ensemble, Task
     import dolfinx.jit
+
+    from cait_fem.fit.ensemble import Ensemble, Task
 
     exp = experiment_from_dict(_case_dict("K", 2000.0))
     ensemble = Ensemble({"K": exp})
@@ -212,8 +213,8 @@ def test_fit_under_mpirun_equals_serial(synthetic, tmp_path):
 
 
 def test_failed_forward_solve_is_a_large_residual_not_a_crash():
-    from cait_fem.fit.ensemble import Ensemble, Task
     from cait_fem.fit import fit_case_from_dict
+    from cait_fem.fit.ensemble import Ensemble, Task
     from cait_fem.fit.problem import FAILED_RESIDUAL, FitProblem
 
     d = _case_dict("K", 2000.0)

@@ -2,17 +2,17 @@
 parameter entries into FreeParameters. No solve: nothing here builds a Simulation."""
 
 import math
-import tomllib
 from pathlib import Path
 
 import numpy as np
 import pytest
+import tomllib
+from support.compare import approx
 
+from cait_fem.analysis.measured import write_profile_csv
 from cait_fem.errors import ConfigError
 from cait_fem.fit.config import fit_case_from_dict, load_fit_case
 from cait_fem.fit.problem import FitProblem
-from cait_fem.analysis.measured import write_profile_csv
-from support.compare import approx
 
 DEMOS = Path(__file__).resolve().parents[1] / "demos"
 K_TEXT = (DEMOS / "k_cait.toml").read_text()

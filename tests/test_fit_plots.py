@@ -3,6 +3,7 @@
 import matplotlib.image as mpimg
 import numpy as np
 import pytest
+from support.compare import approx
 
 from cait_fem.fileio import leftover_temp_files
 from cait_fem.fit.plots import (
@@ -12,7 +13,6 @@ from cait_fem.fit.plots import (
     plot_profile_fits,
     plot_site_energy_distribution,
 )
-from support.compare import approx
 
 
 def _front(depth_nm, front_nm, plateau):

@@ -9,7 +9,6 @@ import pytest
 import cait_fem as cf
 from cait_fem.case.experiment import SolverSettings
 from cait_fem.errors import ConfigError, SolverError
-from cait_fem.fem.scales import Scales
 
 THICKNESS_NM = 1e4
 WIDTH_NM = 2e3
@@ -40,9 +39,10 @@ def _sample_mesh(lateral_jitter_nm=0.0):
     """Triangles, 0.5 nm deep at the front growing to 1 um (aspect ratios up to 1e3),
     laterally 100-500 nm; depth is the last coordinate, in nm. With ``lateral_jitter_nm``
     the interior nodes move laterally at random: the mesh no longer has depth columns."""
-    from mpi4py import MPI
-    from cait_fem.fem.forms import BACK_TAG, FRONT_TAG
     from dolfinx import mesh as dmesh
+    from mpi4py import MPI
+
+    from cait_fem.fem.forms import BACK_TAG, FRONT_TAG
 
     depth = _graded(0.5, 1.35, 1e3, THICKNESS_NM)
     lateral = _graded(100.0, 1.5, 500.0, WIDTH_NM)
@@ -73,7 +73,7 @@ def unlayered_forms():
     from cait_fem.fem.forms import NPPForms
     domain, facet_tags = _sample_mesh(lateral_jitter_nm=30.0)  # under a third of the spacing
     exp = _experiment()
-    return NPPForms(exp, Scales.of(exp), domain, facet_tags)
+    return NPPForms(domain, facet_tags, exp.physics)
 
 
 @pytest.fixture(scope="module")
@@ -81,13 +81,14 @@ def forms(mesh):
     from cait_fem.fem.forms import NPPForms
     domain, facet_tags = mesh
     exp = _experiment()
-    return NPPForms(exp, Scales.of(exp), domain, facet_tags)
+    return NPPForms(domain, facet_tags, exp.physics)
 
 
 def _run(forms, settings, targets_s, schedule=None, **run):
     """Adaptive BDF from the pristine glass (replaying ``schedule`` if given); returns the
     final state, the accepted step ends and the stepper."""
     from mpi4py import MPI
+
     from cait_fem.solver.newton import NewtonSolver
     from cait_fem.solver.timestepping import AdaptiveBDF
     exp = _experiment(settings, **run)
@@ -139,6 +140,7 @@ def test_krylov_failure_is_a_newton_failure(forms):
     (after shrinking the step) instead of accepting the unconverged update."""
     from mpi4py import MPI
     from petsc4py import PETSc
+
     from cait_fem.solver.newton import NewtonSolver
     settings = SolverSettings(linear_solver="iterative", krylov_rtol=1e-12, krylov_max_iterations=1)
     forms.u.x.array[:] = 0.0
@@ -159,6 +161,7 @@ def test_ilu_levels_reach_petsc(forms):
     """solver.ilu_levels reaches the sub-solvers, which read their options only at the
     first PC set-up inside the solve: ILU(2) factorises with more fill than ILU(0)."""
     from mpi4py import MPI
+
     from cait_fem.solver.newton import NewtonSolver
     nnz = []
     for levels in (0, 2):
@@ -193,9 +196,10 @@ def test_settings_are_validated(key, value, words):
 def test_case_file_solver_table():
     """The [solver] table of a case file takes the new keys (ints for floats, too) and
     rejects unknown preconditioners by name."""
-    from cait_fem.case import case_file as config
-    from support.cases import CONTRACT_CASE_TOML
     import tomllib
+    from support.cases import CONTRACT_CASE_TOML
+
+    from cait_fem.case import case_file as config
 
     d = tomllib.loads(CONTRACT_CASE_TOML)
     d["solver"] = {"linear_solver": "iterative", "preconditioner": "asm", "krylov_max_iterations": 300,

@@ -5,10 +5,10 @@ import math
 import numpy as np
 import pytest
 from scipy.special import erfc
+from support.compare import approx
 
 from cait_fem.analysis import measured
 from cait_fem.errors import ConfigError
-from support.compare import approx
 
 NATIVE, FOREIGN = "Na", ["K", "Ag"]
 

@@ -11,19 +11,19 @@ import sys
 
 import numpy as np
 import pytest
-
-from cait_fem.mesh import tags
-from cait_fem.case.experiment import MeshSettings
-from cait_fem.cli import main as cli_main
-from cait_fem.errors import ConfigError
-from cait_fem.fileio import leftover_temp_files
-from cait_fem.case.geometry import Geometry
-from cait_fem.mesh.lateral_grading import lateral_nodes_m
-from cait_fem.mesh.depth_grading import graded_nodes_m
-from cait_fem.mesh.gmsh_sample import build_gmsh_model, create_mesh, gmsh_session, validate_facet_tags, write_msh
 from support.compare import approx
 from support.meshes import ELECTRODE_M, MESH, NM, R_M, SPOT_M, T_M, measures, sample_geometry
 from support.paths import BIN, ROOT, script_prelude
+
+from cait_fem.case.experiment import MeshSettings
+from cait_fem.case.geometry import Geometry
+from cait_fem.cli import main as cli_main
+from cait_fem.errors import ConfigError
+from cait_fem.fileio import leftover_temp_files
+from cait_fem.mesh import tags
+from cait_fem.mesh.depth_grading import graded_nodes_m
+from cait_fem.mesh.gmsh_sample import build_gmsh_model, create_mesh, gmsh_session, validate_facet_tags, write_msh
+from cait_fem.mesh.lateral_grading import lateral_nodes_m
 
 # DOLFINx is imported inside the tests that need it, so that collecting this module needs none.
 
@@ -282,8 +282,8 @@ def test_mesh_file_dimension_and_existence(tmp_path):
 
 @pytest.mark.dolfinx
 def test_validate_facet_tags_errors():
-    from mpi4py import MPI
     from dolfinx.mesh import create_unit_square, locate_entities, meshtags
+    from mpi4py import MPI
     domain = create_unit_square(MPI.COMM_WORLD, 4, 4)
     fdim = 1
     domain.topology.create_connectivity(fdim, 2)

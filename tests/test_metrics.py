@@ -4,9 +4,10 @@ import math
 
 import numpy as np
 import pytest
+from support.compare import approx
 
 from cait_fem.analysis import metrics
-from support.compare import approx
+
 DEPTH = np.linspace(0.0, 200e-9, 2001)  # 0.1 nm spacing
 PLATEAU, FRONT, W = 0.15, 100e-9, 2e-9
 

@@ -75,9 +75,11 @@ def _sources(exp, scales, x):
 
 
 def _solve(n_cells: int, z_foreign: int, flux: str):
-    from mpi4py import MPI
     import ufl
-    from dolfinx import fem, mesh as dmesh
+    from dolfinx import fem
+    from dolfinx import mesh as dmesh
+    from mpi4py import MPI
+
     from cait_fem.fem.forms import BACK_TAG, FRONT_TAG, NPPForms
     from cait_fem.solver.newton import NewtonSolver
     exp = _experiment(z_foreign, flux)
@@ -100,7 +102,7 @@ def _solve(n_cells: int, z_foreign: int, flux: str):
     def source(v):
         return ufl.inner(src, v) * dx_src
 
-    forms = NPPForms(exp, scales, domain, tags, source=source)
+    forms = NPPForms(domain, tags, exp.physics, source=source)
     forms.inv_dt.value = 0.0  # stationary problem: no storage term
     bcs = []
     for comp in range(3):

@@ -10,13 +10,13 @@ import textwrap
 
 import numpy as np
 import pytest
-
-from cait_fem.run.checkpoint import read_checkpoint
-from cait_fem.errors import ConfigError
-from cait_fem.case.geometry import Geometry
 from support.compare import approx
 from support.experiments import BEAM, SECTION_SPOT, disc_cpr_experiment, experiment
 from support.paths import BIN, script_prelude
+
+from cait_fem.case.geometry import Geometry
+from cait_fem.errors import ConfigError
+from cait_fem.run.checkpoint import read_checkpoint
 
 # DOLFINx is imported inside the tests, so that collecting this module needs none.
 pytestmark = pytest.mark.dolfinx
@@ -127,8 +127,8 @@ def test_restart_of_a_2d_run_equals_the_uninterrupted_run(spot_run):
 
 
 def test_mesh_file_gives_the_run_of_the_generated_mesh(tmp_path):
-    from cait_fem.run.simulation import Simulation
     from cait_fem.mesh.gmsh_sample import write_msh
+    from cait_fem.run.simulation import Simulation
     geometry = FULL_FRONT["section"]
     exp = experiment(t_end_s=300.0, geometry=geometry)
     path = write_msh(geometry, exp.glass.thickness_m, exp.mesh, tmp_path / "section.msh")
@@ -137,8 +137,9 @@ def test_mesh_file_gives_the_run_of_the_generated_mesh(tmp_path):
 
 
 def test_mesh_file_without_back_electrode_is_refused_before_any_solve(tmp_path):
-    from cait_fem.run.simulation import Simulation
     import gmsh
+
+    from cait_fem.run.simulation import Simulation
     path = tmp_path / "no_back.msh"
     gmsh.initialize()
     try:

@@ -5,9 +5,9 @@ import math
 import numpy as np
 import pytest
 from scipy import special
+from support.compare import approx
 
 from cait_fem.physics.ops import NUMPY, balanced_sum, ndtri_approx, ufl_ops
-from support.compare import approx
 
 
 def _ufl_point_evaluator():

@@ -7,10 +7,11 @@ Buckley-Leverett / Welge displacement, conservation), never from earlier runs of
 import numpy as np
 import pytest
 from scipy import constants as sc
+from support.compare import approx
 
 import cait_fem as cf
 from cait_fem.analysis import buckley_leverett
-from support.compare import approx
+
 T, N_BG, EPS_R, THICKNESS = 300.0, 1.41e28, 8.0, 1e-3
 SED = cf.GaussianSED(fwhm_eV=0.25, vacancy_fraction=0.10, D_bulk_m2_s=1e-17)
 D_K, D_SLOW = 5.6e-21, 6e-22
@@ -195,6 +196,7 @@ def test_thermodynamic_factor_of_the_sed():
     """Gamma = (theta/kT) dE_F/dtheta from the Gaussian SED, against a finite difference of
     the Fermi level E_F = sigma Phi^-1(theta p_b) (the chemical potential at T -> 0)."""
     from scipy.special import ndtri
+
     from cait_fem.physics.sed import kT_eV, sigma_eV
 
     params = SED.nondim_parameters(T, 1e-17)

@@ -2,12 +2,12 @@
 
 import pytest
 from scipy import constants
+from support.compare import approx
 
 from cait_fem.case import presets
 from cait_fem.case.experiment import Glass
-from cait_fem.physics.diffusion import GaussianSED, diffusion_law_from_dict
 from cait_fem.errors import ConfigError
-from support.compare import approx
+from cait_fem.physics.diffusion import GaussianSED, diffusion_law_from_dict
 
 
 def test_li3b7o12_composition_molar_mass_and_background_density():

@@ -2,16 +2,16 @@
 
 import json
 import math
-import tomllib
 
 import numpy as np
 import pytest
+import tomllib
+from support.cases import CONTRACT_CASE_TOML
+from support.compare import approx
 
 from cait_fem.case.case_file import experiment_from_dict
 from cait_fem.fileio import atomic_path, format_csv, leftover_temp_files, to_jsonable, write_text_atomic
-from support.cases import CONTRACT_CASE_TOML
 from cait_fem.output.result import DATA_FILES, OUTPUT_FILES, PLOT_FILES, Result, check_output_directory
-from support.compare import approx
 
 CASE = tomllib.loads(CONTRACT_CASE_TOML)
 CASE["name"] = "synthetic"

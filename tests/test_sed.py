@@ -5,9 +5,10 @@ import math
 import numpy as np
 import pytest
 from scipy import constants, integrate, special
+from support.compare import approx
 
 from cait_fem.physics import sed
-from support.compare import approx
+
 FWHM = 0.25  # eV
 SIGMA = FWHM / (2.0 * math.sqrt(2.0 * math.log(2.0)))
 N_S = 1.41e28 / 0.9

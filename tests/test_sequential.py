@@ -3,9 +3,9 @@ from the final state of the K+ experiment; and the front species selection."""
 
 import numpy as np
 import pytest
+from support.compare import approx
 
 import cait_fem as cf
-from support.compare import approx
 
 SED = cf.GaussianSED(fwhm_eV=0.25, vacancy_fraction=0.10, D_bulk_m2_s=1e-17)
 GLASS = cf.Glass(n_bg_m3=1.41e28, eps_r=8.0, temperature_K=300.0, thickness_m=1e-3)

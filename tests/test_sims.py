@@ -7,6 +7,7 @@ import pytest
 from scipy.special import erfcx, ndtr
 
 from cait_fem.analysis import sims_resolution as sims
+
 NM = 1e-9
 
 

@@ -6,11 +6,11 @@ import json
 
 import numpy as np
 import pytest
+from support.compare import approx
+from support.paths import ROOT, run_cli
 
 import cait_fem as cf
 from cait_fem.case.case_file import load_case
-from support.compare import approx
-from support.paths import ROOT, run_cli
 
 # The K+ demo case, shortened to 3000 s.
 CASE = (ROOT / "demos" / "k_cait.toml").read_text() \

@@ -3,10 +3,11 @@ control (output times hit exactly, failures handled), and the pure BDF helpers."
 
 import numpy as np
 import pytest
+from support.compare import approx
 
 import cait_fem as cf
 from cait_fem.solver import bdf
-from support.compare import approx
+
 SED = cf.GaussianSED(fwhm_eV=0.25, vacancy_fraction=0.10, D_bulk_m2_s=1e-17)
 
 

@@ -306,6 +306,68 @@ class SolverSettings:
 
 
 @dataclass(frozen=True)
+class Physics:
+    """The physics of a case, without run, solver, mesh or geometry settings: what the weak
+    form (:class:`cait_fem.fem.forms.NPPForms`) needs. ``species`` is stored native first,
+    then the foreign species in the order given; ``flux`` as in :class:`Experiment`."""
+
+    glass: Glass
+    species: tuple[Species, ...]
+    front: Front
+    back: BackElectrode = BackElectrode()
+    flux: str = "ideal"
+
+    def __post_init__(self):
+        species = tuple(self.species)
+        object.__setattr__(self, "species", species)
+        names = [s.name for s in species]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        _require(not dupes, "species.name", dupes, "species names must be unique")
+        natives = [s.name for s in species if s.role == "native"]
+        _require(len(natives) == 1, "species.role", natives, 'exactly one species with role = "native"')
+        foreign = [s.name for s in species if s.role == "foreign"]
+        _require(len(foreign) >= 1, "species.role", foreign, 'at least one species with role = "foreign"')
+        # Canonical order, relied on by the forms and results: native first, then the
+        # foreign species as given (the first one enters at the front).
+        native = next(s for s in species if s.role == "native")
+        object.__setattr__(self, "species", (native,) + tuple(s for s in species if s.role == "foreign"))
+        _require(isinstance(self.glass, Glass), "glass", self.glass, "a cait_fem Glass")
+        _require(isinstance(self.front, (Beam, PotentialFront, CurrentFront)), "front", self.front,
+                 "a Beam, PotentialFront or CurrentFront")
+        _require(isinstance(self.back, BackElectrode), "back", self.back, "a cait_fem BackElectrode")
+        _require(self.flux in ("ideal", "thermodynamic"), "flux", self.flux,
+                 'one of "ideal", "thermodynamic"')
+        if self.flux == "thermodynamic":
+            for s in species:
+                _require(getattr(s.diffusion, "filling", "zero-temperature") == "zero-temperature",
+                         "flux", self.flux, f"only with zero-temperature SED filling (species.{s.name} "
+                         "uses fermi-dirac, whose tabulated Fermi level has no usable derivative)")
+        if self.front.species is not None:
+            _require(self.front.species in foreign, "front.species", self.front.species,
+                     f"the name of a foreign species: one of {foreign}")
+
+    @property
+    def native(self) -> Species:
+        return self.species[0]
+
+    @property
+    def foreign(self) -> tuple[Species, ...]:
+        return self.species[1:]
+
+    @property
+    def front_species_index(self) -> int:
+        """Index in ``species`` of the foreign species that enters at the front
+        (``front.species``, default the first foreign species)."""
+        names = [s.name for s in self.species]
+        return names.index(self.front.species) if self.front.species is not None else 1
+
+    @property
+    def beam_species(self) -> Species:
+        """The foreign species that enters at the front."""
+        return self.species[self.front_species_index]
+
+
+@dataclass(frozen=True)
 class Experiment:
     """A complete CAIT run: what :func:`cait_fem.simulate` takes. ``species`` is stored
     native first, then the foreign species in the order given."""
@@ -326,34 +388,18 @@ class Experiment:
     flux: str = "ideal"
 
     def __post_init__(self):
-        species = tuple(self.species)
-        object.__setattr__(self, "species", species)
-        names = [s.name for s in species]
-        dupes = sorted({n for n in names if names.count(n) > 1})
-        _require(not dupes, "species.name", dupes, "species names must be unique")
-        natives = [s.name for s in species if s.role == "native"]
-        _require(len(natives) == 1, "species.role", natives, 'exactly one species with role = "native"')
-        foreign = [s.name for s in species if s.role == "foreign"]
-        _require(len(foreign) >= 1, "species.role", foreign, 'at least one species with role = "foreign"')
-        # Canonical order, relied on by the forms and results: native first, then the
-        # foreign species as given (the first one enters at the front).
-        native = next(s for s in species if s.role == "native")
-        object.__setattr__(self, "species", (native,) + tuple(s for s in species if s.role == "foreign"))
-        _require(isinstance(self.front, (Beam, PotentialFront, CurrentFront)), "front", self.front,
-                 "a Beam, PotentialFront or CurrentFront")
-        _require(self.flux in ("ideal", "thermodynamic"), "flux", self.flux,
-                 'one of "ideal", "thermodynamic"')
-        if self.flux == "thermodynamic":
-            for s in species:
-                _require(getattr(s.diffusion, "filling", "zero-temperature") == "zero-temperature",
-                         "flux", self.flux, f"only with zero-temperature SED filling (species.{s.name} "
-                         "uses fermi-dirac, whose tabulated Fermi level has no usable derivative)")
-        if self.front.species is not None:
-            _require(self.front.species in foreign, "front.species", self.front.species,
-                     f"the name of a foreign species: one of {foreign}")
+        # The physics checks (species, front, flux) and the canonical species order are
+        # Physics's; building it here validates them.
+        object.__setattr__(self, "species", Physics(self.glass, tuple(self.species), self.front, self.back,
+                                                    self.flux).species)
         _require(isinstance(self.geometry, Geometry), "geometry", self.geometry, "a cait_fem.case.geometry.Geometry")
         _require(self.mesh.front_spacing_m < self.glass.thickness_m, "mesh.front_spacing_m",
                  self.mesh.front_spacing_m, f"must be < glass.thickness_m = {self.glass.thickness_m!r}")
+
+    @property
+    def physics(self) -> Physics:
+        """The physics part of this experiment (no run, solver, mesh or geometry settings)."""
+        return Physics(self.glass, self.species, self.front, self.back, self.flux)
 
     @property
     def native(self) -> Species:
@@ -376,15 +422,17 @@ class Experiment:
         return self.species[self.front_species_index]
 
 
-def check_same_structure(compiled: Experiment, new: Experiment) -> None:
+def check_same_structure(compiled, new) -> None:
     """Raise ConfigError unless ``new`` differs from ``compiled`` in parameter values only
     (what the Constants of compiled forms can take): same glass, mesh, species, laws,
-    front and back types, flux and geometry."""
+    front and back types, flux and geometry. Either may be an :class:`Experiment` or a
+    :class:`Physics`; mesh and geometry are compared only between two Experiments."""
 
     def shape(exp):
-        return {
-            "glass": exp.glass,
-            "mesh": exp.mesh,
+        out = {"glass": exp.glass}
+        if isinstance(exp, Experiment):
+            out["mesh"] = exp.mesh
+        out.update({
             "flux": exp.flux,
             "species": [(s.name, s.role, s.charge_number, type(s.diffusion).__name__,
                          getattr(s.diffusion, "filling", None),
@@ -392,11 +440,15 @@ def check_same_structure(compiled: Experiment, new: Experiment) -> None:
                         for s in exp.species],
             "front": (exp.front.type, exp.front.species),
             "back": exp.back.native,
-            "geometry": exp.geometry,
-        }
+        })
+        if isinstance(exp, Experiment):
+            out["geometry"] = exp.geometry
+        return out
 
     old, cur = shape(compiled), shape(new)
     for key in old:
+        if key not in cur:
+            continue
         if old[key] != cur[key]:
             raise ConfigError(f"{key} = {cur[key]!r} differs from the compiled experiment's "
                               f"{old[key]!r}: only parameter values may change between runs of "

@@ -1,14 +1,30 @@
-"""Weak forms of the dimensionless Nernst-Planck-Poisson system (MODEL.md section 2).
+"""Weak forms of the dimensionless Nernst-Planck-Poisson system (docs/model.md section 2).
 
-Unknowns, one blocked P1 space with components
+Unknowns, one blocked P1 space whose columns :class:`cait_fem.fem.state.StateLayout` names
 
     0          w = theta_native - 1   (deviation from the background: the space charge
                                         z_n w + sum_f z_f theta_f is then formed without
-                                        cancellation, MODEL.md section 8)
-    1 .. N-1   theta_f               (foreign species, in the order of the experiment)
+                                        cancellation, docs/model.md section 8)
+    1 .. N-1   theta_f               (foreign species, in the order of the case)
     N          psi = e phi / (k_B T)
 
-Discretisation (docs/numerics.md has the derivation and the reasons):
+The semi-discrete system is M d(u)/dt + G(u) = 0 with, per test function v,
+
+* storage M: int theta_i' v_i, lumped (vertex quadrature), for the species only: the
+  potential has no time derivative (Poisson is a constraint at every instant);
+* spatial residual G: -int J_i . grad v_i (fluxes), the front influx and back-electrode
+  exchange (boundary terms), lambda~^2 int grad psi . grad v_psi - int rho v_psi (Poisson),
+  independent of the time discretisation;
+* Dirichlet conditions: psi = 0 (and, reversible, w = 0) at the back electrode; psi = U and
+  theta_f = surface fraction at a potential front.
+
+:class:`NPPForms` exposes the three separately (``storage``, ``spatial_residual``,
+``dirichlet_bcs``), so that other code can put its own time discretisation around them, and
+builds from them the variable-step BDF1/BDF2 residual ``F`` that cait_fem's stepper uses:
+(a0 u + a1 u_n + a2 u_nm1) / dt with a0, a1, a2 and 1/dt held in Constants, so nothing is
+recompiled while stepping.
+
+Space discretisation (docs/numerics.md has the derivation and the reasons):
 
 * Flux J_i = -D_i (grad theta_i + z_i theta_i grad psi + h^2 kappa(Pe) (b.grad theta_i) b),
   b = z_i grad psi, Pe = h |b|, kappa = ((Pe/2) coth(Pe/2) - 1) / Pe^2. In 1D with
@@ -19,8 +35,6 @@ Discretisation (docs/numerics.md has the derivation and the reasons):
   same optimal coefficient.
 * D_i(theta) is evaluated at the quadrature point from the same law the user gave; UFL
   differentiates it, so dD/dtheta enters the Jacobian exactly.
-* Time: variable-step BDF1/BDF2, (a0 u + a1 u_n + a2 u_nm1) / dt with a0, a1, a2 and 1/dt
-  held in Constants, so nothing is recompiled while stepping.
 
 Every physical parameter that may change between runs (diffusion-law parameters, beam and
 front values) is a ``dolfinx.fem.Constant``; :meth:`NPPForms.set_parameters` updates them.
@@ -28,19 +42,19 @@ front values) is a ``dolfinx.fem.Constant``; :meth:`NPPForms.set_parameters` upd
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import numpy as np
 from mpi4py import MPI  # noqa: F401  (MPI is initialised by mpi4py before PETSc/DOLFINx)
 
 import ufl
 from dolfinx import fem, mesh as dmesh
 
-from cait_fem.case.experiment import Beam, CurrentFront, Experiment, PotentialFront, check_same_structure
+from cait_fem.case.experiment import (Beam, CurrentFront, Experiment, Physics, PotentialFront,
+                                      check_same_structure)
 from cait_fem.errors import ConfigError
 from cait_fem.physics.boundary_laws import landing_fraction
 from cait_fem.physics.ops import ufl_ops
-from .scales import Scales
+from .scales import LENGTH_SCALE_M, Scales
+from .state import StateLayout
 from cait_fem.mesh import tags
 from scipy.constants import e as _ELEMENTARY_CHARGE
 
@@ -76,32 +90,113 @@ def _kappa(pe2):
     return ufl.conditional(ufl.lt(pe2, _PE2_SERIES), series, exact)
 
 
-@dataclass
-class NPPForms:
-    """The compiled-once UFL description of one experiment on one mesh."""
+def _physics_of(case, what: str) -> Physics:
+    if isinstance(case, Experiment):
+        return case.physics
+    if isinstance(case, Physics):
+        return case
+    raise ConfigError(f"{what} = {type(case).__name__} is not allowed: a cait_fem Physics or Experiment")
 
-    experiment: Experiment
+
+class NPPForms:
+    """The Nernst-Planck-Poisson weak form of one case on one mesh, compiled once.
+
+    Takes:
+
+    ``domain``
+        a DOLFINx simplex mesh (interval, triangles or tetrahedra); the depth is its last
+        coordinate, 0 at the front. Coordinates in units of ``length_scale_m``.
+    ``facet_tags``
+        its facet ``MeshTags``; ``front_tag`` marks the beam spot (influx, or the
+        Dirichlet front of a potential front), ``back_tag`` the grounded back electrode.
+        Every other boundary is closed (zero normal flux and field).
+    ``physics``
+        a :class:`~cait_fem.case.experiment.Physics` (glass, species, front, back, flux),
+        or an Experiment, of which only its ``physics`` is used.
+    ``length_scale_m``
+        the mesh coordinate unit [m] (default 1e-9: nm); the forms are dimensionless in the
+        :class:`~cait_fem.fem.scales.Scales` of the physics with this length.
+    ``axisymmetric``
+        the mesh is the r-z section of a disc, r = x[0]: every integral carries the weight r.
+    ``source``
+        optional callable(v) -> UFL form subtracted from ``F`` (method-of-manufactured-
+        solutions tests).
+
+    Gives (all public attributes; the forms are dimensionless, see module doc):
+
+    ``layout``: :class:`~cait_fem.fem.state.StateLayout` of the state; ``V``: the blocked P1
+    space; ``u``: the state Function (unknown); ``v``: the test function;
+    ``spatial_residual``: G(u; v), the UFL form of fluxes, boundary terms and Poisson;
+    :meth:`storage`: the lumped storage form of given time derivatives;
+    ``storage_measure``, ``flux_measure``, ``front_measure``, ``back_measure``: the
+    measures the terms use, and ``weights``: their integrand weights (1, or the r-weights
+    of an axisymmetric mesh); :meth:`dirichlet_bcs`: the Dirichlet conditions. For the
+    residual ``F = storage(BDF rate) + spatial_residual (- source)`` used by cait_fem's
+    stepper: ``u_n``, ``u_nm1`` (previous states), ``inv_dt`` and ``bdf`` (Constants 1/dt and
+    a0, a1, a2, set by :meth:`set_bdf`), ``F`` and its Jacobian ``J``.
+    ``charges``: the charge numbers z_i as floats, ``front_index``: the component of the
+    species entering at the front. Parameter Constants: ``debye2`` ((lambda_D / L)^2), ``law_constants`` (per species, the
+    dimensionless diffusion-law parameters), ``front_constants``, ``back_rate``; updated by
+    :meth:`set_parameters`.
+    """
+
+    physics: Physics
     scales: Scales
     domain: dmesh.Mesh
     facet_tags: dmesh.MeshTags
-    #: optional callable(v) -> UFL form added to the residual as "- source"; used by the
-    #: method-of-manufactured-solutions tests (a source per equation).
-    source: object = None
-    #: r-z section of a disc: every integral carries the weight r = x[0] (MODEL.md's
-    #: equations in cylindrical coordinates without angular dependence)
-    axisymmetric: bool = False
-    V: fem.FunctionSpace = field(init=False)
-    u: fem.Function = field(init=False)
-    u_n: fem.Function = field(init=False)
-    u_nm1: fem.Function = field(init=False)
+    front_tag: int
+    back_tag: int
+    axisymmetric: bool
+    layout: StateLayout
+    charges: list
+    front_index: int
+    source: object
+    V: fem.FunctionSpace
+    u: fem.Function
+    u_n: fem.Function
+    u_nm1: fem.Function
+    v: object
+    inv_dt: fem.Constant
+    bdf: tuple
+    debye2: fem.Constant
+    law_constants: list
+    front_constants: dict
+    back_rate: fem.Constant
+    weights: dict
+    storage_measure: ufl.Measure
+    flux_measure: ufl.Measure
+    front_measure: ufl.Measure
+    back_measure: ufl.Measure
+    spatial_residual: ufl.Form
+    F: ufl.Form
+    J: ufl.Form
 
-    def __post_init__(self):
-        exp = self.experiment
-        self.n_species = len(exp.species)
-        self.psi_index = self.n_species
-        self.front_index = exp.front_species_index
-        self.charges = [float(s.charge_number) for s in exp.species]
-        self.V = fem.functionspace(self.domain, ("Lagrange", 1, (self.n_species + 1,)))
+    def __init__(self, domain: dmesh.Mesh, facet_tags: dmesh.MeshTags, physics, *,
+                 length_scale_m: float = LENGTH_SCALE_M, front_tag: int = tags.BEAM_SPOT,
+                 back_tag: int = tags.BACK_ELECTRODE, axisymmetric: bool = False, source=None):
+        self.physics = _physics_of(physics, "physics")
+        if not isinstance(axisymmetric, bool):
+            raise ConfigError(f"axisymmetric = {axisymmetric!r} is not allowed: True or False")
+        if axisymmetric and domain.topology.dim != 2:
+            raise ConfigError(f"axisymmetric = True needs a 2D (r, depth) mesh, this one is "
+                              f"{domain.topology.dim}D")
+        for name, tag in (("front_tag", front_tag), ("back_tag", back_tag)):
+            if isinstance(tag, bool) or not isinstance(tag, (int, np.integer)):
+                raise ConfigError(f"{name} = {tag!r} is not allowed: an integer facet tag value")
+        if front_tag == back_tag:
+            raise ConfigError(f"front_tag = back_tag = {front_tag!r} is not allowed: the beam spot and the "
+                              "back electrode need different tags")
+        self.scales = Scales.of(self.physics, length_scale_m)
+        self.domain, self.facet_tags = domain, facet_tags
+        self.front_tag, self.back_tag = int(front_tag), int(back_tag)
+        self.axisymmetric = axisymmetric
+        self.source = source
+        self.layout = StateLayout.of(self.physics)
+        self.front_index = self.physics.front_species_index
+        self.charges = [float(z) for z in self.layout.charge_numbers]
+        # Creation order of the Functions and Constants fixes their numbering in the
+        # generated code, and so the JIT cache entry: keep it when changing this.
+        self.V = fem.functionspace(self.domain, ("Lagrange", 1, (self.layout.block_size,)))
         self.u = fem.Function(self.V, name="state")
         self.u_n = fem.Function(self.V, name="state_n")
         self.u_nm1 = fem.Function(self.V, name="state_nm1")
@@ -110,18 +205,47 @@ class NPPForms:
         self.bdf = (c(1.0), c(-1.0), c(0.0))
         # A Constant, not a literal, so that another glass hits the same JIT cache entry.
         self.debye2 = c(self.scales.debye_squared)
-        T = exp.glass.temperature_K
+        T = self.physics.glass.temperature_K
         self.law_constants = []
-        for s in exp.species:
+        for s in self.physics.species:
             nd = s.diffusion.nondim_parameters(T, self.scales.D_ref_m2_s)
             self.law_constants.append({k: c(v) for k, v in nd.items()})
         self.front_constants = {k: c(v) for k, v in self._front_values().items()}
         self.back_rate = c(self._back_rate())
-        self._build()
+        self.v = ufl.TestFunction(self.V)
+        self._measures()
+        species_terms, field_terms = self._spatial_terms()
+        self.spatial_residual = sum(species_terms, 0) + field_terms
+        a0, a1, a2 = self.bdf
+        u = self.u
+        rates = [(a0 * u[i] + a1 * self.u_n[i] + a2 * self.u_nm1[i]) * self.inv_dt
+                 for i in range(self.layout.n_species)]
+        # F = storage(rates) + spatial_residual, summed species by species: the order of
+        # the integrals is part of the form's signature, and this one is that of the JIT
+        # cache entries (and kernels) of earlier versions.
+        F = 0
+        for i, rate in enumerate(rates):
+            F += self._storage_term(i, rate) + species_terms[i]
+        F += field_terms
+        if self.source is not None:
+            F += -self.source(self.v)
+        self.F = F
+        self.J = ufl.derivative(F, u, ufl.TrialFunction(self.V))
+
+    # -- the state layout, for code that reads these names -------------------------------
+    @property
+    def n_species(self) -> int:
+        """Number of species (``layout.n_species``)."""
+        return self.layout.n_species
+
+    @property
+    def psi_index(self) -> int:
+        """Component of the potential (``layout.psi``)."""
+        return self.layout.psi
 
     # -- parameters ---------------------------------------------------------------------
     def _front_values(self) -> dict:
-        front, sc = self.experiment.front, self.scales
+        front, sc = self.physics.front, self.scales
         z = self.charges[self.front_index]
         if isinstance(front, (Beam, CurrentFront)):
             flux = front.current_density_A_m2 / (z * _ELEMENTARY_CHARGE) / sc.flux_m2_s
@@ -133,22 +257,23 @@ class NPPForms:
         return {"U": front.U_V / sc.potential_V, "surface_fraction": front.surface_fraction}
 
     def _back_rate(self) -> float:
-        back, sc = self.experiment.back, self.scales
+        back, sc = self.physics.back, self.scales
         if back.native == "discharge":
             return back.discharge_rate_m_s * sc.time_s / sc.length_m
         return 0.0
 
-    def set_parameters(self, experiment: Experiment) -> None:
-        """Load the parameters of ``experiment`` into the Constants: no recompilation. Only
-        values that enter through Constants may differ from the compiled experiment: the
-        diffusion-law parameters, the front and back-electrode values (run and solver
-        settings are the stepper's and Newton's business). Glass, mesh, species (names,
-        roles, charges, law types), front and back types and the flux must be the same
-        (ConfigError otherwise)."""
-        check_same_structure(self.experiment, experiment)
-        self.experiment = experiment
-        T = experiment.glass.temperature_K
-        for s, consts in zip(experiment.species, self.law_constants):
+    def set_parameters(self, case) -> None:
+        """Load the parameters of ``case`` (a Physics or an Experiment) into the Constants:
+        no recompilation. Only values that enter through Constants may differ from the
+        compiled physics: the diffusion-law parameters, the front and back-electrode values.
+        Glass, species (names, roles, charges, law types), front and back types and the
+        flux must be the same (ConfigError otherwise). The scales stay those of the
+        compiled physics."""
+        physics = _physics_of(case, "set_parameters(case)")
+        check_same_structure(self.physics, physics)
+        self.physics = physics
+        T = physics.glass.temperature_K
+        for s, consts in zip(physics.species, self.law_constants):
             for k, v in s.diffusion.nondim_parameters(T, self.scales.D_ref_m2_s).items():
                 consts[k].value = v
         for k, v in self._front_values().items():
@@ -156,6 +281,8 @@ class NPPForms:
         self.back_rate.value = self._back_rate()
 
     def set_bdf(self, dt: float, a: tuple[float, float, float]) -> None:
+        """Step ``dt`` (dimensionless, in ``scales.time_s``) and BDF coefficients a0, a1, a2
+        of ``F``: the rate is (a0 u + a1 u_n + a2 u_nm1) / dt."""
         self.inv_dt.value = 1.0 / dt
         for const, value in zip(self.bdf, a):
             const.value = value
@@ -163,25 +290,27 @@ class NPPForms:
     # -- UFL ------------------------------------------------------------------------------
     def thetas(self, u):
         """Species fractions theta_i as UFL expressions of the state ``u``."""
-        return [1.0 + u[0]] + [u[i] for i in range(1, self.n_species)]
+        lay = self.layout
+        return [lay.native_offset + u[lay.native]] + [u[i] for i in lay.foreign]
 
     def diffusivities(self, thetas):
+        """D_i(theta_i) / D_ref as UFL expressions."""
         ops = ufl_ops()
         return [s.diffusion.relative(th, consts, ops)
-                for s, th, consts in zip(self.experiment.species, thetas, self.law_constants)]
+                for s, th, consts in zip(self.physics.species, thetas, self.law_constants)]
 
     def fluxes(self, u):
         """Dimensionless particle fluxes J_i (exponentially fitted, see module doc). With
         ``flux = "thermodynamic"`` the diffusion term carries the factor Gamma_i and the
         fitting uses the drift-to-diffusion ratio b / Gamma_i."""
-        psi = u[self.psi_index]
+        psi = u[self.layout.psi]
         one_d = self.domain.topology.dim == 1
         h2 = ufl.CellDiameter(self.domain) ** 2 if one_d else None
         thetas = self.thetas(u)
         ops = ufl_ops()
-        thermodynamic = self.experiment.flux == "thermodynamic"
+        thermodynamic = self.physics.flux == "thermodynamic"
         fluxes = []
-        for s, z, th, D, consts in zip(self.experiment.species, self.charges, thetas,
+        for s, z, th, D, consts in zip(self.physics.species, self.charges, thetas,
                                         self.diffusivities(thetas), self.law_constants):
             b = z * ufl.grad(psi)
             g = ufl.grad(th)
@@ -197,17 +326,18 @@ class NPPForms:
 
     def space_charge(self, u):
         """sum_i z_i theta_i - z_native, without cancellation."""
-        rho = self.charges[0] * u[0]
-        for i in range(1, self.n_species):
+        lay = self.layout
+        rho = self.charges[lay.native] * u[lay.native]
+        for i in lay.foreign:
             rho = rho + self.charges[i] * u[i]
         return rho
 
     def influx(self, u):
         """Foreign influx through the front [dimensionless flux], or None for a Dirichlet front."""
-        front, fc = self.experiment.front, self.front_constants
+        front, fc = self.physics.front, self.front_constants
         if isinstance(front, Beam):
             z = self.charges[self.front_index]
-            return fc["flux"] * landing_fraction(u[self.psi_index], fc["E_kin"], fc["sigma_E"], z, ufl_ops())
+            return fc["flux"] * landing_fraction(u[self.layout.psi], fc["E_kin"], fc["sigma_E"], z, ufl_ops())
         if isinstance(front, CurrentFront):
             return fc["flux"]
         return None
@@ -223,59 +353,69 @@ class NPPForms:
         simplex of dimension m: int_K r phi_a = |K|/(m+1) (r_a + (m+1) r_K)/(m+2), r_K the
         centroid value (a DG0 function, set once from the mesh)."""
         d = self.domain.topology.dim
-        dx_l = ufl.Measure("dx", domain=self.domain, metadata=LUMPED)
-        dx_m = ufl.Measure("dx", domain=self.domain, metadata=_MIDPOINT)
         ds = ufl.Measure("ds", domain=self.domain, subdomain_data=self.facet_tags)
-        front = ufl.Measure("ds", domain=self.domain, subdomain_data=self.facet_tags,
-                            metadata=LUMPED if d > 1 else None)(FRONT_TAG)
+        self.storage_measure = ufl.Measure("dx", domain=self.domain, metadata=LUMPED)
+        self.flux_measure = ufl.Measure("dx", domain=self.domain, metadata=_MIDPOINT)
+        self.front_measure = ufl.Measure("ds", domain=self.domain, subdomain_data=self.facet_tags,
+                                         metadata=LUMPED if d > 1 else None)(self.front_tag)
+        self.back_measure = ds(self.back_tag)
         one = 1.0
         self.weights = {"storage": one, "flux": one, "front": one, "back": one}
         if self.axisymmetric:
             r = ufl.SpatialCoordinate(self.domain)[0]
-            r_cell, r_front = _centroid_radii(self.domain, self.facet_tags.find(FRONT_TAG))
+            r_cell, r_front = _centroid_radii(self.domain, self.facet_tags.find(self.front_tag))
             self.weights = {"storage": (r + (d + 1) * r_cell) / (d + 2), "flux": r,
                             "front": (r + d * r_front) / (d + 1), "back": r}
-        return dx_l, dx_m, front, ds(BACK_TAG)
 
-    def _build(self):
-        u, v = self.u, ufl.TestFunction(self.V)
-        dx_l, dx_m, front, ds_back = self._measures()
-        w = self.weights
-        self.storage_measure = dx_l
-        self.flux_measure = dx_m
-        self.front_measure = front
-        a0, a1, a2 = self.bdf
-        F = 0
-        for i, J in enumerate(self.fluxes(u)):
-            rate = (a0 * u[i] + a1 * self.u_n[i] + a2 * self.u_nm1[i]) * self.inv_dt
-            F += w["storage"] * rate * v[i] * dx_l - w["flux"] * ufl.dot(J, ufl.grad(v[i])) * dx_m
+    def _storage_term(self, i: int, rate) -> ufl.Form:
+        return self.weights["storage"] * rate * self.v[i] * self.storage_measure
+
+    def storage(self, rates) -> ufl.Form:
+        """The lumped storage form sum_i int w_s rates[i] v_i (vertex quadrature), one rate
+        (a UFL expression: the time derivative of state component i, dimensionless) per
+        species, in state order (component 0 is w, so its rate is d(theta_native)/dt). The
+        potential has no storage. Backward Euler, e.g.:
+        ``storage([(u[i] - u_old[i]) / dt for i in range(layout.n_species)])``."""
+        if len(rates) != self.layout.n_species:
+            raise ValueError(f"storage needs {self.layout.n_species} rates (one per species), got {len(rates)}")
+        M = 0
+        for i, rate in enumerate(rates):
+            M += self._storage_term(i, rate)
+        return M
+
+    def _spatial_terms(self):
+        """The spatial residual as (per-species flux terms, the rest: boundary terms and
+        Poisson), see ``spatial_residual``."""
+        u, v, w, p = self.u, self.v, self.weights, self.layout.psi
+        dx_l, dx_m = self.storage_measure, self.flux_measure
+        species = [-(w["flux"] * ufl.dot(J, ufl.grad(v[i])) * dx_m) for i, J in enumerate(self.fluxes(u))]
+        G = 0
         g = self.influx(u)
         if g is not None:
-            F += -w["front"] * g * v[self.front_index] * front
-        if self.experiment.back.native == "discharge":
-            F += w["back"] * self.back_rate * u[0] * v[0] * ds_back
-        p = self.psi_index
-        F += w["flux"] * self.debye2 * ufl.dot(ufl.grad(u[p]), ufl.grad(v[p])) * dx_m
-        F += -w["storage"] * self.space_charge(u) * v[p] * dx_l
-        if self.source is not None:
-            F += -self.source(v)
-        self.F = F
-        self.J = ufl.derivative(F, u, ufl.TrialFunction(self.V))
-
+            G += -w["front"] * g * v[self.front_index] * self.front_measure
+        if self.physics.back.native == "discharge":
+            G += w["back"] * self.back_rate * u[self.layout.native] * v[self.layout.native] * self.back_measure
+        G += w["flux"] * self.debye2 * ufl.dot(ufl.grad(u[p]), ufl.grad(v[p])) * dx_m
+        G += -w["storage"] * self.space_charge(u) * v[p] * dx_l
+        return species, G
 
     def dirichlet_components(self) -> list[tuple[int, int]]:
         """(component, facet tag) of every Dirichlet condition."""
-        fixed = [(self.psi_index, BACK_TAG)]
-        if self.experiment.back.native == "reversible":
-            fixed.insert(0, (0, BACK_TAG))
-        if isinstance(self.experiment.front, PotentialFront):
-            fixed += [(self.psi_index, FRONT_TAG), (self.front_index, FRONT_TAG)]
+        lay = self.layout
+        fixed = [(lay.psi, self.back_tag)]
+        if self.physics.back.native == "reversible":
+            fixed.insert(0, (lay.native, self.back_tag))
+        if isinstance(self.physics.front, PotentialFront):
+            fixed += [(lay.psi, self.front_tag), (self.front_index, self.front_tag)]
         return fixed
 
     def dirichlet_bcs(self) -> list[fem.DirichletBC]:
+        """The Dirichlet conditions on ``V`` (values are Constants: :meth:`set_parameters`
+        updates them): psi = 0 and, reversible, w = 0 on the back electrode; psi = U and
+        theta_f = surface fraction on a potential front."""
         fdim = self.domain.topology.dim - 1
-        values = {(self.psi_index, FRONT_TAG): self.front_constants.get("U"),
-                  (self.front_index, FRONT_TAG): self.front_constants.get("surface_fraction")}
+        values = {(self.layout.psi, self.front_tag): self.front_constants.get("U"),
+                  (self.front_index, self.front_tag): self.front_constants.get("surface_fraction")}
         bcs = []
         for component, tag in self.dirichlet_components():
             sub = self.V.sub(component)

@@ -25,24 +25,26 @@ class Observables:
 
     def __init__(self, forms: NPPForms, n_owned: int, comm):
         self.forms, self.n_owned, self.comm = forms, n_owned, comm
-        self.bs = forms.psi_index + 1
-        v = ufl.TestFunction(forms.V)
+        self.layout = forms.layout
+        self.bs = self.layout.block_size
+        # node weights int phi_a (lumped mass, front area), read off the native column
+        v, n = ufl.TestFunction(forms.V), self.layout.native
         w = forms.weights
-        self.mass = self._node_weights(w["storage"] * v[0] * forms.storage_measure)
-        self.front = self._node_weights(w["front"] * v[0] * forms.front_measure)
+        self.mass = self._node_weights(w["storage"] * v[n] * forms.storage_measure)
+        self.front = self._node_weights(w["front"] * v[n] * forms.front_measure)
 
     def _node_weights(self, integrand) -> np.ndarray:
         vec = fem.assemble_vector(fem.form(integrand))
         vec.scatter_reverse(la.InsertMode.add)
-        return vec.array.reshape(-1, self.bs)[: self.n_owned, 0].copy()
+        return self.layout.rows(vec.array)[: self.n_owned, self.layout.native].copy()
 
     def _rows(self, function: fem.Function) -> np.ndarray:
-        return function.x.array.reshape(-1, self.bs)[: self.n_owned]
+        return self.layout.rows(function.x.array)[: self.n_owned]
 
     def influx_density(self, psi: np.ndarray) -> np.ndarray:
         """Foreign influx per front area at potentials ``psi`` (same law as the forms)."""
         f = self.forms
-        front, c = f.experiment.front, f.front_constants
+        front, c = f.physics.front, f.front_constants
         if isinstance(front, Beam):
             z = f.charges[f.front_index]
             return c["flux"].value * landing_fraction(psi, c["E_kin"].value, c["sigma_E"].value, z)
@@ -62,17 +64,17 @@ class Observables:
         equation's residual rows on the electrode nodes, which is what int J.n ds over the
         electrode converges to, at the accuracy of the solution rather than of its
         gradient."""
-        f = self.forms
+        f, lay = self.forms, self.layout
         u = self._rows(f.u)
-        p = f.psi_index
+        p, n = lay.psi, lay.native
         rate = 0.0
         if with_rate:
             a0, a1, a2 = (c.value for c in f.bdf)
-            w_rate = (a0 * u[:, 0] + a1 * self._rows(f.u_n)[:, 0] + a2 * self._rows(f.u_nm1)[:, 0]) * f.inv_dt.value
+            w_rate = (a0 * u[:, n] + a1 * self._rows(f.u_n)[:, n] + a2 * self._rows(f.u_nm1)[:, n]) * f.inv_dt.value
             rate = self.mass @ w_rate
         local = np.array([
-            self.mass @ u[:, 0],
-            self.mass @ u[:, 1:p].sum(axis=1),
+            self.mass @ u[:, n],
+            self.mass @ u[:, lay.foreign_slice].sum(axis=1),
             self.front @ u[:, p],
             self.front.sum(),
             self.front @ self.influx_density(u[:, p]),

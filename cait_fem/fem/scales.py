@@ -4,7 +4,8 @@ Unknowns and coordinates are scaled as
 
     x = L x~,   n_i = n_bg theta_i,   phi = (k_B T / e) psi,   t = (L^2 / D_ref) t~,
 
-with L = 1 nm (the scale of the profiles and of the mesh near the front) and D_ref the
+with L the unit of the mesh coordinates, by default 1 nm (the scale of the profiles and of
+the mesh near the front) and D_ref the
 native species' reference diffusion coefficient. Then the Nernst-Planck flux is
 J~_i = -(D_i/D_ref) (grad theta_i + z_i theta_i grad psi) and Poisson reads
 -lambda~^2 lap psi = sum_i z_i theta_i - z_native, lambda~ = lambda_D / L with the Debye
@@ -20,7 +21,7 @@ from dataclasses import dataclass
 
 from scipy import constants as sc
 
-from cait_fem.case.experiment import Experiment
+from cait_fem.errors import ConfigError
 
 LENGTH_SCALE_M = 1e-9
 
@@ -35,16 +36,23 @@ class Scales:
     debye_length_m: float
 
     @classmethod
-    def of(cls, experiment: Experiment) -> "Scales":
-        g = experiment.glass
+    def of(cls, physics, length_m: float = LENGTH_SCALE_M) -> "Scales":
+        """The scales of ``physics`` (a :class:`~cait_fem.case.experiment.Physics` or an
+        Experiment: its glass and native species) for mesh coordinates in units of
+        ``length_m`` [m] (default 1e-9: nm)."""
+        ok = isinstance(length_m, (int, float)) and not isinstance(length_m, bool)
+        if not (ok and math.isfinite(length_m) and length_m > 0):
+            raise ConfigError(f"length scale (mesh unit) = {length_m!r} m is not allowed: must be a finite "
+                              "number > 0 [m], e.g. 1e-9 for coordinates in nm")
+        g = physics.glass
         kT_over_e = sc.k * g.temperature_K / sc.e
-        D_ref = experiment.native.diffusion.reference_m2_s(g.temperature_K)
+        D_ref = physics.native.diffusion.reference_m2_s(g.temperature_K)
         debye = math.sqrt(sc.epsilon_0 * g.eps_r * sc.k * g.temperature_K / (sc.e**2 * g.n_bg_m3))
         return cls(
-            length_m=LENGTH_SCALE_M,
+            length_m=float(length_m),
             density_m3=g.n_bg_m3,
             potential_V=kT_over_e,
-            time_s=LENGTH_SCALE_M**2 / D_ref,
+            time_s=length_m**2 / D_ref,
             D_ref_m2_s=D_ref,
             debye_length_m=debye,
         )

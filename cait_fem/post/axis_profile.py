@@ -19,7 +19,8 @@ class AxisProfile:
 
     def __init__(self, forms, n_owned: int, layer_depths: np.ndarray, comm):
         self.comm, self.n_owned = comm, n_owned
-        self.bs = forms.psi_index + 1
+        self.layout = forms.layout
+        self.bs = self.layout.block_size
         domain = forms.domain
         if domain.topology.dim == 1:
             x = forms.V.tabulate_dof_coordinates()[:n_owned, 0]
@@ -36,5 +37,5 @@ class AxisProfile:
     def rows(self, u) -> np.ndarray:
         if self._sampler is not None:
             return self._sampler.values(u)
-        owned = u.x.array.reshape(-1, self.bs)[: self.n_owned]
+        owned = self.layout.rows(u.x.array)[: self.n_owned]
         return np.concatenate(self.comm.allgather(owned), axis=0)[self._order]

@@ -40,7 +40,7 @@ class FieldWriter:
     construction, :meth:`write` and :meth:`close` are collective over the mesh's ranks.
 
     ``forms``: a :class:`cait_fem.fem.forms.NPPForms` (only ``.domain``, ``.V``, ``.u`` and
-    ``.n_species`` are used); ``species_names`` in state order (native first); ``potential_V``
+    ``.layout`` are used); ``species_names`` in state order (native first); ``potential_V``
     = k_B T / e [V] (``Scales.potential_V``). Works on 1D, 2D and 3D meshes.
     """
 
@@ -53,9 +53,10 @@ class FieldWriter:
         self.comm = domain.comm if comm is None else comm
         if self.comm.Get_size() != domain.comm.Get_size():
             raise ValueError("FieldWriter: comm must be the mesh's communicator (or None)")
-        V, n = forms.V, forms.n_species
+        V, self.layout = forms.V, forms.layout
+        n = self.layout.n_species
         self.species_names = list(species_names)
-        if len(self.species_names) != n or V.value_size != n + 1:
+        if len(self.species_names) != n or V.value_size != self.layout.block_size:
             raise ValueError(f"{len(self.species_names)} species names for a state of {n} species "
                              f"and {V.value_size} components")
         if not (math.isfinite(potential_V) and potential_V > 0):
@@ -75,7 +76,7 @@ class FieldWriter:
         # u.x.array[dofs_k] in that space's order (checked, not assumed).
         Q, dofs0 = V.sub(0).collapse()
         self._dofs = []
-        for k in range(n + 1):
+        for k in range(self.layout.block_size):
             Vk, dofs = (Q, dofs0) if k == 0 else V.sub(k).collapse()
             if not np.array_equal(Vk.dofmap.list, Q.dofmap.list):
                 raise RuntimeError(f"collapsed dofmap of component {k} differs from component 0")
@@ -92,12 +93,12 @@ class FieldWriter:
 
     def update(self) -> None:
         """Copy the current state into the output Functions (done by :meth:`write`)."""
-        u = self.u.x.array
-        outputs = list(self.functions.values())
-        outputs[0].x.array[:] = 1.0 + u[self._dofs[0]]
-        for k in range(1, len(outputs) - 1):
+        u, lay = self.u.x.array, self.layout
+        outputs = list(self.functions.values())  # in layout column order
+        outputs[lay.native].x.array[:] = lay.native_offset + u[self._dofs[lay.native]]
+        for k in lay.foreign:
             outputs[k].x.array[:] = u[self._dofs[k]]
-        outputs[-1].x.array[:] = self.potential_V * u[self._dofs[-1]]
+        outputs[lay.psi].x.array[:] = self.potential_V * u[self._dofs[lay.psi]]
         for f in outputs:
             f.x.scatter_forward()  # ghosts from their owners, whatever the state's ghosts were
 

@@ -23,6 +23,8 @@ import numpy as np
 from mpi4py import MPI
 from dolfinx import geometry as dgeom
 
+from cait_fem.fem.state import StateLayout
+
 _MAX_LISTED = 5  # missing points named in the error message
 
 
@@ -196,23 +198,27 @@ def lateral_line(domain, depth_nm: float, lateral_positions_nm) -> np.ndarray:
     return pts
 
 
+def _layout(species_names) -> StateLayout:
+    # only the column layout matters here, not the charges
+    return StateLayout(tuple(species_names), (1,) * len(species_names))
+
+
 def field_names(species_names) -> list[str]:
-    """Output names of the state components: ``theta_<species>`` in state order, ``phi_V``."""
-    return [f"theta_{s}" for s in species_names] + ["phi_V"]
+    """Output names of the state components: ``theta_<species>`` in state order, ``phi_V``
+    (:attr:`cait_fem.fem.state.StateLayout.field_names`)."""
+    return _layout(species_names).field_names
 
 
 def state_fields(values: np.ndarray, species_names, potential_V: float) -> dict[str, np.ndarray]:
     """Physical fields from sampled state values (n, n_species + 1) = [w, theta_2.., psi]:
-    native theta = 1 + w (w is stored for accuracy near theta = 1), phi [V] = psi * kT/e."""
+    native theta = 1 + w (w is stored for accuracy near theta = 1), phi [V] = psi * kT/e
+    (:meth:`cait_fem.fem.state.StateLayout.fields`)."""
     values = np.asarray(values)
-    n = len(species_names)
-    if values.ndim != 2 or values.shape[1] != n + 1:
-        raise ValueError(f"state values must have {n + 1} columns for {n} species, got shape {values.shape}")
-    out = {f"theta_{species_names[0]}": 1.0 + values[:, 0]}
-    for k in range(1, n):
-        out[f"theta_{species_names[k]}"] = values[:, k].copy()
-    out["phi_V"] = float(potential_V) * values[:, n]
-    return out
+    layout = _layout(species_names)
+    if values.ndim != 2 or values.shape[1] != layout.block_size:
+        raise ValueError(f"state values must have {layout.block_size} columns for {layout.n_species} species, "
+                         f"got shape {values.shape}")
+    return layout.fields(values, potential_V)
 
 
 @dataclass(frozen=True)

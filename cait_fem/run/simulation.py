@@ -30,33 +30,51 @@ from .record import SERIES, RunRecord  # noqa: F401 (SERIES: the time series' ke
 from cait_fem.post.axis_profile import AxisProfile
 from cait_fem.fem.observables import Observables
 from cait_fem.output.result import Result
-from cait_fem.fem.scales import Scales
+from cait_fem.fem.scales import LENGTH_SCALE_M, Scales
+from cait_fem.fem.state import StateLayout
 from cait_fem.solver.timestepping import AdaptiveBDF, StepperState
 
 
 class Simulation:
-    """One experiment on one mesh, forms compiled once."""
+    """One experiment on one mesh, forms compiled once.
 
-    def __init__(self, experiment: Experiment, comm=None):
+    ``mesh``: optional ``(domain, facet_tags)``, a DOLFINx mesh of your own instead of the
+    one cait_fem generates from ``experiment.mesh`` and ``experiment.geometry``: a simplex
+    mesh of the geometry's dimension (1D for a slab, 2D for a section or axisymmetric r-z
+    section, 3D otherwise), the depth its last coordinate from 0 (front) to
+    ``glass.thickness_m``, coordinates in units of ``mesh_unit_m`` [m] (default 1e-9: nm),
+    facets tagged as in :mod:`cait_fem.mesh.tags` (at least ``beam_spot`` = 1 and
+    ``back_electrode`` = 2), in 2D/3D the lateral coordinates 0 at the spot centre (the
+    depth profile of the Result is sampled there). Its communicator is the run's
+    (``comm``, if given, must be it).
+    ``mesh_unit_m`` is also the length scale of the forms (:class:`~cait_fem.fem.scales.Scales`)."""
+
+    def __init__(self, experiment: Experiment, comm=None, *, mesh=None, mesh_unit_m: float = LENGTH_SCALE_M):
         require_dolfinx()
-        self.comm = comm if comm is not None else MPI.COMM_WORLD
         self.experiment = experiment
-        self.scales = Scales.of(experiment)
+        self.scales = Scales.of(experiment, mesh_unit_m)
         geometry = experiment.geometry
         depths = graded_nodes_m(experiment.glass.thickness_m, experiment.mesh) / self.scales.length_m
-        if geometry.kind == "slab":
-            self.domain = create_interval_mesh(self.comm, depths)
-            self.facet_tags = _tag_ends(self.domain, depths[-1])
+        self.user_mesh = mesh is not None
+        if mesh is not None:
+            self.domain, self.facet_tags = _user_mesh(mesh, comm, experiment, self.scales.length_m)
+            self.comm = self.domain.comm
         else:
-            from cait_fem.mesh.gmsh_sample import create_mesh
-            self.domain, _, self.facet_tags = create_mesh(self.comm, geometry, experiment.glass.thickness_m,
-                                                          experiment.mesh, self.scales.length_m)
-        self.forms = NPPForms(experiment, self.scales, self.domain, self.facet_tags,
-                              axisymmetric=geometry.axisymmetric)
+            self.comm = comm if comm is not None else MPI.COMM_WORLD
+            if geometry.kind == "slab":
+                self.domain = create_interval_mesh(self.comm, depths)
+                self.facet_tags = _tag_ends(self.domain, depths[-1])
+            else:
+                from cait_fem.mesh.gmsh_sample import create_mesh
+                self.domain, _, self.facet_tags = create_mesh(self.comm, geometry, experiment.glass.thickness_m,
+                                                              experiment.mesh, self.scales.length_m)
+        self.forms = NPPForms(self.domain, self.facet_tags, experiment.physics, length_scale_m=self.scales.length_m,
+                              front_tag=FRONT_TAG, back_tag=BACK_TAG, axisymmetric=geometry.axisymmetric)
+        self.layout = self.forms.layout
         self.newton = NewtonSolver(self.forms, self.forms.dirichlet_bcs(), experiment.solver, self.comm)
         self.n_owned = self.forms.V.dofmap.index_map.size_local
         self.observables = Observables(self.forms, self.n_owned, self.comm)
-        self.bs = self.forms.V.dofmap.index_map_bs
+        self.bs = self.layout.block_size
         self.axis = AxisProfile(self.forms, self.n_owned, depths, self.comm)
         self.depth_m = self.axis.depth * self.scales.length_m
         tdim = self.domain.topology.dim
@@ -252,14 +270,15 @@ class Simulation:
         f, sc_, exp = self.forms, self.scales, self.experiment
         if isinstance(initial, checkpoint.Checkpoint):
             return self._state_from_checkpoint(initial)
-        state = np.zeros((f.u.x.array.size // self.bs, self.bs))
+        lay = self.layout
+        state = np.zeros_like(lay.rows(f.u.x.array))
         depth_axis = self.domain.geometry.dim - 1
         x = f.V.tabulate_dof_coordinates()[:, depth_axis] * sc_.length_m
         if initial is None:
             if isinstance(exp.front, PotentialFront):
                 # The potential is algebraic: start Newton from the charge-free (Laplace)
                 # field between the contact at U and the grounded back electrode.
-                state[:, f.psi_index] = exp.front.U_V / sc_.potential_V * (1.0 - x / exp.glass.thickness_m)
+                state[:, lay.psi] = exp.front.U_V / sc_.potential_V * (1.0 - x / exp.glass.thickness_m)
             return state.ravel()
         if abs(initial.depth_m[-1] - exp.glass.thickness_m) > 1e-9 * exp.glass.thickness_m:
             raise ConfigError(f"initial state: sample thickness {initial.depth_m[-1]!r} m differs from "
@@ -267,35 +286,38 @@ class Simulation:
         if initial.species_names[0] != exp.native.name:
             raise ConfigError(f"initial state: native species {initial.species_names[0]!r} differs from "
                               f"this experiment's native species {exp.native.name!r}")
-        for i, s in enumerate(exp.species):
-            if s.name in initial.species_names:
-                theta = initial.theta[-1, initial.species_names.index(s.name)]
-                state[:, i] = np.interp(x, initial.depth_m, theta) - (1.0 if i == 0 else 0.0)
-        state[:, f.psi_index] = np.interp(x, initial.depth_m, initial.potential_V[-1]) / sc_.potential_V
-        return state.ravel()
+        # absent species: theta = 0 (w = -1 cannot happen: the native species is present)
+        thetas = np.zeros((lay.n_species, len(x)))
+        for i, name in enumerate(lay.species_names):
+            if name in initial.species_names:
+                thetas[i] = np.interp(x, initial.depth_m, initial.theta[-1, initial.species_names.index(name)])
+        psi = np.interp(x, initial.depth_m, initial.potential_V[-1]) / sc_.potential_V
+        return lay.state_rows(thetas, psi).ravel()
 
     def _state_from_checkpoint(self, ckpt) -> np.ndarray:
         """The final nodal state of ``ckpt`` (same mesh), species matched by name."""
         keys, coords = self._node_data()
         old = ckpt.local_rows(keys, ckpt.history[-1], coords)
-        old_names = [s.name for s in ckpt.experiment.species]
-        if old_names[0] != self.experiment.native.name:
-            raise ConfigError(f"initial state: native species {old_names[0]!r} of checkpoint {ckpt.path} "
+        old_layout, lay = StateLayout.of(ckpt.experiment), self.layout
+        old_native = old_layout.species_names[old_layout.native]
+        if old_native != lay.species_names[lay.native]:
+            raise ConfigError(f"initial state: native species {old_native!r} of checkpoint {ckpt.path} "
                               f"differs from this experiment's native species {self.experiment.native.name!r}")
-        state = np.zeros((len(keys), self.bs))
-        for i, s in enumerate(self.experiment.species):
-            if s.name in old_names:
-                state[:, i] = old[:, old_names.index(s.name)]
-        state[:, self.forms.psi_index] = old[:, -1]
+        # Stored columns are copied as they are (no theta round trip, so w keeps its digits);
+        # the native column is w in both layouts, and absent foreign species start at 0.
+        state = np.zeros((len(keys), lay.block_size))
+        for i, name in enumerate(lay.species_names):
+            if name in old_layout.species_names:
+                state[:, i] = old[:, old_layout.species_names.index(name)]
+        state[:, lay.psi] = old[:, old_layout.psi]
         return state.ravel()
 
     def _thetas(self, state_rows: np.ndarray) -> np.ndarray:
-        th = state_rows[:, : self.forms.n_species].T.copy()
-        th[0] += 1.0
-        return th
+        """Fractions theta (n_species, nodes) from state rows."""
+        return self.layout.thetas(state_rows)
 
     def _record(self, series, step, now, influx):
-        sc_, z_n = self.scales, self.forms.charges[0]
+        sc_, z_n = self.scales, self.forms.charges[self.layout.native]
         amount = sc_.density_m3 * sc_.length_m  # dimensionless content -> m^-2
         W, W_rate = now["native_deviation"], now["native_deviation_rate"]
         series["t"].append(step.t * sc_.time_s)
@@ -327,6 +349,7 @@ class Simulation:
             "scales": self.scales.to_dict(),
             "diffusion_floor_m2_s": {s.name: s.diffusion.floor_m2_s(T) for s in self.experiment.species},
             "mesh_cells": self.cells,
+            **({"mesh": "user-supplied (domain, facet_tags)"} if self.user_mesh else {}),
             "discretisation": "P1, exponentially fitted (Scharfetter-Gummel) fluxes, lumped storage; "
                               f"{self.experiment.run.scheme.upper()} variable step",
         }
@@ -363,6 +386,43 @@ def _tag_ends(domain, x_back: float) -> dmesh.MeshTags:
     vals = np.concatenate([np.full(len(front), FRONT_TAG), np.full(len(back), BACK_TAG)]).astype(np.int32)
     order = np.argsort(idx)
     return dmesh.meshtags(domain, fdim, idx[order], vals[order])
+
+
+def _user_mesh(mesh, comm, experiment: Experiment, unit_m: float):
+    """Check a user's ``(domain, facet_tags)`` against the experiment (ConfigError naming
+    what is wrong): a pair, the geometry's dimension, a simplex mesh, its communicator,
+    the facet tags of :mod:`cait_fem.mesh.tags`, depths 0 .. glass.thickness_m."""
+    from cait_fem.mesh.tag_check import validate_facet_tags
+
+    if not (isinstance(mesh, (tuple, list)) and len(mesh) == 2 and isinstance(mesh[0], dmesh.Mesh)):
+        raise ConfigError(f"mesh = {type(mesh).__name__} is not allowed: a pair (domain, facet_tags) of a "
+                          "dolfinx.mesh.Mesh and its facet MeshTags")
+    domain, facet_tags = mesh
+    geometry, thickness = experiment.geometry, experiment.glass.thickness_m
+    tdim = domain.topology.dim
+    if tdim != geometry.dimension:
+        raise ConfigError(f"mesh: a {tdim}D mesh, but geometry.kind = {geometry.kind!r} needs a "
+                          f"{geometry.dimension}D mesh")
+    if domain.geometry.dim != tdim:
+        raise ConfigError(f"mesh: geometric dimension {domain.geometry.dim} differs from its topological "
+                          f"dimension {tdim}; the depth must be the last of {tdim} coordinates")
+    simplex = {1: dmesh.CellType.interval, 2: dmesh.CellType.triangle, 3: dmesh.CellType.tetrahedron}[tdim]
+    if domain.topology.cell_type != simplex:
+        raise ConfigError(f"mesh: cells of type {domain.topology.cell_type.name} are not allowed: only "
+                          f"simplices ({simplex.name})")
+    if comm is not None and MPI.Comm.Compare(comm, domain.comm) not in (MPI.IDENT, MPI.CONGRUENT):
+        raise ConfigError("comm: differs from the mesh's communicator; pass the mesh's (or none)")
+    if facet_tags is not None and (not isinstance(facet_tags, dmesh.MeshTags) or facet_tags.dim != tdim - 1):
+        raise ConfigError(f"mesh: facet_tags = {facet_tags!r} is not allowed: MeshTags of dimension {tdim - 1} "
+                          "(the facets)")
+    validate_facet_tags(domain, facet_tags, "mesh")
+    x = domain.geometry.x[:, tdim - 1]
+    lo = domain.comm.allreduce(float(x.min()) if x.size else np.inf, op=MPI.MIN) * unit_m
+    hi = domain.comm.allreduce(float(x.max()) if x.size else -np.inf, op=MPI.MAX) * unit_m
+    if not np.allclose([lo, hi], [0.0, thickness], rtol=1e-6, atol=1e-6 * thickness):
+        raise ConfigError(f"mesh spans depths {lo:g} .. {hi:g} m (its last coordinate, in units of mesh_unit_m = "
+                          f"{unit_m!r} m), but the sample spans 0 .. glass.thickness_m = {thickness!r} m")
+    return domain, facet_tags
 
 
 def simulate(experiment: Experiment, *, progress=None, comm=None, initial=None, resume=None,

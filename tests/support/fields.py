@@ -23,8 +23,8 @@ def linear_state(x, gdim):
 def square(comm=None, cell="triangle"):
     """lateral x in [0, 400] nm, depth in [0, 300] nm (default: COMM_WORLD); ``cell`` a
     ``dolfinx.mesh.CellType`` name"""
-    from mpi4py import MPI
     from dolfinx import mesh
+    from mpi4py import MPI
 
     comm = MPI.COMM_WORLD if comm is None else comm
     return mesh.create_rectangle(comm, [[0.0, 0.0], [400.0, 300.0]], [8, 6], mesh.CellType[cell])
@@ -32,8 +32,8 @@ def square(comm=None, cell="triangle"):
 
 def box(comm=None):
     """[-100, 100]^2 nm laterally, depth [0, 200] nm (default: COMM_WORLD)"""
-    from mpi4py import MPI
     from dolfinx import mesh
+    from mpi4py import MPI
 
     comm = MPI.COMM_WORLD if comm is None else comm
     return mesh.create_box(comm, [[-100.0, -100.0, 0.0], [100.0, 100.0, 200.0]], [3, 3, 3])
@@ -41,8 +41,8 @@ def box(comm=None):
 
 def interval():
     """depth [0, 100] nm, 4 cells, on COMM_WORLD"""
-    from mpi4py import MPI
     from dolfinx import mesh
+    from mpi4py import MPI
 
     return mesh.create_interval(MPI.COMM_WORLD, 4, [0.0, 100.0])
 
@@ -54,7 +54,9 @@ def state_on(domain, scale=1.0):
     V = fem.functionspace(domain, ("Lagrange", 1, (3,)))
     u = fem.Function(V, name="state")
     u.interpolate(lambda x: scale * linear_state(x, domain.geometry.dim))
-    return SimpleNamespace(domain=domain, V=V, u=u, n_species=2)
+    from cait_fem.fem.state import StateLayout
+
+    return SimpleNamespace(domain=domain, V=V, u=u, layout=StateLayout(tuple(SPECIES), (1, 1)))
 
 
 def expected(points, scale=1.0):
