@@ -149,8 +149,6 @@ class Simulation:
                                     record_series=record_series)
         if resume is not None:
             self._restore(resume, record)
-        # _record reads the charge reference from here (per run; it belongs to the record)
-        self._content0 = record.content0
         return record
 
     def _integrate(self, record: RunRecord, schedule_s, events: CallbackList) -> dict:
@@ -169,10 +167,10 @@ class Simulation:
         if record.record_series:
             now = self.observables.integrals()
             influx = record.integrate_influx(step.h, step.coefficients, now["influx"])
-            self._record(record.series, step, now, influx)
+            self._record(record, step, now, influx)
         if step.reached_output:
             rows = self.axis.rows(self.forms.u)
-            record.add_output(self._thetas(rows), rows[:, self.forms.psi_index] * self.scales.potential_V)
+            record.add_output(self.layout.thetas(rows), self.layout.potential(rows) * self.scales.potential_V)
 
     def _step_done(self, record: RunRecord, events: CallbackList, step, state: StepperState) -> None:
         """The stepper has moved on past ``step``: tell the callbacks."""
@@ -312,11 +310,9 @@ class Simulation:
         state[:, lay.psi] = old[:, old_layout.psi]
         return state.ravel()
 
-    def _thetas(self, state_rows: np.ndarray) -> np.ndarray:
-        """Fractions theta (n_species, nodes) from state rows."""
-        return self.layout.thetas(state_rows)
-
-    def _record(self, series, step, now, influx):
+    def _record(self, record: RunRecord, step, now, influx):
+        """Append the observables of an accepted step to the record's time series (SI units)."""
+        series = record.series
         sc_, z_n = self.scales, self.forms.charges[self.layout.native]
         amount = sc_.density_m3 * sc_.length_m  # dimensionless content -> m^-2
         W, W_rate = now["native_deviation"], now["native_deviation_rate"]
@@ -325,7 +321,7 @@ class Simulation:
         series["its"].append(step.newton_iterations)
         series["current"].append(-z_n * sc.e * amount * W_rate / sc_.time_s)
         series["psi_s"].append(now["surface_potential"] * sc_.potential_V)
-        series["charge"].append(-z_n * sc.e * amount * (W - self._content0))
+        series["charge"].append(-z_n * sc.e * amount * (W - record.content0))
         series["foreign"].append(amount * now["foreign"])
         series["influx"].append(amount * influx)
 

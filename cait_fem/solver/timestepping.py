@@ -80,9 +80,9 @@ class AdaptiveBDF:
 
     def _error_estimate(self, step: Step, history, steps) -> float:
         """Local error of the accepted Newton solution, max over owned concentration dofs."""
-        f = self.forms
-        diff = (f.u.x.array - bdf.predict(step.order, step.h, history)).reshape(-1, f.psi_index + 1)
-        local = np.abs(diff[: self.n_owned, : f.psi_index])
+        layout = self.forms.layout
+        diff = layout.rows(self.forms.u.x.array - bdf.predict(step.order, step.h, history))
+        local = np.abs(diff[: self.n_owned, : layout.n_species])
         local_max = float(local.max()) if local.size else 0.0
         return bdf.error_factor(step.order, step.h, steps) * self.comm.allreduce(local_max, op=MPI.MAX)
 
