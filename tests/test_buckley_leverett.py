@@ -1,4 +1,4 @@
-"""cait_fem.analysis.buckley_leverett: the electroneutral, diffusion-free limit of MODEL.md section 8."""
+"""cait_fem.analysis.buckley_leverett: the electroneutral, diffusion-free limit of docs/model.md section 8.4."""
 
 import numpy as np
 from support.compare import approx

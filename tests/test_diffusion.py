@@ -1,4 +1,4 @@
-"""cait_fem.physics.diffusion: the laws of MODEL.md section 3, their nondimensional form and config."""
+"""cait_fem.physics.diffusion: the laws of docs/model.md section 3, their nondimensional form and config."""
 
 import math
 

@@ -1,4 +1,4 @@
-"""cait_fem.analysis.metrics: plateau, front and width of MODEL.md section 8, excess charge, integrals."""
+"""cait_fem.analysis.metrics: plateau, front and width of docs/model.md section 8.3, excess charge, integrals."""
 
 import math
 

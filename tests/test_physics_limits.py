@@ -1,4 +1,4 @@
-"""Analytic limits and invariants of the full solver at realistic parameters (MODEL.md §6, §8).
+"""Analytic limits and invariants of the full solver at realistic parameters (docs/model.md sections 6 and 8).
 
 Expected values come from physics (Ohm's law with the Nernst-Einstein conductivity, the
 Buckley-Leverett / Welge displacement, conservation), never from earlier runs of the code.
@@ -175,7 +175,7 @@ def test_discharge_electrode_tends_to_reversible_and_limits_current():
 
 @pytest.mark.dolfinx
 def test_thermodynamic_flux_option():
-    """flux = "thermodynamic" (MODEL.md section 2 option): the SED chemical potential adds a
+    """flux = "thermodynamic" (docs/model.md sections 2 and 3.7): the SED chemical potential adds a
     thermodynamic factor (~20 in the bulk) to the native diffusion term. Diffusion-free
     displacement does not see it, so the front still sits where Buckley-Leverett puts it;
     the front is wider than with the ideal flux, and the profiles stay in [0, 1]."""

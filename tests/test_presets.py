@@ -18,7 +18,7 @@ def test_li3b7o12_composition_molar_mass_and_background_density():
     molar_mass = (3 * 6.94 + 7 * 10.81 + 12 * 15.999) * 1e-3
     assert g.molar_mass_kg_mol == approx(molar_mass, rel=1e-12)
     assert g.n_bg_m3 == approx(3 * constants.N_A * g.density_kg_m3 / molar_mass, rel=1e-12)
-    assert g.n_bg_m3 == approx(1.41e28, rel=5e-3)  # MODEL.md
+    assert g.n_bg_m3 == approx(1.41e28, rel=5e-3)  # docs/model.md section 8.1
     assert 2200 <= g.density_kg_m3 <= 2300
 
 

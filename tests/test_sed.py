@@ -106,7 +106,7 @@ def test_activation_energy_is_E_DC_in_the_bulk_and_grows_as_the_glass_empties():
     E_act = sed.activation_energy_eV(theta, FWHM, E_DC_eV=0.65)
     assert E_act[-1] == approx(0.65, abs=1e-15)
     assert np.all(np.diff(E_act) < 0)
-    # MODEL.md: E_act = E_DC - sigma (Phi^-1(theta (1 - v)) - Phi^-1(1 - v))
+    # docs/model.md section 8.1: E_act = E_DC - sigma (Phi^-1(theta (1 - v)) - Phi^-1(1 - v))
     assert np.allclose(E_act, 0.65 - SIGMA * (special.ndtri(0.9 * theta) - special.ndtri(0.9)), rtol=1e-13)
     # the paper (section 3.2): about 0.3 eV from the bulk value to a tenth of it
     rise = sed.activation_energy_eV(0.1, FWHM, 0.65) - 0.65

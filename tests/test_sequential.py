@@ -1,4 +1,4 @@
-"""Sequential experiments (MODEL.md section 5): double CAIT, Rb+ @ K+ @ Li3B7O12, starts
+"""Sequential experiments (docs/model.md section 5): double CAIT, Rb+ @ K+ @ Li3B7O12, starts
 from the final state of the K+ experiment; and the front species selection."""
 
 import numpy as np

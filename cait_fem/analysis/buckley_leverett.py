@@ -1,4 +1,4 @@
-"""Electroneutral, diffusion-free (Buckley-Leverett) displacement: MODEL.md section 8.
+"""Electroneutral, diffusion-free (Buckley-Leverett) displacement: docs/model.md section 8.4.
 
 When the space charge is negligible and the field dominates diffusion, the foreign ion
 displaces the native one like water displacing oil. With s = 1 - theta the foreign

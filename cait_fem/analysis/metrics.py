@@ -1,7 +1,7 @@
-"""Depth-profile analysis (MODEL.md sections 6 and 8), pure numpy.
+"""Depth-profile analysis (docs/model.md sections 6 and 8.3), pure numpy.
 
 Profiles are nodal values theta(x) = n / n_bg on depths ``depth`` [m] sorted ascending
-(0 = front surface), linear between nodes. The definitions follow MODEL.md section 8:
+(0 = front surface), linear between nodes. The definitions follow docs/model.md section 8.3:
 
 - x_50: the first depth where the total foreign fraction drops below 0.5;
 - plateau: the median of the native fraction over the nodes in [0, 0.9 x_50] (the
@@ -97,7 +97,7 @@ def excess_charge(theta_by_species, charge_numbers, native_name=None) -> np.ndar
     """Local excess charge (sum_i z_i n_i - z_native n_bg) / n_bg = sum_i z_i theta_i - z_native.
 
     The immobile background carries -z_native e n_bg, which neutralises the initial state
-    n_native = n_bg (for z_native = 1 this is MODEL.md's (sum_i z_i n_i - n_bg) / n_bg).
+    n_native = n_bg (for z_native = 1 this is docs/model.md section 6's (sum_i z_i n_i - n_bg) / n_bg).
     Either dicts keyed by species name (``native_name`` required), or an array with the
     species on axis 0 and matching charge numbers, the native species first (as in
     :class:`cait_fem.output.result.Result`).

@@ -1,11 +1,11 @@
-"""Derived transport quantities of one CAIT experiment (MODEL.md section 6), pure numpy.
+"""Derived transport quantities of one CAIT experiment (docs/model.md section 6), pure numpy.
 
 - the analytical foreign diffusion coefficient of the paper's eq. (3) (section 3.2), from
   bulk, front and replaced-zone quantities, and its extraction from a depth profile;
 - Onsager coefficients and tracer estimates, eqs. (8), (9) (section 3.4);
 - the immobile and mobile parts of the native populated SED (section 3.3, Fig. 4).
 
-Paper: Gunawan, Schaefer, Weitzel, PCCP 2024 (/work/shared/paper). Sign convention: x is
+Paper: Gunawan, Schaefer, Weitzel, Phys. Chem. Chem. Phys. 2024, 26, 14430. Sign convention: x is
 the depth [m], the field E > 0 points into the sample, the native density rises through
 the front (dn/dx > 0); eps = z e E / (k_B T) [1/m] is the field in units of k_B T/(z e).
 """

@@ -98,7 +98,7 @@ class Species:
 
 @dataclass(frozen=True)
 class Beam:
-    """Alkali ion beam on the front surface (MODEL.md section 4): current density
+    """Alkali ion beam on the front surface (docs/model.md section 4.1): current density
     ``current_density_A_m2`` [A/m^2], kinetic energy mean ``E_kin_eV`` and spread
     ``sigma_E_eV`` [eV]. Ions land only if their kinetic energy exceeds e*phi_s.
     ``species``: the foreign species in the beam (default: the first foreign species)."""
@@ -382,7 +382,7 @@ class Experiment:
     name: str = "cait"
     #: the sample's shape, beam spot and back electrode (default: a 1D slab)
     geometry: Geometry = Geometry()
-    #: "ideal": J_i = -D_i (grad n_i + z_i n_i grad psi) (MODEL.md section 2, the paper's
+    #: "ideal": J_i = -D_i (grad n_i + z_i n_i grad psi) (docs/model.md section 2, the paper's
     #: form); "thermodynamic": J_i = -(D_i n_i / k_B T) grad(mu_i + z_i e phi), with mu_i
     #: the site-energy-distribution Fermi level for an SED law (ideal mu for the others).
     flux: str = "ideal"

@@ -82,9 +82,9 @@ class GlassPreset:
 # Li3B7O12 = 1.5 Li2O . 3.5 B2O3 (30 mol % Li2O), the glass of Gunawan, Schaefer, Weitzel,
 # PCCP 2024, 26, 14430.
 # - density 2250 kg/m^3: the value that reproduces the project benchmark n_bg = 1.41e28 m^-3
-#   (MODEL.md); lithium borate glasses near 30 mol % Li2O have densities around
+#   (docs/model.md section 8.1); lithium borate glasses near 30 mol % Li2O have densities around
 #   2.2-2.3 g/cm^3, so it is plausible, but it is not taken from a measurement of this glass.
-# - eps_r = 8: the benchmark value of MODEL.md.
+# - eps_r = 8: the benchmark value of docs/model.md section 8.1.
 # - native Li+: the paper's Gaussian SED, FWHM 0.25 eV, 10 % vacancies (its sections 3.2,
 #   3.3); D_bulk = 1e-17 m^2/s is the project's benchmark value, not a measured one.
 # - foreign ions: K+ 5.6e-21 m^2/s is the benchmark value; Rb+ and Cs+ are DEMO VALUES,

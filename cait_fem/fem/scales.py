@@ -1,4 +1,4 @@
-"""Nondimensionalisation of the NPP system (MODEL.md section 8: never assemble raw SI numbers).
+"""Nondimensionalisation of the NPP system (docs/model.md section 8.1: never assemble raw SI numbers).
 
 Unknowns and coordinates are scaled as
 

@@ -43,7 +43,7 @@ gets its own, and ``initial`` may then be a table {experiment = value}. For a ta
 Without ``initial`` the value is taken from the case (for a shared parameter the cases
 must agree). Without ``data`` and ``targets`` an experiment has nothing to compare.
 
-Targets are profile metrics of the final simulated profile (MODEL.md section 8): the
+Targets are profile metrics of the final simulated profile (docs/model.md section 8.3): the
 native ``plateau`` fraction [-] and ``front_nm``, the front position [nm]; a target's
 residual is (model - target) / target_sigma.
 """

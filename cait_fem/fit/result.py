@@ -8,7 +8,7 @@ squared weighted residuals, including the smoothing penalty of free-form tables,
 given alone as ``regularisation_cost``), ``chi2``, ``dof``, ``reduced_chi2``, ``evaluations``,
 ``jacobian_evaluations``, ``forward_solves``, ``wall_time_s``, the correlation matrix,
 and per experiment its residual statistics, profile metrics and transport analysis
-(:mod:`cait_fem.analysis.transport`, MODEL.md section 6).
+(:mod:`cait_fem.analysis.transport`, docs/model.md section 6).
 """
 
 from __future__ import annotations
@@ -133,7 +133,7 @@ class FitResult:
         return {s: float(np.sqrt(np.mean(m**2))) for s, m in misfit.items()}
 
     def analysis(self, name: str, of_data: bool = False) -> dict:
-        """MODEL.md section 6 quantities (paper eqs. 3, 8, 9) of the fitted model profile, or
+        """docs/model.md section 6 quantities (paper eqs. 3, 8, 9) of the fitted model profile, or
         with ``of_data`` of the measured profile (its plateau, front and gradient; the bulk
         field from the model's current). {} if the foreign D is not constant or the data
         lack a species; {"error": ...} if eq. 3 is undefined for the profile."""

@@ -1,7 +1,7 @@
 """Graded 1D depth mesh: fine and uniform where the profiles live, geometric toward the bulk.
 
 The front of a CAIT profile is a few nm wide and travels ~100 nm, so the spacing must be
-small over the whole depth the front may reach (MODEL.md section 8), not only at the
+small over the whole depth the front may reach (docs/model.md section 8.5), not only at the
 surface; beyond that the fields are smooth (ohmic bulk) and the spacing grows by a fixed
 ratio up to the bulk spacing, which is kept to the back electrode.
 """

@@ -1,5 +1,5 @@
 """What a run returns: profiles at the output times, time series of the boundary quantities,
-derived metrics (MODEL.md section 6), and writing them to a directory.
+derived metrics (docs/model.md section 6), and writing them to a directory.
 
 Output directory (one header row per CSV, units in the column names; descriptions and
 units of every column in ``metadata.json["columns"]``):

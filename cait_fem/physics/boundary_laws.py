@@ -1,4 +1,4 @@
-"""Boundary laws of MODEL.md section 4, pure: numpy values or UFL expressions via ``ops``.
+"""Boundary laws of docs/model.md section 4, pure: numpy values or UFL expressions via ``ops``.
 
 The forms (UFL) and the observables (numpy) use the same function, so the influx that
 enters the residual is exactly the influx that is integrated for the conservation check.

@@ -1,4 +1,4 @@
-"""Diffusion-coefficient laws D(theta) [m^2/s], theta = n / n_bg (MODEL.md section 3).
+"""Diffusion-coefficient laws D(theta) [m^2/s], theta = n / n_bg (docs/model.md section 3).
 
 Each law is a frozen dataclass whose fields are the TOML keys (with units). The solver uses
 a law through ``nondim_parameters`` (dimensionless numbers, one UFL Constant each, with a

@@ -1,6 +1,6 @@
 """Gaussian site energy distribution (SED) of the native ion, and its ionic Fermi level.
 
-MODEL.md section 3. The SED has FWHM ``fwhm_eV`` (sigma = FWHM / (2 sqrt(2 ln 2))) and
+docs/model.md section 3.3. The SED has FWHM ``fwhm_eV`` (sigma = FWHM / (2 sqrt(2 ln 2))) and
 centre ``E0_eV``; its site density is N_s = n_bg / (1 - v) with v the vacancy fraction, so
 the bulk occupancy is p_b = 1 - v. The occupancy at native fraction theta = n / n_bg is
 p = theta (1 - v). Energies are in eV, densities in m^-3.

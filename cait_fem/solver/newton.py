@@ -5,7 +5,7 @@ included), so Newton converges quadratically; the test below stops on the size o
 Newton update, component by component, in the units the user thinks in (theta for
 concentrations, k_B T / e for the potential). A residual-norm test would not do: with
 (d / lambda_D)^2 ~ 1e15, round-off in the space charge puts residual noise far above any
-useful absolute tolerance in the bulk (MODEL.md section 8).
+useful absolute tolerance in the bulk (docs/model.md section 8.2).
 """
 
 from __future__ import annotations
