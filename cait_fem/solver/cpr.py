@@ -130,8 +130,8 @@ class CPRPreconditioner:
         self.forms = forms
         self.ilu_levels = ilu_levels
         comm = forms.domain.comm
-        p = forms.psi_index
-        self.nc = forms.n_species + 1
+        p = forms.layout.psi
+        self.nc = forms.layout.block_size
         Q, qmap = forms.V.sub(p).collapse()
         self.Q = Q
         n_owned = Q.dofmap.index_map.size_local
@@ -202,7 +202,7 @@ class CPRPreconditioner:
         if influx is not None:
             # -z_f d(influx)/d psi >= 0 (fewer ions land on a more positive surface): the
             # combined row's Robin term; zero for a constant-current front
-            e_psi = ufl.as_vector([1.0 if i == f.psi_index else 0.0 for i in range(self.nc)])
+            e_psi = ufl.as_vector([1.0 if i == f.layout.psi else 0.0 for i in range(self.nc)])
             z = f.charges[f.front_index]
             a += -w["front"] * z * ufl.derivative(influx, u, e_psi) * p_trial * q * f.front_measure
         return a
@@ -274,7 +274,7 @@ class CPRPreconditioner:
 
     def apply(self, pc, r, x):
         f = self.forms
-        nc, p = self.nc, f.psi_index
+        nc, p = self.nc, f.layout.psi
         self.gather.scatter(r, self.w, PETSc.InsertMode.INSERT_VALUES, PETSc.ScatterMode.FORWARD)
         r_nodes = self.w.array_r.reshape(-1, nc)
         r_p = f.bdf[0].value * f.inv_dt.value * r_nodes[:, p]

@@ -132,8 +132,8 @@ class NewtonSolver:
             self._previous = None
             return PETSc.SNES.ConvergedReason.ITERATING
         dy = snes.getSolutionUpdate()
-        p = self.forms.psi_index
-        update = (max(dy.strideNorm(i, PETSc.NormType.INFINITY) for i in range(p)),
+        p = self.forms.layout.psi
+        update = (max(dy.strideNorm(i, PETSc.NormType.INFINITY) for i in range(self.forms.layout.n_species)),
                   dy.strideNorm(p, PETSc.NormType.INFINITY))
         self.last_update_max = update
         if any(u != u for u in update):
