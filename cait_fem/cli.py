@@ -74,18 +74,10 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _simulate_function():
-    """``cait_fem.simulate`` (imported only when a run really starts: it loads DOLFINx)."""
-    package = importlib.import_module("cait_fem")
-    fn = getattr(package, "simulate", None)
-    if callable(fn):
-        return fn
-    for module in ("cait_fem.run.simulation", "cait_fem.simulate"):
-        try:
-            return importlib.import_module(module).simulate
-        except ModuleNotFoundError as exc:
-            if exc.name != module:
-                raise
-    raise ImportError("cait_fem has no simulate() (cait_fem.run.simulation / cait_fem.simulate missing)")
+    """``cait_fem.simulate``, imported only when a run really starts: it loads DOLFINx.
+    ImportError (saying what to install) if DOLFINx 0.11 is missing."""
+    from cait_fem import simulate  # the package's lazy __getattr__ checks the DOLFINx version
+    return simulate
 
 
 def _describe(exp) -> str:

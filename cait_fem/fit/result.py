@@ -24,7 +24,7 @@ from cait_fem.case.case_file import experiment_to_dict, unit_of
 from cait_fem.physics.diffusion import ConstantD, GaussianSED, TabulatedD
 from cait_fem.fileio import write_csv_atomic, write_json_atomic
 from cait_fem.analysis.metrics import profile_metrics
-from cait_fem.output.result import _on_root, check_output_directory, software_versions
+from cait_fem.output.result import check_output_directory, on_root, software_versions
 from . import plots
 
 
@@ -216,7 +216,7 @@ class FitResult:
         ``overwrite``."""
         names = ["fit.json", "fit_profiles.png", "fit_diffusivity.png", "fit_sed.png"] + \
             [f"{n}_{kind}.csv" for n in self.problem.names for kind in ("profile", "model")]
-        return _on_root(comm, lambda: self._write(Path(directory), overwrite, names))
+        return on_root(comm, lambda: self._write(Path(directory), overwrite, names))
 
     def _write(self, d: Path, overwrite: bool, names) -> list[Path]:
         check_output_directory(d, overwrite, names)

@@ -122,7 +122,8 @@ class PointSampler:
         rank-dependent values).
         """
         mesh = function.function_space.mesh
-        if mesh is not self.domain and mesh._cpp_object is not self.domain._cpp_object:
+        # another Python wrapper of the same mesh shares its coordinate storage
+        if mesh is not self.domain and not np.may_share_memory(mesh.geometry.x, self.domain.geometry.x):
             raise ValueError("the function lives on another mesh than this PointSampler")
         if update_ghosts:
             function.x.scatter_forward()
