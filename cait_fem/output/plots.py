@@ -100,7 +100,7 @@ def _profiles_figure(result, log: bool) -> Figure:
     fig = Figure(figsize=(7.5, 4.8))
     ax = fig.add_subplot()
     # the 10^-10 labels of the log axis need more room than 0.0 .. 1.0
-    fixed_margins(fig, left=0.78 if log else 0.62, right=0.15, bottom=0.5, top=0.3)
+    fixed_margins(fig, left=0.78 if log else 0.62, right=0.22, bottom=0.5, top=0.3)
     depth_nm = result.depth_m * 1e9
     x_max = depth_range_nm(result)
     shown = _visible(depth_nm, x_max)
@@ -142,7 +142,7 @@ def _profiles_figure(result, log: bool) -> Figure:
 def _diffusion_figure(result) -> Figure:
     fig = Figure(figsize=(6.5, 4.5))
     ax = fig.add_subplot()
-    fixed_margins(fig, left=0.78, right=0.15, bottom=0.5, top=0.3)
+    fixed_margins(fig, left=0.78, right=0.22, bottom=0.5, top=0.3)
     exp = result.experiment
     theta = np.linspace(0.0, 1.0, 401)
     for j, sp in enumerate(sorted(exp.species, key=lambda s: s.role != "native")):
@@ -164,7 +164,7 @@ def _timeseries_figure(result) -> Figure:
     fig = Figure(figsize=(9.0, 6.5))
     axes = fig.subplots(2, 2, sharex=True)
     # room for tick labels as wide as 0.00012 (linear) or 10^-15 (log) beside the y labels
-    fixed_margins(fig, left=0.85, right=0.15, bottom=0.52, top=0.32, wspace=0.85, hspace=0.16)
+    fixed_margins(fig, left=0.85, right=0.15, bottom=0.52, top=0.45, wspace=0.85, hspace=0.16)
     t = result.time_s
     keep = t > 0
     panels = [(axes[0, 0], result.current_density_A_m2, r"current density / A m$^{-2}$"),
