@@ -49,7 +49,6 @@ import ufl
 from dolfinx import fem
 from dolfinx.fem.petsc import assemble_matrix, create_matrix
 
-from . import column_multigrid
 from .columns import column_owners, find_columns
 
 
@@ -174,7 +173,11 @@ class CPRPreconditioner:
         self.potential.setOptionsPrefix(prefix + "cpr_potential_")
         # the multigrid reads the options of its levels at its first set-up: they stay in
         # the database until then (removed in setUp, or in destroy if it never came)
-        defaults = {**POTENTIAL_OPTIONS, **column_multigrid.OPTIONS} if self.n_layers else GAMG_OPTIONS
+        if self.n_layers:
+            from . import column_multigrid  # scipy.sparse: only layered 2D/3D meshes need it
+            defaults = {**POTENTIAL_OPTIONS, **column_multigrid.OPTIONS}
+        else:
+            defaults = GAMG_OPTIONS
         opts = PETSc.Options()
         options = {prefix + "cpr_potential_" + key: value
                    for key, value in {**defaults, **(potential_options or {})}.items()}
@@ -241,6 +244,7 @@ class CPRPreconditioner:
         self.potential.setOperators(self.A_p)
         if not self._configured:
             if self.n_layers:
+                from . import column_multigrid
                 column_multigrid.configure(self.potential.getPC(), self.A_p, self.n_layers)
             self.potential.setFromOptions()
             self._configured = True
