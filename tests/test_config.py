@@ -1,7 +1,10 @@
 """Case files: dict <-> Experiment <-> TOML round trips and every class of bad input."""
 
 import copy
-import tomllib
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib
 
 import pytest
 

@@ -2,7 +2,10 @@
 parameter entries into FreeParameters. No solve: nothing here builds a Simulation."""
 
 import math
-import tomllib
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib
 from pathlib import Path
 
 import numpy as np

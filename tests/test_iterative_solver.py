@@ -185,7 +185,10 @@ def test_case_file_solver_table():
     rejects unknown preconditioners by name."""
     from cait_fem.case import case_file as config
     from cases import CONTRACT_CASE_TOML
-    import tomllib
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        import tomli as tomllib
 
     d = tomllib.loads(CONTRACT_CASE_TOML)
     d["solver"] = {"linear_solver": "iterative", "preconditioner": "asm", "krylov_max_iterations": 300,

@@ -51,9 +51,13 @@ residual is (model - target) / target_sigma.
 from __future__ import annotations
 
 import math
-import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10: the same parser as the tomli package
+    import tomli as tomllib
 
 from cait_fem.case.experiment import Experiment, check_same_structure
 from cait_fem.case.case_file import experiment_from_dict, experiment_to_dict, load_case
