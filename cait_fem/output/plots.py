@@ -30,7 +30,9 @@ def save_figure(fig: Figure, path: Path) -> Path:
     """Write ``fig`` as a PNG at :data:`DPI` to ``path`` atomically; returns ``path``."""
     FigureCanvasAgg(fig)
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=DPI)
+        # zlib level 1 instead of the default 6: the same pixels (PNG is lossless), files
+        # about 14 % larger, 30 % less encoding time (35 ms for the four run figures)
+        fig.savefig(tmp, format="png", dpi=DPI, pil_kwargs={"compress_level": 1})
     return path
 
 
@@ -96,24 +98,24 @@ def _visible(depth_nm: np.ndarray, x_max_nm: float) -> slice:
     return slice(0, int(np.searchsorted(depth_nm, x_max_nm, side="right")) + 1)
 
 
-def _profiles_figure(result, log: bool) -> Figure:
+def _profile_figures(result):
+    """Yield ("profiles.png", figure), then ("profiles_log.png", the same figure with a log
+    theta axis): lines, legend and depth axis are made once, only the theta axis changes."""
     fig = Figure(figsize=(7.5, 4.8))
     ax = fig.add_subplot()
-    # the 10^-10 labels of the log axis need more room than 0.0 .. 1.0
-    fixed_margins(fig, left=0.78 if log else 0.62, right=0.22, bottom=0.5, top=0.3)
+    fixed_margins(fig, left=0.62, right=0.22, bottom=0.5, top=0.3)
     depth_nm = result.depth_m * 1e9
     x_max = depth_range_nm(result)
     shown = _visible(depth_nm, x_max)
     times = result.output_times_s
     many = len(times) * len(result.species_names) > 12
+    profiles = []
     for j, i in enumerate(_species_order(result)):
         name = result.species_names[i]
         for k, (t, color) in enumerate(zip(times, shades(COLORMAPS[j % len(COLORMAPS)], len(times)))):
-            y = result.theta[k, i, shown]
-            if log:
-                y = np.where(y > 0, y, np.nan)
             show = not many or k == len(times) - 1
-            ax.plot(depth_nm[shown], y, color=color, lw=1.6, label=f"{name}, t = {t:.3g} s" if show else None)
+            profiles += ax.plot(depth_nm[shown], result.theta[k, i, shown], color=color, lw=1.6,
+                                label=f"{name}, t = {t:.3g} s" if show else None)
     m = _metrics_or_nan(result, times[-1]) if len(times) else {}
     plateau, front = m.get("plateau_native", np.nan), m.get("front_position_m", np.nan)
     if math.isfinite(plateau):
@@ -122,21 +124,27 @@ def _profiles_figure(result, log: bool) -> Figure:
         ax.axvline(front * 1e9, color="0.4", ls=":", lw=0.8, label=f"front {front * 1e9:.4g} nm")
     ax.set_xlim(0.0, x_max)
     ax.set_xlabel("depth / nm")
-    if log:
-        ax.set_yscale("log")
-        positive = result.theta[result.theta > 0]
-        low = max(float(positive.min()) if positive.size else 1e-8, 1e-12)
-        ax.set_ylim(max(low, 1e-10), 2.0)
-        ax.set_ylabel(r"$\theta = n_i / n_\mathrm{bg}$ (log)")
-    else:
-        ax.set_ylim(-0.02, 1.05)
-        ax.set_ylabel(r"$\theta = n_i / n_\mathrm{bg}$")
+    ax.set_ylim(-0.02, 1.05)
+    ax.set_ylabel(r"$\theta = n_i / n_\mathrm{bg}$")
     g = result.experiment.glass
     title = f"{result.experiment.name}: {', '.join(s.name for s in result.experiment.foreign)} into {g.name}"
     ax.set_title(f"{title}, T = {g.temperature_K:g} K" + ("  (lighter = earlier)" if len(times) > 1 else ""))
     ax.grid(alpha=0.3)
+    # loc="best" is evaluated at each draw: the log figure gets its own free spot
     ax.legend(fontsize=7, ncol=2 if len(times) * len(result.species_names) > 6 else 1, loc="best")
-    return fig
+    yield "profiles.png", fig
+
+    for line in profiles:
+        y = line.get_ydata()
+        line.set_ydata(np.where(y > 0, y, np.nan))
+    # the 10^-10 labels of the log axis need more room than 0.0 .. 1.0
+    fixed_margins(fig, left=0.78, right=0.22, bottom=0.5, top=0.3)
+    ax.set_yscale("log")
+    positive = result.theta[result.theta > 0]
+    low = max(float(positive.min()) if positive.size else 1e-8, 1e-12)
+    ax.set_ylim(max(low, 1e-10), 2.0)
+    ax.set_ylabel(r"$\theta = n_i / n_\mathrm{bg}$ (log)")
+    yield "profiles_log.png", fig
 
 
 def _diffusion_figure(result) -> Figure:
@@ -195,8 +203,7 @@ def plot_all(result, directory) -> list[Path]:
     """Write the four PNGs into ``directory`` (atomically) and return their paths."""
     d = Path(directory)
     d.mkdir(parents=True, exist_ok=True)
-    figures = {"profiles.png": lambda: _profiles_figure(result, log=False),
-               "profiles_log.png": lambda: _profiles_figure(result, log=True),
-               "diffusion.png": lambda: _diffusion_figure(result),
-               "timeseries.png": lambda: _timeseries_figure(result)}
-    return [save_figure(make(), d / name) for name, make in figures.items()]
+    paths = [save_figure(fig, d / name) for name, fig in _profile_figures(result)]
+    paths.append(save_figure(_diffusion_figure(result), d / "diffusion.png"))
+    paths.append(save_figure(_timeseries_figure(result), d / "timeseries.png"))
+    return paths
