@@ -25,7 +25,6 @@ from cait_fem.physics.diffusion import ConstantD, GaussianSED, TabulatedD
 from cait_fem.fileio import write_csv_atomic, write_json_atomic
 from cait_fem.analysis.metrics import profile_metrics
 from cait_fem.output.result import check_output_directory, on_root, software_versions
-from . import plots
 
 
 @dataclass(frozen=True)
@@ -251,6 +250,8 @@ class FitResult:
         return written
 
     def _plots(self, d: Path) -> list[Path]:
+        from . import plots  # matplotlib: loaded when a fit is written, not on import
+
         panels = []
         for name in self.problem.names:
             out, e = self.outputs[name], self.case.experiment(name)
@@ -286,6 +287,8 @@ class FitResult:
         return written
 
     def _plot_sed(self, path: Path) -> Path:
+        from . import plots
+
         first = self.experiment(self.problem.names[0])
         law, g = first.native.diffusion, first.glass
         from cait_fem.physics.sed import sigma_eV
