@@ -108,6 +108,14 @@ def test_points_outside_the_mesh_are_named():
         PointSampler(domain, [[1.0, 2.0, 3.0]])
 
 
+def test_sampler_refuses_a_function_on_another_mesh():
+    domain, other = square(), square()
+    sampler = PointSampler(domain, [[50.0, 100.0]])
+    assert sampler.values(state_on(domain).u).shape == (1, 3)
+    with pytest.raises(ValueError, match="another mesh"):
+        sampler.values(state_on(other).u)
+
+
 def test_line_helpers():
     sq, bx = square(), box()
     assert np.array_equal(depth_line(sq, [0, 5]), [[0, 0], [0, 5]])

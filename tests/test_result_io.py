@@ -180,8 +180,8 @@ def test_run_figures_keep_every_label_inside_the_page():
             for box in boxes:
                 assert page.x0 - 0.5 <= box.x0 and box.x1 <= page.x1 + 0.5, (name, box, page)
                 assert page.y0 - 0.5 <= box.y0 and box.y1 <= page.y1 + 0.5, (name, box, page)
-            if fig._suptitle is not None:
-                title = fig._suptitle.get_window_extent(renderer)
+            for text in fig.texts:  # the suptitle
+                title = text.get_window_extent(renderer)
                 assert title.y1 <= page.y1 + 0.5 and all(title.y0 >= box.y1 for box in boxes), name
         assert names == list(PLOT_FILES)
 
