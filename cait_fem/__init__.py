@@ -14,13 +14,25 @@ The experiment description, diffusion laws, analysis and I/O are pure Python; DO
 imported (and its version checked) only when a solver object is first used.
 """
 
-from cait_fem.case.experiment import (BackElectrode, Beam, CurrentFront, Experiment, Glass, MeshSettings,
-                   Physics, PotentialFront, RunSettings, SolverSettings, Species)
 from cait_fem.case.case_file import load_case
-from cait_fem.physics.diffusion import ArrheniusD, ConstantD, DiffusionLaw, GaussianSED, TabulatedD
-from .errors import ConfigError, SolverError
+from cait_fem.case.experiment import (
+    BackElectrode,
+    Beam,
+    CurrentFront,
+    Experiment,
+    Glass,
+    MeshSettings,
+    Physics,
+    PotentialFront,
+    RunSettings,
+    SolverSettings,
+    Species,
+)
 from cait_fem.case.geometry import Geometry
 from cait_fem.output.result import Result
+from cait_fem.physics.diffusion import ArrheniusD, ConstantD, DiffusionLaw, GaussianSED, TabulatedD
+
+from .errors import ConfigError, SolverError
 
 __version__ = "0.1.0"
 

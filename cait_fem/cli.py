@@ -10,7 +10,6 @@ Under ``mpirun`` every rank runs the same command; only rank 0 prints and writes
 from __future__ import annotations
 
 import argparse
-import importlib
 import os
 import sys
 
@@ -74,18 +73,10 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _simulate_function():
-    """``cait_fem.simulate`` (imported only when a run really starts: it loads DOLFINx)."""
-    package = importlib.import_module("cait_fem")
-    fn = getattr(package, "simulate", None)
-    if callable(fn):
-        return fn
-    for module in ("cait_fem.run.simulation", "cait_fem.simulate"):
-        try:
-            return importlib.import_module(module).simulate
-        except ModuleNotFoundError as exc:
-            if exc.name != module:
-                raise
-    raise ImportError("cait_fem has no simulate() (cait_fem.run.simulation / cait_fem.simulate missing)")
+    """``cait_fem.simulate``, imported only when a run really starts: it loads DOLFINx.
+    ImportError (saying what to install) if DOLFINx 0.11 is missing."""
+    from cait_fem import simulate  # the package's lazy __getattr__ checks the DOLFINx version
+    return simulate
 
 
 def _describe(exp) -> str:
@@ -219,6 +210,7 @@ def cmd_fit(args) -> int:
         return EXIT_USAGE
 
     from mpi4py import MPI
+
     from .fit import run_fit
     comm = MPI.COMM_WORLD
     rank = comm.Get_rank()
@@ -270,6 +262,8 @@ def cmd_mesh(args) -> int:
 
 
 def main(argv=None) -> int:
+    """Run one command (``argv`` as on the command line, None = ``sys.argv[1:]``); returns
+    the exit code. For use inside a Python process, e.g. tests; the program is :func:`console`."""
     parser = _parser()
     args = parser.parse_args(argv)
     if args.command is None:
@@ -278,5 +272,25 @@ def main(argv=None) -> int:
     return {"run": cmd_run, "fit": cmd_fit, "check": cmd_check, "mesh": cmd_mesh}[args.command](args)
 
 
+def console() -> None:
+    """The ``cait-fem`` program: :func:`main` on the command line, then exit with its code.
+
+    The objects alive before and after the command are frozen for the cyclic garbage
+    collector (``gc.freeze``; they are still freed normally). Otherwise its full passes
+    walk every object of the loaded libraries (NumPy, SciPy, UFL, DOLFINx, matplotlib)
+    again and again: during the run and in the interpreter's final collections, about
+    0.2 s of a 2.5 s 1D run. The youngest generation is collected after 10000 instead of
+    700 new objects: a quarter as many collections in the K+ demo (98, not 346; 0.05 s),
+    the same garbage found later, about 1 MB more held meanwhile. Not for :func:`main` in a
+    long-lived process, which could then never collect cycles among the frozen objects."""
+    import gc
+
+    gc.freeze()
+    gc.set_threshold(10_000, *gc.get_threshold()[1:])
+    code = main()
+    gc.freeze()
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    console()

@@ -4,9 +4,13 @@
 import subprocess
 import sys
 
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib
+
 import numpy as np
 import pytest
-import tomllib
 from support.cases import CONTRACT_CASE_TOML
 
 from cait_fem import cli

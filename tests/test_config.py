@@ -2,8 +2,12 @@
 
 import copy
 
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib
+
 import pytest
-import tomllib
 from support.cases import CONTRACT_CASE_TOML
 
 from cait_fem.case.case_file import (

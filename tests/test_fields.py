@@ -61,6 +61,14 @@ def test_points_outside_the_mesh_are_named():
         PointSampler(domain, [[1.0, 2.0, 3.0]])
 
 
+def test_sampler_refuses_a_function_on_another_mesh():
+    domain, other = square(), square()
+    sampler = PointSampler(domain, [[50.0, 100.0]])
+    assert sampler.values(state_on(domain).u).shape == (1, 3)
+    with pytest.raises(ValueError, match="another mesh"):
+        sampler.values(state_on(other).u)
+
+
 def test_line_helpers():
     from cait_fem.post.sampling import depth_line, lateral_line
     sq, bx = square(), box()

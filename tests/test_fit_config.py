@@ -2,11 +2,15 @@
 parameter entries into FreeParameters. No solve: nothing here builds a Simulation."""
 
 import math
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib
 from pathlib import Path
 
 import numpy as np
 import pytest
-import tomllib
 from support.compare import approx
 
 from cait_fem.analysis.measured import write_profile_csv

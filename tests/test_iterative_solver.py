@@ -196,10 +196,13 @@ def test_settings_are_validated(key, value, words):
 def test_case_file_solver_table():
     """The [solver] table of a case file takes the new keys (ints for floats, too) and
     rejects unknown preconditioners by name."""
-    import tomllib
     from support.cases import CONTRACT_CASE_TOML
 
     from cait_fem.case import case_file as config
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        import tomli as tomllib
 
     d = tomllib.loads(CONTRACT_CASE_TOML)
     d["solver"] = {"linear_solver": "iterative", "preconditioner": "asm", "krylov_max_iterations": 300,

@@ -3,9 +3,13 @@
 import json
 import math
 
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib
+
 import numpy as np
 import pytest
-import tomllib
 from support.cases import CONTRACT_CASE_TOML
 from support.compare import approx
 
@@ -152,6 +156,36 @@ def test_plot_writes_four_pngs(result, tmp_path):
     assert len(result.plot(out, overwrite=True)) == 4
     assert not leftover_temp_files(out)
     assert set(p.name for p in out.iterdir()) <= set(OUTPUT_FILES)
+
+
+def test_run_figures_keep_every_label_inside_the_page():
+    """The figures have fixed margins (no layout engine): the widest labels they can get
+    (linear ticks such as 0.00012, negative potentials, 10^-n ticks) must not be cut off,
+    and the suptitle must not run into a panel."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    from cait_fem.output.plots import DPI, run_figures
+
+    hard = synthetic_result()
+    hard.current_density_A_m2 = 1.2e-4 * (1 + 0.5 * np.sin(hard.time_s))
+    hard.surface_potential_V = -12.5 * np.log1p(hard.time_s) / np.log1p(hard.time_s[-1])
+    for res in (synthetic_result(), hard):
+        names = []
+        for name, fig in run_figures(res):
+            names.append(name)
+            fig.set_dpi(DPI)
+            canvas = FigureCanvasAgg(fig)
+            canvas.draw()
+            renderer = canvas.get_renderer()
+            page = fig.bbox
+            boxes = [ax.get_tightbbox(renderer) for ax in fig.axes]
+            for box in boxes:
+                assert page.x0 - 0.5 <= box.x0 and box.x1 <= page.x1 + 0.5, (name, box, page)
+                assert page.y0 - 0.5 <= box.y0 and box.y1 <= page.y1 + 0.5, (name, box, page)
+            for text in fig.texts:  # the suptitle
+                title = text.get_window_extent(renderer)
+                assert title.y1 <= page.y1 + 0.5 and all(title.y0 >= box.y1 for box in boxes), name
+        assert names == list(PLOT_FILES)
 
 
 def test_atomic_write_failure_leaves_old_file_and_no_temp(tmp_path):

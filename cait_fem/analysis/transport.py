@@ -16,9 +16,10 @@ import math
 
 from scipy import constants
 
-from . import metrics
 from cait_fem.physics import sed
 from cait_fem.physics.diffusion import DiffusionLaw, GaussianSED
+
+from . import metrics
 
 __all__ = ["eq3_foreign_diffusivity_m2_s", "eq3_from_profile", "onsager_coefficient",
            "tracer_diffusivity_m2_s", "haven_ratio", "psed_parts", "transport_summary"]

@@ -19,17 +19,30 @@ defaults to its ion preset's; any other name needs an explicit ``charge_number``
 
 from __future__ import annotations
 
-import json
-import math
 import os
-import tomllib
 from dataclasses import fields
 from pathlib import Path
 
-from .experiment import (BackElectrode, Beam, CurrentFront, Experiment, Glass, MeshSettings,
-                   PotentialFront, RunSettings, SolverSettings, Species)
-from cait_fem.physics.diffusion import DiffusionLaw, diffusion_law_from_dict
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10: the same parser as the tomli package
+    import tomli as tomllib
+
 from cait_fem.errors import ConfigError
+from cait_fem.physics.diffusion import DiffusionLaw, diffusion_law_from_dict
+
+from .experiment import (
+    BackElectrode,
+    Beam,
+    CurrentFront,
+    Experiment,
+    Glass,
+    MeshSettings,
+    PotentialFront,
+    RunSettings,
+    SolverSettings,
+    Species,
+)
 from .geometry import Geometry
 
 FRONT_TYPES = {"beam": Beam, "potential": PotentialFront, "current": CurrentFront}
@@ -96,19 +109,6 @@ def _build(cls, d: dict, where: str, extra_allowed=()):
     return cls(**_coerce(cls, kwargs, where))
 
 
-def _known_names(module, candidates) -> list[str] | None:
-    for attr in candidates:
-        obj = getattr(module, attr, None)
-        if obj is None:
-            continue
-        try:
-            names = obj() if callable(obj) else obj
-            return sorted(str(n) for n in names)
-        except Exception:  # noqa: BLE001 - only used to enrich an error message
-            continue
-    return None
-
-
 # ----------------------------------------------------------------------------- sections
 def _glass(d, where="glass"):
     d = _table(d, where)
@@ -121,10 +121,9 @@ def _glass(d, where="glass"):
             raise ConfigError(f"{where}.preset = {name!r} is not allowed: must be a string")
         try:
             preset = dict(presets.glass_preset(name))
-        except ConfigError as exc:
-            known = _known_names(presets, ("known_glasses", "GLASS_PRESETS", "GLASSES"))
-            hint = f"known glass presets: {', '.join(known)}" if known else str(exc)
-            raise ConfigError(f"{where}.preset = {name!r} is not a known glass preset; {hint}") from None
+        except ConfigError:
+            raise ConfigError(f"{where}.preset = {name!r} is not a known glass preset; known glass presets: "
+                              f"{', '.join(sorted(presets.GLASSES))}") from None
         native_diffusion = preset.pop("native_diffusion", None)
         values = {k: v for k, v in preset.items() if k in GLASS_KEYS and k != "preset"}
         values.setdefault("name", name)
@@ -144,12 +143,10 @@ def _charge_number_from_preset(name: str, where: str) -> int:
     from . import presets
     try:
         return int(presets.ion_preset(name)["charge_number"])
-    except ConfigError as exc:
-        known = _known_names(presets, ("known_ions", "ION_PRESETS", "IONS"))
-        hint = f"known ions: {', '.join(known)}" if known else str(exc)
+    except ConfigError:
         raise ConfigError(f"{where}.name = {name!r} is not a known ion and {where}.charge_number is "
                           f"not given; give charge_number explicitly to use any name, or use a "
-                          f"known ion ({hint})") from None
+                          f"known ion (known ions: {', '.join(sorted(presets.IONS))})") from None
 
 
 def _default_diffusion(name: str, role: str, where: str, glass_preset: str | None, native_diffusion):
@@ -296,56 +293,29 @@ def experiment_to_dict(exp: Experiment) -> dict:
     }
 
 
-def _toml_key(key: str) -> str:
-    key = str(key)
-    if key and all(c.isascii() and (c.isalnum() or c in "_-") for c in key):
-        return key
-    return json.dumps(key, ensure_ascii=False)
-
-
-def _toml_value(v) -> str:
-    if hasattr(v, "item") and not isinstance(v, (list, tuple, dict, str)):
-        v = v.item() if getattr(v, "ndim", 0) == 0 else v.tolist()  # numpy scalars/arrays
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, int):
-        return str(v)
-    if isinstance(v, float):
-        if math.isnan(v):
-            return "nan"
-        if math.isinf(v):
-            return "inf" if v > 0 else "-inf"
-        return repr(v)
-    if isinstance(v, str):
-        return json.dumps(v, ensure_ascii=False)
-    if isinstance(v, (list, tuple)):
-        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
-    if isinstance(v, dict):
-        items = [f"{_toml_key(k)} = {_toml_value(x)}" for k, x in v.items() if x is not None]
-        return "{ " + ", ".join(items) + " }" if items else "{}"
-    raise TypeError(f"cannot write {v!r} ({type(v).__name__}) to TOML")
-
-
 def _is_table_array(v) -> bool:
     return isinstance(v, list) and bool(v) and all(isinstance(x, dict) for x in v)
 
 
+def _plain(obj):
+    """``obj`` with numpy scalars and arrays as Python numbers and lists, tuples as lists
+    and None values dropped: what a TOML writer accepts (TOML has no null)."""
+    if isinstance(obj, dict):
+        return {str(k): _plain(v) for k, v in obj.items() if v is not None}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    if hasattr(obj, "item") and not isinstance(obj, (str, bytes)):
+        return _plain(obj.item() if getattr(obj, "ndim", 0) == 0 else obj.tolist())
+    return obj
+
+
 def dumps_toml(d: dict, header: str | None = None) -> str:
-    """A small TOML writer for case dictionaries: top-level scalars, then ``[tables]`` and
-    ``[[arrays of tables]]`` whose nested tables are written inline. None values are skipped."""
-    lines = [f"# {line}".rstrip() for line in header.splitlines()] if header else []
-    d = _drop_none(d)
-    for k, v in d.items():
-        if not isinstance(v, dict) and not _is_table_array(v):
-            lines.append(f"{_toml_key(k)} = {_toml_value(v)}")
-    for k, v in d.items():
-        if isinstance(v, dict):
-            lines += ["", f"[{_toml_key(k)}]"] + [f"{_toml_key(kk)} = {_toml_value(vv)}" for kk, vv in v.items()]
-        elif _is_table_array(v):
-            for item in v:
-                lines += ["", f"[[{_toml_key(k)}]]"]
-                lines += [f"{_toml_key(kk)} = {_toml_value(vv)}" for kk, vv in item.items()]
-    return "\n".join(lines).lstrip("\n") + "\n"
+    """``d`` as TOML text (:mod:`tomli_w`): top-level values, then ``[tables]`` and
+    ``[[arrays of tables]]``; None values are skipped. ``header`` becomes leading comments."""
+    import tomli_w
+
+    comments = "".join(f"# {line}".rstrip() + "\n" for line in header.splitlines()) if header else ""
+    return comments + tomli_w.dumps(_plain(d))
 
 
 def dump_case(exp: Experiment, path: str | os.PathLike) -> Path:

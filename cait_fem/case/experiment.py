@@ -14,8 +14,9 @@ import math
 from dataclasses import dataclass, field
 from typing import Union
 
-from cait_fem.physics.diffusion import DiffusionLaw
 from cait_fem.errors import ConfigError
+from cait_fem.physics.diffusion import DiffusionLaw
+
 from .geometry import Geometry
 
 

@@ -43,20 +43,20 @@ front values) is a ``dolfinx.fem.Constant``; :meth:`NPPForms.set_parameters` upd
 from __future__ import annotations
 
 import numpy as np
-from mpi4py import MPI  # noqa: F401  (MPI is initialised by mpi4py before PETSc/DOLFINx)
-
 import ufl
-from dolfinx import fem, mesh as dmesh
+from dolfinx import fem
+from dolfinx import mesh as dmesh
+from mpi4py import MPI  # noqa: F401  (MPI is initialised by mpi4py before PETSc/DOLFINx)
+from scipy.constants import e as _ELEMENTARY_CHARGE
 
-from cait_fem.case.experiment import (Beam, CurrentFront, Experiment, Physics, PotentialFront,
-                                      check_same_structure)
+from cait_fem.case.experiment import Beam, CurrentFront, Experiment, Physics, PotentialFront, check_same_structure
 from cait_fem.errors import ConfigError
+from cait_fem.mesh import tags
 from cait_fem.physics.boundary_laws import landing_fraction
 from cait_fem.physics.ops import ufl_ops
+
 from .scales import LENGTH_SCALE_M, Scales
 from .state import StateLayout
-from cait_fem.mesh import tags
-from scipy.constants import e as _ELEMENTARY_CHARGE
 
 FRONT_TAG = tags.BEAM_SPOT
 BACK_TAG = tags.BACK_ELECTRODE

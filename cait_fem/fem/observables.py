@@ -10,13 +10,13 @@ per step by dot products, and one reduction serves all of them.
 from __future__ import annotations
 
 import numpy as np
-from mpi4py import MPI
-
 import ufl
 from dolfinx import fem, la
+from mpi4py import MPI
 
-from cait_fem.physics.boundary_laws import landing_fraction
 from cait_fem.case.experiment import Beam, CurrentFront
+from cait_fem.physics.boundary_laws import landing_fraction
+
 from .forms import NPPForms
 
 

@@ -51,14 +51,19 @@ residual is (model - target) / target_sigma.
 from __future__ import annotations
 
 import math
-import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
-from cait_fem.case.experiment import Experiment, check_same_structure
-from cait_fem.case.case_file import experiment_from_dict, experiment_to_dict, load_case
-from cait_fem.errors import ConfigError
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10: the same parser as the tomli package
+    import tomli as tomllib
+
 from cait_fem.analysis.measured import MeasuredProfile, read_profile_csv
+from cait_fem.case.case_file import experiment_from_dict, experiment_to_dict, load_case
+from cait_fem.case.experiment import Experiment, check_same_structure
+from cait_fem.errors import ConfigError
+
 from .parameters import MEASUREMENT_PATHS, ParameterSpec, read_value, split_path
 
 TARGETS = {"plateau": 0.01, "front_nm": 5.0}  # target -> default sigma

@@ -21,6 +21,7 @@ from mpi4py import MPI
 
 from cait_fem.case.experiment import Experiment
 from cait_fem.errors import SolverError
+
 from .problem import ForwardOutput
 
 

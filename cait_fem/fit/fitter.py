@@ -32,6 +32,7 @@ from mpi4py import MPI
 from scipy import optimize, stats
 
 from cait_fem.errors import SolverError
+
 from .ensemble import Ensemble, Task
 from .problem import FitProblem, ForwardOutput
 from .result import FitResult, ParameterEstimate

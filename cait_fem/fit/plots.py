@@ -11,7 +11,7 @@
 Inputs are plain numpy arrays / dicts (no fitter, no dolfinx). Colours: native species
 blue, foreign species red, green, magenta in order of first appearance. Figures are
 ``matplotlib.figure.Figure`` objects on an Agg canvas (never registered with pyplot, so
-nothing stays open) written atomically by :func:`cait_fem.output.plots._save`.
+nothing stays open) written atomically by :func:`cait_fem.output.plots.save_figure`.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
-from cait_fem.output.plots import _save, _shades
+from cait_fem.output.plots import save_figure, shades
 
 NATIVE_COLOR = "tab:blue"
 FOREIGN_COLORS = ("red", "green", "magenta", "darkorange", "purple", "brown")
@@ -115,7 +115,7 @@ def plot_profile_fits(panels: Sequence[ProfilePanel], path) -> Path:
         ax.legend(fontsize=7, loc="center right",
                   title=None if rms is None else f"rms residual {rms:.3g}", title_fontsize=7)
     axes[0].set_ylabel(r"fraction $n_i / n_\mathrm{bulk}$")
-    return _save(fig, Path(path))
+    return save_figure(fig, Path(path))
 
 
 def plot_diffusivity_fit(theta, D_native_m2_s, band_low_m2_s, band_high_m2_s, foreign: Mapping[str, float],
@@ -135,10 +135,10 @@ def plot_diffusivity_fit(theta, D_native_m2_s, band_low_m2_s, band_high_m2_s, fo
                         alpha=0.2, lw=0, label="95 % confidence band")
     ax.plot(theta, _log10_positive(d_native), color=NATIVE_COLOR, lw=2.0, label=f"{native}$^+$ (fit)")
     if per_experiment:
-        shades = _shades("Blues", len(per_experiment))
+        blues = shades("Blues", len(per_experiment))
         for j, (name, d) in enumerate(per_experiment.items()):
             d = _vector(f"per_experiment[{name!r}]", d, theta.size)
-            ax.plot(theta, _log10_positive(d), color=shades[j], lw=1.3, ls=_LINESTYLES[j % len(_LINESTYLES)],
+            ax.plot(theta, _log10_positive(d), color=blues[j], lw=1.3, ls=_LINESTYLES[j % len(_LINESTYLES)],
                     label=f"{native}$^+$, {name}")
     if knots is not None:
         if len(knots) != 2:
@@ -158,7 +158,7 @@ def plot_diffusivity_fit(theta, D_native_m2_s, band_low_m2_s, band_high_m2_s, fo
     ax.set_ylabel(r"$\log_{10}(D$ / m$^2$ s$^{-1})$")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="best")
-    return _save(fig, Path(path))
+    return save_figure(fig, Path(path))
 
 
 def plot_site_energy_distribution(E_eV, sed_m3_eV, populated_initial_m3_eV,
@@ -191,4 +191,4 @@ def plot_site_energy_distribution(E_eV, sed_m3_eV, populated_initial_m3_eV,
     ax.set_ylim(bottom=0.0)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="best")
-    return _save(fig, Path(path))
+    return save_figure(fig, Path(path))

@@ -13,11 +13,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from cait_fem.case.experiment import Experiment
-from cait_fem.case.case_file import experiment_from_dict, experiment_to_dict
-from cait_fem.errors import ConfigError
 from cait_fem.analysis.metrics import profile_metrics
 from cait_fem.analysis.sims_resolution import model_at_data
+from cait_fem.case.case_file import experiment_from_dict, experiment_to_dict
+from cait_fem.case.experiment import Experiment
+from cait_fem.errors import ConfigError
+
 from .parameters import FreeParameter, ParameterSpec, read_value, split_path, with_values
 
 # Residual (in sigma units) given to every point of an experiment whose forward solve

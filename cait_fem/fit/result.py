@@ -19,13 +19,12 @@ from pathlib import Path
 
 import numpy as np
 
+from cait_fem.analysis.metrics import profile_metrics
 from cait_fem.analysis.transport import psed_parts, transport_summary
 from cait_fem.case.case_file import experiment_to_dict, unit_of
-from cait_fem.physics.diffusion import ConstantD, GaussianSED, TabulatedD
 from cait_fem.fileio import write_csv_atomic, write_json_atomic
-from cait_fem.analysis.metrics import profile_metrics
-from cait_fem.output.result import _on_root, check_output_directory, software_versions
-from . import plots
+from cait_fem.output.result import check_output_directory, on_root, software_versions
+from cait_fem.physics.diffusion import ConstantD, GaussianSED, TabulatedD
 
 
 @dataclass(frozen=True)
@@ -216,7 +215,7 @@ class FitResult:
         ``overwrite``."""
         names = ["fit.json", "fit_profiles.png", "fit_diffusivity.png", "fit_sed.png"] + \
             [f"{n}_{kind}.csv" for n in self.problem.names for kind in ("profile", "model")]
-        return _on_root(comm, lambda: self._write(Path(directory), overwrite, names))
+        return on_root(comm, lambda: self._write(Path(directory), overwrite, names))
 
     def _write(self, d: Path, overwrite: bool, names) -> list[Path]:
         check_output_directory(d, overwrite, names)
@@ -251,6 +250,8 @@ class FitResult:
         return written
 
     def _plots(self, d: Path) -> list[Path]:
+        from . import plots  # matplotlib: loaded when a fit is written, not on import
+
         panels = []
         for name in self.problem.names:
             out, e = self.outputs[name], self.case.experiment(name)
@@ -286,6 +287,8 @@ class FitResult:
         return written
 
     def _plot_sed(self, path: Path) -> Path:
+        from . import plots
+
         first = self.experiment(self.problem.names[0])
         law, g = first.native.diffusion, first.glass
         from cait_fem.physics.sed import sigma_eV

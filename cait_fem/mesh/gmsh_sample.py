@@ -24,12 +24,13 @@ from pathlib import Path
 
 import numpy as np
 
-from . import tags
+from cait_fem.case.geometry import Geometry
 from cait_fem.errors import ConfigError
 from cait_fem.fileio import atomic_path
-from cait_fem.case.geometry import Geometry
-from .lateral_grading import lateral_nodes_m, rims_inside
+
+from . import tags
 from .depth_grading import graded_nodes_m
+from .lateral_grading import lateral_nodes_m, rims_inside
 from .partition import column_partitioner
 from .tag_check import check_facet_groups, check_gmsh_model, validate_facet_tags
 

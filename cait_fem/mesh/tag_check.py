@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import tags
 from cait_fem.errors import ConfigError
+
+from . import tags
 
 _SIMPLEX_TYPES = {2: (2, 9, 21), 3: (4, 11, 29)}  # gmsh element types: triangles, tetrahedra (orders 1-3)
 
@@ -106,8 +107,8 @@ def validate_facet_tags(domain, facet_tags, source: str) -> None:
     """Check distributed facet tags (collective: call on every rank): every required tag
     of :mod:`cait_fem.mesh.tags` present, only known tag values, no facet tagged twice, tagged
     facets on the boundary only. Raises the same ConfigError on every rank."""
-    from mpi4py import MPI
     from dolfinx.mesh import exterior_facet_indices
+    from mpi4py import MPI
 
     comm = domain.comm
     if comm.allreduce(facet_tags is None, op=MPI.LOR):

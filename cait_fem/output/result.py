@@ -27,8 +27,8 @@ from pathlib import Path
 import numpy as np
 
 from cait_fem.analysis import metrics as _metrics
-from cait_fem.case.experiment import Experiment
 from cait_fem.case.case_file import experiment_to_dict, parameters_with_units
+from cait_fem.case.experiment import Experiment
 from cait_fem.fileio import existing_files, write_csv_atomic, write_json_atomic
 
 PROFILES_CSV, TIMESERIES_CSV = "profiles.csv", "timeseries.csv"
@@ -72,7 +72,7 @@ def check_output_directory(directory, overwrite: bool = False, names=OUTPUT_FILE
     return d
 
 
-def _on_root(comm, fn):
+def on_root(comm, fn):
     """Run ``fn`` on rank 0 only; other ranks wait for it and get its return value or error."""
     if comm is None or comm.Get_size() == 1:
         return fn()
@@ -313,7 +313,7 @@ class Result:
         """Write the CSV and JSON files into ``directory`` (created if needed). Refuses with
         FileExistsError if it already holds any output file, unless ``overwrite``. With an MPI
         ``comm`` only rank 0 writes; the other ranks wait and return the same paths."""
-        return _on_root(comm, lambda: self._write(directory, overwrite))
+        return on_root(comm, lambda: self._write(directory, overwrite))
 
     def plot(self, directory, overwrite: bool = False, comm=None) -> list[Path]:
         """Write the four PNGs (see :mod:`cait_fem.output.plots`); refuses to replace existing
@@ -322,4 +322,4 @@ class Result:
             from .plots import plot_all
             d = check_output_directory(directory, overwrite, names=PLOT_FILES)
             return plot_all(self, d)
-        return _on_root(comm, draw)
+        return on_root(comm, draw)

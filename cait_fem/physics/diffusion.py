@@ -24,8 +24,9 @@ from typing import Any, ClassVar
 import numpy as np
 from scipy import special
 
-from . import sed
 from cait_fem.errors import ConfigError
+
+from . import sed
 from .ops import NUMPY, balanced_sum
 from .sed import kT_eV
 

@@ -17,16 +17,16 @@ import math
 from pathlib import Path
 
 import numpy as np
+from dolfinx import fem
+from dolfinx.io import VTXMeshPolicy, VTXWriter
 from matplotlib import colormaps
 from matplotlib.figure import Figure
 
-from dolfinx import fem
-from dolfinx.io import VTXMeshPolicy, VTXWriter
-
 from cait_fem.fileio import write_csv_atomic
-from cait_fem.output.plots import _CMAPS, _save
+from cait_fem.output.plots import COLORMAPS, save_figure
+from cait_fem.output.result import on_root
+
 from .sampling import LineProfile, PointSampler, WindowSampler, field_names, state_fields
-from cait_fem.output.result import _on_root
 
 
 class FieldWriter:
@@ -69,7 +69,7 @@ class FieldWriter:
                 raise FileExistsError(f"{self.path} exists; pass overwrite=True to replace it")
         # Rank 0 checks and the others wait: a rank that looked after rank 0 had opened the
         # file would see it and fail alone, leaving the others hanging in ADIOS2.
-        _on_root(self.comm, check)
+        on_root(self.comm, check)
 
         # One scalar P1 space for all outputs (VTX needs a common element and mesh); the
         # collapsed dofmaps of the components are identical, so component k's values are
@@ -147,7 +147,7 @@ def _plot_line_profile(profile: LineProfile, path: Path, title: str | None) -> P
     order = np.argsort(x, kind="stable")
     thetas = [k for k in profile.fields if k.startswith("theta_")]
     for j, name in enumerate(thetas):
-        color = colormaps[_CMAPS[j % len(_CMAPS)]](0.8)
+        color = colormaps[COLORMAPS[j % len(COLORMAPS)]](0.8)
         ax.plot(x[order], profile.fields[name][order], color=color, lw=1.6, label=_species_of(name))
     ax.set_xlabel(f"{profile.along} / nm")
     ax.set_ylabel(r"$\theta = n_i / n_\mathrm{bg}$")
@@ -163,7 +163,7 @@ def _plot_line_profile(profile: LineProfile, path: Path, title: str | None) -> P
     lines2 = ax2.get_legend_handles_labels()
     ax.legend(lines[0] + lines2[0], lines[1] + lines2[1], fontsize=8, loc="best")
     ax.set_title(title or f"profile along the {profile.along}")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def write_line_profile(profile: LineProfile, csv_path, png_path=None, *, comm=None,
@@ -178,7 +178,7 @@ def write_line_profile(profile: LineProfile, csv_path, png_path=None, *, comm=No
         if png_path is not None:
             paths.append(_plot_line_profile(profile, Path(png_path), title))
         return [Path(p) for p in paths]
-    return _on_root(profile.comm if comm is None else comm, write)
+    return on_root(profile.comm if comm is None else comm, write)
 
 
 def plot_field_window(source, function, component, window, path, *, species_names=None,
@@ -244,5 +244,5 @@ def plot_field_window(source, function, component, window, path, *, species_name
         fig.colorbar(mesh, ax=ax, label=label)
         plane = "  (plane y = 0)" if domain.geometry.dim == 3 else ""
         ax.set_title((title or (component if isinstance(component, str) else label)) + plane)
-        return _save(fig, Path(path))
-    return _on_root(comm, draw)
+        return save_figure(fig, Path(path))
+    return on_root(comm, draw)

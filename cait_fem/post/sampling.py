@@ -20,8 +20,8 @@ import hashlib
 from dataclasses import dataclass, field
 
 import numpy as np
-from mpi4py import MPI
 from dolfinx import geometry as dgeom
+from mpi4py import MPI
 
 from cait_fem.fem.state import StateLayout
 
@@ -124,7 +124,8 @@ class PointSampler:
         rank-dependent values).
         """
         mesh = function.function_space.mesh
-        if mesh is not self.domain and mesh._cpp_object is not self.domain._cpp_object:
+        # another Python wrapper of the same mesh shares its coordinate storage
+        if mesh is not self.domain and not np.may_share_memory(mesh.geometry.x, self.domain.geometry.x):
             raise ValueError("the function lives on another mesh than this PointSampler")
         if update_ghosts:
             function.x.scatter_forward()

@@ -17,11 +17,12 @@ from pathlib import Path
 import numpy as np
 from mpi4py import MPI
 
-from .fields import FieldWriter, plot_field_window
-from cait_fem.fileio import existing_files, write_csv_atomic
 from cait_fem.errors import ConfigError
+from cait_fem.fileio import existing_files, write_csv_atomic
+from cait_fem.output.result import on_root
+
+from .fields import FieldWriter, plot_field_window
 from .sampling import PointSampler, WindowSampler, lateral_line, state_fields
-from cait_fem.output.result import _on_root
 
 RIM_DEPTH_FRACTIONS = (0.1, 0.3, 0.6)  # of mesh.fine_depth_m
 RIM_POINTS = 401
@@ -63,7 +64,7 @@ class SpotExports:
         self.rim_depths_nm = depths
         self._rim = [PointSampler(domain, lateral_line(domain, d, lateral)) for d in depths]
         surface = np.linspace(0.0, lateral_max, RIM_POINTS)
-        self._surface_lateral_nm = surface
+        self.surface_lateral_nm = surface
         self._surface = PointSampler(domain, lateral_line(domain, 0.0, surface))
         self._window = WindowSampler(domain, (lateral[0], lateral[-1]), (0.0, fine_nm))
         self.fields = FieldWriter(self.directory / "fields.bp", sim.forms, self.names, self.kT,
@@ -116,14 +117,14 @@ class SpotExports:
             write_csv_atomic(self.directory / "rim_profiles.csv", list(rows), list(rows.values()))
             srows = {"time_s": [], "lateral_nm": [], **{k: [] for k in keys}}
             for t, fields in zip(self.times_s, self.surface):
-                srows["time_s"] += [t] * len(self._surface_lateral_nm)
-                srows["lateral_nm"] += list(self._surface_lateral_nm)
+                srows["time_s"] += [t] * len(self.surface_lateral_nm)
+                srows["lateral_nm"] += list(self.surface_lateral_nm)
                 for k in keys:
                     srows[k] += list(fields[k])
             write_csv_atomic(self.directory / "surface_profile.csv", list(srows), list(srows.values()))
             _plot_rim(self, foreign)
 
-        _on_root(self.comm, write_tables)
+        on_root(self.comm, write_tables)
         return [self.directory / n for n in OUTPUT_FILES[1:5]] + [window]
 
 
@@ -132,7 +133,7 @@ def _plot_rim(exports: SpotExports, foreign: str) -> None:
     whole front, at the last output time."""
     from matplotlib.figure import Figure
 
-    from cait_fem.output.plots import _save
+    from cait_fem.output.plots import save_figure
 
     fig = Figure(figsize=(7.0, 4.2), layout="constrained")
     ax = fig.add_subplot()
@@ -144,15 +145,15 @@ def _plot_rim(exports: SpotExports, foreign: str) -> None:
     ax.set_ylabel(foreign)
     ax.set_title(f"across the rim, t = {exports.times_s[-1]:.4g} s")
     ax.legend()
-    _save(fig, exports.directory / "rim_profiles.png")
+    save_figure(fig, exports.directory / "rim_profiles.png")
 
     fig = Figure(figsize=(7.0, 4.2), layout="constrained")
     ax = fig.add_subplot()
     for t, fields in zip(exports.times_s, exports.surface):
-        ax.plot(exports._surface_lateral_nm / 1e3, fields["phi_V"], label=f"t = {t:.4g} s")
+        ax.plot(exports.surface_lateral_nm / 1e3, fields["phi_V"], label=f"t = {t:.4g} s")
     ax.axvline(exports.rim_nm / 1e3, color="0.6", lw=0.8, ls=":")
     ax.set_xlabel("lateral position / µm")
     ax.set_ylabel("surface potential φ_s / V")
     ax.legend()
-    _save(fig, exports.directory / "surface_profile.png")
+    save_figure(fig, exports.directory / "surface_profile.png")
 

@@ -12,27 +12,27 @@ import warnings
 from functools import partial
 
 import numpy as np
+from dolfinx import mesh as dmesh
 from mpi4py import MPI  # (MPI is initialised by mpi4py before PETSc/DOLFINx)
 from scipy import constants as sc
 
-from dolfinx import mesh as dmesh
-
-from cait_fem.fem.backend import require_dolfinx
 from cait_fem.case.experiment import Experiment, PotentialFront, check_same_structure
 from cait_fem.errors import ConfigError
+from cait_fem.fem.backend import require_dolfinx
 from cait_fem.fem.forms import BACK_TAG, FRONT_TAG, NPPForms
+from cait_fem.fem.observables import Observables
+from cait_fem.fem.scales import LENGTH_SCALE_M, Scales
+from cait_fem.fem.state import StateLayout
 from cait_fem.mesh.depth_grading import graded_nodes_m
 from cait_fem.mesh.interval import create_interval_mesh
+from cait_fem.output.result import Result
+from cait_fem.post.axis_profile import AxisProfile
 from cait_fem.solver.newton import NewtonSolver
+from cait_fem.solver.timestepping import AdaptiveBDF, StepperState
+
 from . import checkpoint
 from .callbacks import Callback, CallbackList, ExportAdapter, ProgressAdapter, StepInfo
 from .record import SERIES, RunRecord  # noqa: F401 (SERIES: the time series' keys, also here)
-from cait_fem.post.axis_profile import AxisProfile
-from cait_fem.fem.observables import Observables
-from cait_fem.output.result import Result
-from cait_fem.fem.scales import LENGTH_SCALE_M, Scales
-from cait_fem.fem.state import StateLayout
-from cait_fem.solver.timestepping import AdaptiveBDF, StepperState
 
 
 class Simulation:

@@ -42,16 +42,13 @@ from __future__ import annotations
 import time
 
 import numpy as np
-from mpi4py import MPI  # noqa: F401  (MPI is initialised by mpi4py before PETSc/DOLFINx)
-from petsc4py import PETSc
-
 import ufl
 from dolfinx import fem
 from dolfinx.fem.petsc import assemble_matrix, create_matrix
+from mpi4py import MPI  # noqa: F401  (MPI is initialised by mpi4py before PETSc/DOLFINx)
+from petsc4py import PETSc
 
-from . import column_multigrid
 from .columns import column_owners, find_columns
-
 
 #: The potential stage: GMRES on A_p to a relative 1e-4 (1e-2 let the Newton iterations
 #: grow: the preconditioner is then too far from linear; docs/numerics.md section 9)
@@ -169,7 +166,11 @@ class CPRPreconditioner:
         self.potential.setOptionsPrefix(prefix + "cpr_potential_")
         # the multigrid reads the options of its levels at its first set-up: they stay in
         # the database until then (removed in setUp, or in destroy if it never came)
-        defaults = {**POTENTIAL_OPTIONS, **column_multigrid.OPTIONS} if self.n_layers else GAMG_OPTIONS
+        if self.n_layers:
+            from . import column_multigrid  # scipy.sparse: only layered 2D/3D meshes need it
+            defaults = {**POTENTIAL_OPTIONS, **column_multigrid.OPTIONS}
+        else:
+            defaults = GAMG_OPTIONS
         opts = PETSc.Options()
         options = {prefix + "cpr_potential_" + key: value
                    for key, value in {**defaults, **(potential_options or {})}.items()}
@@ -236,6 +237,7 @@ class CPRPreconditioner:
         self.potential.setOperators(self.A_p)
         if not self._configured:
             if self.n_layers:
+                from . import column_multigrid
                 column_multigrid.configure(self.potential.getPC(), self.A_p, self.n_layers)
             self.potential.setFromOptions()
             self._configured = True

@@ -10,15 +10,14 @@ useful absolute tolerance in the bulk (docs/model.md section 8.2).
 
 from __future__ import annotations
 
+from dolfinx.fem.petsc import NonlinearProblem, assemble_vector, assign, set_bc
 from mpi4py import MPI  # noqa: F401  (MPI is initialised by mpi4py before PETSc/DOLFINx)
 from petsc4py import PETSc
 
-from dolfinx.fem.petsc import NonlinearProblem, assemble_vector, assign, set_bc
-
 from cait_fem.case.experiment import SolverSettings
-from .cpr import CPRPreconditioner
 from cait_fem.errors import ConfigError
 
+from .cpr import CPRPreconditioner
 
 #: GMRES restart length of the iterative option (docs/numerics.md, "Linear solvers at scale")
 GMRES_RESTART = 100
