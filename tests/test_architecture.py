@@ -269,7 +269,6 @@ def test_private_checker_finds_imported_private_names(tmp_path):
     assert found[1].startswith("cait_fem/post/fields.py:8: uses the private name cait_fem.output.plots._CMAPS")
 
 
-@pytest.mark.xfail(strict=False, reason="private helpers being renamed in branch speed")
 def test_no_private_name_is_imported_across_modules():
     violations = _check_package(private_violations)
     assert violations == [], "\n".join(violations)

@@ -62,6 +62,8 @@ def test_points_outside_the_mesh_are_named():
 
 
 def test_sampler_refuses_a_function_on_another_mesh():
+    from cait_fem.post.sampling import PointSampler
+
     domain, other = square(), square()
     sampler = PointSampler(domain, [[50.0, 100.0]])
     assert sampler.values(state_on(domain).u).shape == (1, 3)
