@@ -43,13 +43,14 @@ JACOBIAN_LAG = 3
 def make_data(work: Path, reuse: bool = False) -> None:
     """Case files (default numerics) and SIMS-like CSVs (fine numerics), in ``work``
     (``reuse``: keep those already there from an earlier run with --keep)."""
-    import numpy as np
     from mpi4py import MPI  # noqa: F401  (before DOLFINx)
 
-    from cait_fem.case.case_file import dump_case, experiment_from_dict, experiment_to_dict, load_case
+    import numpy as np
+
     from cait_fem.analysis.measured import write_profile_csv
-    from cait_fem.run.simulation import Simulation
     from cait_fem.analysis.sims_resolution import model_at_data
+    from cait_fem.case.case_file import dump_case, experiment_from_dict, experiment_to_dict, load_case
+    from cait_fem.run.simulation import Simulation
 
     for seed, (ion, truth) in enumerate(TRUTH.items()):
         d = experiment_to_dict(load_case(ROOT / "demos" / f"{ion.lower()}_cait.toml"))

@@ -31,18 +31,19 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 from mpi4py import MPI  # before DOLFINx
+
+import numpy as np
 from scipy import constants
 
 import cait_fem as cf
-from cait_fem.post.spot_exports import OUTPUT_FILES as SPOT_FILES
-from cait_fem.post.spot_exports import SpotExports
 from cait_fem.fileio import write_json_atomic
-from cait_fem.post.sampling import PointSampler, lateral_line, state_fields
-from cait_fem.run.progress import make_reporter
 from cait_fem.output.result import OUTPUT_FILES as RESULT_FILES
 from cait_fem.output.result import check_output_directory
+from cait_fem.post.sampling import PointSampler, lateral_line, state_fields
+from cait_fem.post.spot_exports import OUTPUT_FILES as SPOT_FILES
+from cait_fem.post.spot_exports import SpotExports
+from cait_fem.run.progress import make_reporter
 
 HERE = Path(__file__).resolve().parent
 CASE = HERE / "beam_spot_axisymmetric.toml"

@@ -131,7 +131,7 @@ influx_form = fem.form(forms.influx(u) * forms.front_measure)
 foreign_form = fem.form(sum(u[i] for i in layout.foreign) * forms.storage_measure)
 u.x.array[:] = 0.0  # pristine glass: theta_Li = 1, no Na, no field
 influx_integral = 0.0
-for step in range(N_STEPS):
+for _ in range(N_STEPS):
     u_old.x.array[:] = u.x.array
     problem.solve()
     influx_integral += dt.value * comm.allreduce(fem.assemble_scalar(influx_form), op=MPI.SUM)

@@ -19,16 +19,16 @@ import argparse
 from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
 from mpi4py import MPI
 
+import numpy as np
+
 import cait_fem as cf
+from cait_fem.analysis.metrics import excess_charge
 from cait_fem.analysis.transport import psed_parts, transport_summary
 from cait_fem.fileio import write_csv_atomic, write_json_atomic
 from cait_fem.fit import load_fit_case, run_fit
-from cait_fem.fit.plots import (ProfilePanel, plot_diffusivity_fit, plot_profile_fits,
-                                plot_site_energy_distribution)
-from cait_fem.analysis.metrics import excess_charge
+from cait_fem.fit.plots import ProfilePanel, plot_diffusivity_fit, plot_profile_fits, plot_site_energy_distribution
 from cait_fem.output.result import check_output_directory
 from cait_fem.physics.sed import sigma_eV
 

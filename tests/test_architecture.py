@@ -1,6 +1,7 @@
 """The architecture, enforced: the pure modules import without DOLFINx, PETSc, MPI, UFL or
 Basix, ``import cait_fem`` loads none of them, no module imports a higher layer, and no
-private name (``_x``) is imported from another module. Needs no DOLFINx (fast tier)."""
+private name (``_x``) is imported from another module: fast tier, no DOLFINx. With DOLFINx:
+every module imports on its own in a fresh interpreter."""
 
 import ast
 import json
@@ -272,3 +273,19 @@ def test_private_checker_finds_imported_private_names(tmp_path):
 def test_no_private_name_is_imported_across_modules():
     violations = _check_package(private_violations)
     assert violations == [], "\n".join(violations)
+
+
+@pytest.mark.dolfinx
+def test_every_module_imports_on_its_own():
+    """Each module, imported first in a fresh interpreter, brings what it needs in the
+    right order (mpi4py before DOLFINx/PETSc: the wheel's MPI library is loaded by
+    mpi4py); a module that relies on another having loaded MPI first fails here."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def import_alone(name):
+        done = subprocess.run([sys.executable, "-c", f"import {name}"], cwd=ROOT, capture_output=True, text=True)
+        return None if done.returncode == 0 else f"{name}: {done.stderr.strip().splitlines()[-1]}"
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        failures = [f for f in pool.map(import_alone, all_modules()) if f is not None]
+    assert failures == [], "\n".join(failures)

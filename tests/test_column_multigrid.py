@@ -31,6 +31,7 @@ def _layered_laplacian(n_columns, spacing_z, kappa_lateral, kappa_depth, h_later
 
 def _petsc(A_csr):
     from mpi4py import MPI
+
     from petsc4py import PETSc
     return PETSc.Mat().createAIJ(A_csr.shape, csr=(A_csr.indptr.astype(PETSc.IntType),
                                                    A_csr.indices.astype(PETSc.IntType), A_csr.data),
@@ -47,6 +48,7 @@ def _manufactured(A, seed):
 
 def _solve(A_csr, L):
     from mpi4py import MPI
+
     from petsc4py import PETSc
 
     from cait_fem.solver import column_multigrid
@@ -95,6 +97,7 @@ def test_the_line_smoother_is_exact_without_lateral_coupling():
     """Independent columns: the column-block solve is A's inverse, so one Richardson step
     with the smoother alone solves to round-off."""
     from mpi4py import MPI
+
     from petsc4py import PETSc
 
     from cait_fem.solver import column_multigrid

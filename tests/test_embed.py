@@ -34,8 +34,9 @@ def _experiment(**kw):
 
 
 def _tag(domain, front_value=tags.BEAM_SPOT, back_value=tags.BACK_ELECTRODE, back_at=None):
-    from dolfinx import mesh as dmesh
     from mpi4py import MPI
+
+    from dolfinx import mesh as dmesh
     fdim = domain.topology.dim - 1
     depth = domain.topology.dim - 1
     x = domain.geometry.x[:, depth]
@@ -92,8 +93,9 @@ def test_user_mesh_in_micrometres_gives_the_same_profiles():
     ("not a pair", "mesh = Mesh"),
 ])
 def test_bad_user_meshes_are_refused(what, match):
-    from dolfinx import mesh as dmesh
     from mpi4py import MPI
+
+    from dolfinx import mesh as dmesh
     exp = _experiment()
     comm = MPI.COMM_WORLD
     if what == "2D mesh":
@@ -126,9 +128,10 @@ def test_parts_of_the_form_on_a_2d_mesh_with_other_tags():
     the storage of a unit rate is the area, the spatial residual of the pristine state
     is the influx (only at the front, only in the beam species' equation), and the
     Dirichlet conditions sit on the back electrode."""
+    from mpi4py import MPI
+
     from dolfinx import fem
     from dolfinx import mesh as dmesh
-    from mpi4py import MPI
 
     from cait_fem.fem.forms import NPPForms
     exp = _experiment()
@@ -168,8 +171,9 @@ def test_parts_of_the_form_on_a_2d_mesh_with_other_tags():
 
 
 def test_set_parameters_takes_physics_and_refuses_another_structure():
-    from dolfinx import mesh as dmesh
     from mpi4py import MPI
+
+    from dolfinx import mesh as dmesh
 
     from cait_fem.fem.forms import NPPForms
     exp = _experiment()

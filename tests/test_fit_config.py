@@ -201,7 +201,8 @@ def test_shared_measurement_without_initial_when_the_experiments_disagree(d):
 
 
 def test_shared_agreeing_cases_need_no_initial(d):
-    p = problem(d, K_EXP + RB_EXP + PARAMS + '"species.Li.diffusion.fwhm_eV" = { min = 0.05, max = 0.5, shared = true }')
+    p = problem(d, K_EXP + RB_EXP + PARAMS
+                + '"species.Li.diffusion.fwhm_eV" = { min = 0.05, max = 0.5, shared = true }')
     assert [(f.x0, f.targets) for f in p.free] == [(0.25, ("K", "Rb"))]
 
 
@@ -229,7 +230,8 @@ def test_initial_list_on_a_scalar_path(d, initial):
 
 
 def test_knot_index_beyond_the_table(d):
-    param_fails(d, '"species.Li.diffusion.D_m2_s" = { knots = [0, 3] }', "knots = [0, 3]", "below 3", experiments=TAB_EXP)
+    param_fails(d, '"species.Li.diffusion.D_m2_s" = { knots = [0, 3] }', "knots = [0, 3]", "below 3",
+                experiments=TAB_EXP)
 
 
 def test_initial_list_length_must_match_the_knots(d):
@@ -292,7 +294,8 @@ def test_tabulated_path_gives_one_parameter_per_knot(d):
 
 def test_tabulated_knots_subset(d):
     p = problem(d, TAB_EXP + PARAMS
-                + '"species.Li.diffusion.D_m2_s" = { knots = [0, 1], initial = [2e-22, 3e-19], min = 1e-25, max = 1e-15 }')
+                + '"species.Li.diffusion.D_m2_s" = '
+                  '{ knots = [0, 1], initial = [2e-22, 3e-19], min = 1e-25, max = 1e-15 }')
     assert [(f.index, f.x0) for f in p.free] == [(0, 2e-22), (1, 3e-19)]
 
 
@@ -302,7 +305,8 @@ def test_single_indexed_knot(d):
 
 
 def test_t_end_with_per_experiment_initial(d):
-    p = problem(d, K_EXP + RB_EXP + PARAMS + '"run.t_end_s" = { initial = { K = 2e4, Rb = 4e4 }, min = 1e3, max = 1e5 }')
+    p = problem(d, K_EXP + RB_EXP + PARAMS
+                + '"run.t_end_s" = { initial = { K = 2e4, Rb = 4e4 }, min = 1e3, max = 1e5 }')
     assert [(f.targets, f.x0) for f in p.free] == [(("K",), 2e4), (("Rb",), 4e4)]
     run = p.experiment_at("Rb", p.x0).run
     assert run.t_end_s == 4e4 and run.all_output_times_s == (4e4,)

@@ -39,8 +39,9 @@ def _sample_mesh(lateral_jitter_nm=0.0):
     """Triangles, 0.5 nm deep at the front growing to 1 um (aspect ratios up to 1e3),
     laterally 100-500 nm; depth is the last coordinate, in nm. With ``lateral_jitter_nm``
     the interior nodes move laterally at random: the mesh no longer has depth columns."""
-    from dolfinx import mesh as dmesh
     from mpi4py import MPI
+
+    from dolfinx import mesh as dmesh
 
     from cait_fem.fem.forms import BACK_TAG, FRONT_TAG
 
@@ -139,6 +140,7 @@ def test_krylov_failure_is_a_newton_failure(forms):
     DIVERGED_LINEAR_SOLVE and the solve count as failed, and the stepper must give up
     (after shrinking the step) instead of accepting the unconverged update."""
     from mpi4py import MPI
+
     from petsc4py import PETSc
 
     from cait_fem.solver.newton import NewtonSolver
@@ -252,8 +254,9 @@ def test_cpr_potential_operator_is_the_decoupled_potential_block(forms):
         J = assemble_matrix(J_form)  # no Dirichlet rows: every row is a physical equation
         J.assemble()
         combined.append(_combined_potential_rows(forms, J))
-        poisson_species = _dense(J).reshape(-1, forms.psi_index + 1, J.getSize()[1])[:, forms.psi_index, :]
-        poisson_species = poisson_species.reshape(poisson_species.shape[0], -1, forms.psi_index + 1)[:, :, :forms.psi_index]
+        bs, p = forms.layout.block_size, forms.layout.psi
+        poisson_species = _dense(J).reshape(-1, bs, J.getSize()[1])[:, p, :]
+        poisson_species = poisson_species.reshape(poisson_species.shape[0], -1, bs)[:, :, :p]
         A = _dense(cpr.assemble_potential())  # rows/columns: the nodes cpr.nodes
         free = np.setdiff1d(np.arange(len(A)), cpr.fixed)  # Dirichlet rows are identity rows in A_p
         p, nc = forms.psi_index, forms.psi_index + 1

@@ -282,8 +282,9 @@ def test_mesh_file_dimension_and_existence(tmp_path):
 
 @pytest.mark.dolfinx
 def test_validate_facet_tags_errors():
-    from dolfinx.mesh import create_unit_square, locate_entities, meshtags
     from mpi4py import MPI
+
+    from dolfinx.mesh import create_unit_square, locate_entities, meshtags
     domain = create_unit_square(MPI.COMM_WORLD, 4, 4)
     fdim = 1
     domain.topology.create_connectivity(fdim, 2)

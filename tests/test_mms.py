@@ -75,10 +75,11 @@ def _sources(exp, scales, x):
 
 
 def _solve(n_cells: int, z_foreign: int, flux: str):
+    from mpi4py import MPI
+
     import ufl
     from dolfinx import fem
     from dolfinx import mesh as dmesh
-    from mpi4py import MPI
 
     from cait_fem.fem.forms import BACK_TAG, FRONT_TAG, NPPForms
     from cait_fem.solver.newton import NewtonSolver

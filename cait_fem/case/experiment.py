@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Union
 
 from cait_fem.errors import ConfigError
 from cait_fem.physics.diffusion import DiffusionLaw
@@ -54,7 +53,7 @@ class Glass:
     name: str = "glass"
 
     @classmethod
-    def preset(cls, name: str, **overrides) -> "Glass":
+    def preset(cls, name: str, **overrides) -> Glass:
         """A glass from :mod:`cait_fem.case.presets` (e.g. "Li3B7O12"); keyword arguments
         override preset values (typically temperature_K and thickness_m)."""
         from .presets import glass_preset
@@ -149,7 +148,7 @@ class CurrentFront:
                  self.current_density_A_m2, "must be a finite number >= 0")
 
 
-Front = Union[Beam, PotentialFront, CurrentFront]
+Front = Beam | PotentialFront | CurrentFront
 
 
 @dataclass(frozen=True)

@@ -13,8 +13,9 @@ SUPPORTED = (0, 11)
 def require_dolfinx():
     """Import and return the ``dolfinx`` module, or raise ImportError saying what to do."""
     try:
-        import dolfinx
         import mpi4py.MPI  # noqa: F401  (MPI must be initialised before PETSc)
+
+        import dolfinx
     except ImportError as exc:
         raise ImportError(
             "cait_fem's solver needs DOLFINx 0.11 (FEniCSx) with petsc4py and mpi4py. "

@@ -42,11 +42,12 @@ front values) is a ``dolfinx.fem.Constant``; :meth:`NPPForms.set_parameters` upd
 
 from __future__ import annotations
 
+from mpi4py import MPI  # noqa: F401  (MPI is initialised by mpi4py before PETSc/DOLFINx)
+
 import numpy as np
 import ufl
 from dolfinx import fem
 from dolfinx import mesh as dmesh
-from mpi4py import MPI  # noqa: F401  (MPI is initialised by mpi4py before PETSc/DOLFINx)
 from scipy.constants import e as _ELEMENTARY_CHARGE
 
 from cait_fem.case.experiment import Beam, CurrentFront, Experiment, Physics, PotentialFront, check_same_structure
@@ -135,9 +136,9 @@ class NPPForms:
     stepper: ``u_n``, ``u_nm1`` (previous states), ``inv_dt`` and ``bdf`` (Constants 1/dt and
     a0, a1, a2, set by :meth:`set_bdf`), ``F`` and its Jacobian ``J``.
     ``charges``: the charge numbers z_i as floats, ``front_index``: the component of the
-    species entering at the front. Parameter Constants: ``debye2`` ((lambda_D / L)^2), ``law_constants`` (per species, the
-    dimensionless diffusion-law parameters), ``front_constants``, ``back_rate``; updated by
-    :meth:`set_parameters`.
+    species entering at the front. Parameter Constants: ``debye2`` ((lambda_D / L)^2),
+    ``law_constants`` (per species, the dimensionless diffusion-law parameters),
+    ``front_constants``, ``back_rate``; updated by :meth:`set_parameters`.
     """
 
     physics: Physics

@@ -9,10 +9,11 @@ per step by dot products, and one reduction serves all of them.
 
 from __future__ import annotations
 
+from mpi4py import MPI
+
 import numpy as np
 import ufl
 from dolfinx import fem, la
-from mpi4py import MPI
 
 from cait_fem.case.experiment import Beam, CurrentFront
 from cait_fem.physics.boundary_laws import landing_fraction

@@ -36,7 +36,7 @@ class Scales:
     debye_length_m: float
 
     @classmethod
-    def of(cls, physics, length_m: float = LENGTH_SCALE_M) -> "Scales":
+    def of(cls, physics, length_m: float = LENGTH_SCALE_M) -> Scales:
         """The scales of ``physics`` (a :class:`~cait_fem.case.experiment.Physics` or an
         Experiment: its glass and native species) for mesh coordinates in units of
         ``length_m`` [m] (default 1e-9: nm)."""

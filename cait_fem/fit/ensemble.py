@@ -16,8 +16,9 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-import numpy as np
 from mpi4py import MPI
+
+import numpy as np
 
 from cait_fem.case.experiment import Experiment
 from cait_fem.errors import SolverError

@@ -27,8 +27,9 @@ import sys
 import time
 from dataclasses import replace
 
-import numpy as np
 from mpi4py import MPI
+
+import numpy as np
 from scipy import optimize, stats
 
 from cait_fem.errors import SolverError

@@ -107,8 +107,9 @@ def validate_facet_tags(domain, facet_tags, source: str) -> None:
     """Check distributed facet tags (collective: call on every rank): every required tag
     of :mod:`cait_fem.mesh.tags` present, only known tag values, no facet tagged twice, tagged
     facets on the boundary only. Raises the same ConfigError on every rank."""
-    from dolfinx.mesh import exterior_facet_indices
     from mpi4py import MPI
+
+    from dolfinx.mesh import exterior_facet_indices
 
     comm = domain.comm
     if comm.allreduce(facet_tags is None, op=MPI.LOR):

@@ -16,6 +16,8 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+from mpi4py import MPI  # noqa: F401  (MPI is initialised by mpi4py before DOLFINx)
+
 import numpy as np
 from dolfinx import fem
 from dolfinx.io import VTXMeshPolicy, VTXWriter

@@ -19,9 +19,10 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 
+from mpi4py import MPI
+
 import numpy as np
 from dolfinx import geometry as dgeom
-from mpi4py import MPI
 
 from cait_fem.fem.state import StateLayout
 

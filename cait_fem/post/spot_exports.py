@@ -14,8 +14,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 from mpi4py import MPI
+
+import numpy as np
 
 from cait_fem.errors import ConfigError
 from cait_fem.fileio import existing_files, write_csv_atomic

@@ -11,9 +11,10 @@ import time as _time
 import warnings
 from functools import partial
 
+from mpi4py import MPI  # (MPI is initialised by mpi4py before PETSc/DOLFINx)
+
 import numpy as np
 from dolfinx import mesh as dmesh
-from mpi4py import MPI  # (MPI is initialised by mpi4py before PETSc/DOLFINx)
 from scipy import constants as sc
 
 from cait_fem.case.experiment import Experiment, PotentialFront, check_same_structure

@@ -30,9 +30,10 @@ products and the tridiagonal factorisations, both O(n).
 
 from __future__ import annotations
 
+from mpi4py import MPI  # noqa: F401  (MPI is initialised by mpi4py before PETSc)
+
 import numpy as np
 import scipy.sparse as sp
-from mpi4py import MPI  # noqa: F401  (MPI is initialised by mpi4py before PETSc)
 from petsc4py import PETSc
 from scipy.linalg import lapack
 

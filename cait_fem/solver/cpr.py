@@ -41,11 +41,12 @@ from __future__ import annotations
 
 import time
 
+from mpi4py import MPI  # noqa: F401  (MPI is initialised by mpi4py before PETSc/DOLFINx)
+
 import numpy as np
 import ufl
 from dolfinx import fem
 from dolfinx.fem.petsc import assemble_matrix, create_matrix
-from mpi4py import MPI  # noqa: F401  (MPI is initialised by mpi4py before PETSc/DOLFINx)
 from petsc4py import PETSc
 
 from .columns import column_owners, find_columns

@@ -10,8 +10,9 @@ useful absolute tolerance in the bulk (docs/model.md section 8.2).
 
 from __future__ import annotations
 
-from dolfinx.fem.petsc import NonlinearProblem, assemble_vector, assign, set_bc
 from mpi4py import MPI  # noqa: F401  (MPI is initialised by mpi4py before PETSc/DOLFINx)
+
+from dolfinx.fem.petsc import NonlinearProblem, assemble_vector, assign, set_bc
 from petsc4py import PETSc
 
 from cait_fem.case.experiment import SolverSettings

@@ -20,8 +20,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import numpy as np
 from mpi4py import MPI
+
+import numpy as np
 
 from cait_fem.case.experiment import RunSettings
 from cait_fem.errors import SolverError

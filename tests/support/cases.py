@@ -1,5 +1,6 @@
 """Shared test input: the case file of the stable file contract (the K+ demo case,
-demos/k_cait.toml, with every key the README's case-file table documents), as TOML text. Tests that need a variant change a copy of it."""
+demos/k_cait.toml, with every key the README's case-file table documents), as TOML
+text. Tests that need a variant change a copy of it."""
 
 CONTRACT_CASE_TOML = """
 [glass]

@@ -23,8 +23,9 @@ def linear_state(x, gdim):
 def square(comm=None, cell="triangle"):
     """lateral x in [0, 400] nm, depth in [0, 300] nm (default: COMM_WORLD); ``cell`` a
     ``dolfinx.mesh.CellType`` name"""
-    from dolfinx import mesh
     from mpi4py import MPI
+
+    from dolfinx import mesh
 
     comm = MPI.COMM_WORLD if comm is None else comm
     return mesh.create_rectangle(comm, [[0.0, 0.0], [400.0, 300.0]], [8, 6], mesh.CellType[cell])
@@ -32,8 +33,9 @@ def square(comm=None, cell="triangle"):
 
 def box(comm=None):
     """[-100, 100]^2 nm laterally, depth [0, 200] nm (default: COMM_WORLD)"""
-    from dolfinx import mesh
     from mpi4py import MPI
+
+    from dolfinx import mesh
 
     comm = MPI.COMM_WORLD if comm is None else comm
     return mesh.create_box(comm, [[-100.0, -100.0, 0.0], [100.0, 100.0, 200.0]], [3, 3, 3])
@@ -41,8 +43,9 @@ def box(comm=None):
 
 def interval():
     """depth [0, 100] nm, 4 cells, on COMM_WORLD"""
-    from dolfinx import mesh
     from mpi4py import MPI
+
+    from dolfinx import mesh
 
     return mesh.create_interval(MPI.COMM_WORLD, 4, [0.0, 100.0])
 

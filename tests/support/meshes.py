@@ -22,9 +22,10 @@ def sample_geometry(kind, spot=SPOT_M, electrode=ELECTRODE_M, **kw):
 def measures(domain, facet_tags, weight_r=False):
     """Volume and the measure of every facet tag (weighted by x[0] for axisymmetric
     measures), in nm units, summed over ranks."""
+    from mpi4py import MPI
+
     import ufl
     from dolfinx import fem
-    from mpi4py import MPI
 
     ds = ufl.Measure("ds", domain, subdomain_data=facet_tags)
     w = ufl.SpatialCoordinate(domain)[0] if weight_r else fem.Constant(domain, 1.0)
