@@ -233,3 +233,10 @@ def test_save_under_mpi_only_rank_zero_writes(result, tmp_path):
 def test_inconsistent_shapes_are_rejected(result):
     with pytest.raises(ValueError, match="theta"):
         Result(**{**{f: getattr(result, f) for f in result.__dataclass_fields__}, "theta": result.theta[:, :1]})
+
+
+def test_log_axes_label_decades_with_superscripts():
+    from cait_fem.output.plots import _decade
+
+    assert [_decade(v) for v in (1e-3, 1e-12, 1.0, 10.0, 1e5)] == ["10⁻³", "10⁻¹²", "1", "10", "10⁵"]
+    assert _decade(3e-3) == "" and _decade(0.0) == "" and _decade(-1.0) == ""
