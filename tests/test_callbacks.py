@@ -5,6 +5,7 @@ Simulation tells its callbacks (every step, every output time, the end, also on 
 import numpy as np
 import pytest
 from support.compare import approx
+from support.experiments import k_demo_1mm
 
 import cait_fem as cf
 from cait_fem.errors import ConfigError, SolverError
@@ -113,16 +114,7 @@ def test_record_round_trips_through_the_checkpoint_state():
 
 
 # -- what a Simulation tells its callbacks ----------------------------------------------------
-SED = cf.GaussianSED(fwhm_eV=0.25, vacancy_fraction=0.10, D_bulk_m2_s=1e-17)
-
-
-def _experiment(**run):
-    return cf.Experiment(
-        glass=cf.Glass(n_bg_m3=1.41e28, eps_r=8.0, temperature_K=300.0, thickness_m=1e-3),
-        species=(cf.Species("Li", "native", SED), cf.Species("K", "foreign", cf.ConstantD(D_m2_s=5.6e-21))),
-        front=cf.Beam(current_density_A_m2=1e-2, E_kin_eV=10.0, sigma_E_eV=0.5),
-        run=cf.RunSettings(**run),
-    )
+_experiment = k_demo_1mm
 
 
 class Recorder(Callback):

@@ -403,23 +403,21 @@ class Experiment:
 
     @property
     def native(self) -> Species:
-        return next(s for s in self.species if s.role == "native")
+        return self.physics.native
 
     @property
     def foreign(self) -> tuple[Species, ...]:
-        return tuple(s for s in self.species if s.role == "foreign")
+        return self.physics.foreign
 
     @property
     def front_species_index(self) -> int:
-        """Index in ``species`` of the foreign species that enters at the front
-        (``front.species``, default the first foreign species)."""
-        names = [s.name for s in self.species]
-        return names.index(self.front.species) if self.front.species is not None else 1
+        """Index in ``species`` of the foreign species that enters at the front."""
+        return self.physics.front_species_index
 
     @property
     def beam_species(self) -> Species:
         """The foreign species that enters at the front."""
-        return self.species[self.front_species_index]
+        return self.physics.beam_species
 
 
 def check_same_structure(compiled, new) -> None:

@@ -20,6 +20,13 @@ SLAB_EXP = cf.Experiment(glass=SLAB_GLASS, species=(LI, K), front=cf.Beam(1e-2, 
                          mesh=SLAB_MESH)
 
 
+def k_demo_1mm(**run):
+    """The K+ demo physics on a 1 mm slab with the default mesh; ``run``: RunSettings
+    keywords (times in s)."""
+    glass = cf.Glass(n_bg_m3=1.41e28, eps_r=8.0, temperature_K=300.0, thickness_m=1e-3)
+    return cf.Experiment(glass=glass, species=(LI, K), front=BEAM, run=cf.RunSettings(**run))
+
+
 def stopped_at(exp, t_s):
     """The same experiment, interrupted at output time ``t_s`` (s)."""
     times = tuple(t for t in exp.run.output_times_s if t <= t_s)
