@@ -257,8 +257,9 @@ def read_checkpoint(path) -> Checkpoint:
                           f"{META_FILE} from step {meta['step']}: the run stopped while writing it")
     experiment = experiment_from_dict(meta["experiment"], source=str(meta_path))
     block = len(experiment.species) + 1  # theta per species and the potential
-    if data["history_0"].shape[1] != block:
-        raise _bad(state_path, f"states have {data['history_0'].shape[1]} components, but the experiment of "
+    components = {data[f"history_{i}"].shape[1] for i in range(n_history)}
+    if components != {block}:
+        raise _bad(state_path, f"states have {sorted(components)} components, but the experiment of "
                                f"{META_FILE} has {len(experiment.species)} species (expected {block})")
     if data["run_theta"].shape[1] != len(experiment.species):
         raise _bad(state_path, f"stored profiles have {data['run_theta'].shape[1]} species, expected "
