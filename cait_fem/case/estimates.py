@@ -45,6 +45,15 @@ DEFAULT_MAX_CELLS = 5_000_000
 _TRIANGLE_AREA = 0.8 * math.sqrt(3.0) / 4.0
 
 
+def _ceil(x: float) -> int | float:
+    """ceil(x), or math.inf when x is beyond floating point (a spacing of 1e-320 m)."""
+    return math.ceil(x) if math.isfinite(x) else math.inf
+
+
+def _round(x: float) -> int | float:
+    return round(x) if math.isfinite(x) else math.inf
+
+
 def geometric_cells(length_m: float, first_m: float, ratio: float, max_m: float) -> int:
     """Cells filling ``length_m`` [m] when the first is ``first_m`` [m] and each next one
     ``ratio`` (>= 1) times larger, up to ``max_m`` [m]: the count of
@@ -54,14 +63,14 @@ def geometric_cells(length_m: float, first_m: float, ratio: float, max_m: float)
         return 0
     first = min(first_m, max_m)
     if ratio <= 1.0 or first >= max_m:
-        return math.ceil(length_m / first)
+        return _ceil(length_m / first)
     log_ratio = math.log(ratio)
     # growing cells first * ratio^j below max_m, and the length they cover
-    growing = max(math.ceil(math.log(max_m / first) / log_ratio), 0)
+    growing = max(_ceil(math.log(max_m / first) / log_ratio), 0)
     covered = first * math.expm1(growing * log_ratio) / (ratio - 1.0)
     if covered >= length_m:
-        return max(math.ceil(math.log1p(length_m * (ratio - 1.0) / first) / log_ratio), 1)
-    return growing + math.ceil((length_m - covered) / max_m)
+        return max(_ceil(math.log1p(length_m * (ratio - 1.0) / first) / log_ratio), 1)
+    return growing + _ceil((length_m - covered) / max_m)
 
 
 def depth_cells(thickness_m: float, mesh) -> dict:
@@ -71,13 +80,13 @@ def depth_cells(thickness_m: float, mesh) -> dict:
     ``total``."""
     h0, g = mesh.front_spacing_m, mesh.growth_ratio
     s = min(mesh.surface_spacing_m, h0)
-    surface = max(math.ceil(math.log(h0 / s) / math.log(g)), 0) if s < h0 else 0
+    surface = max(_ceil(math.log(h0 / s) / math.log(g)), 0) if s < h0 else 0
     start = s * math.expm1(surface * math.log(g)) / (g - 1.0)
     fine_end = min(mesh.fine_depth_m, thickness_m)
-    fine = max(round((fine_end - start) / h0), 1)
+    fine = max(_round((fine_end - start) / h0), 1)
     reached = start + fine * h0
     if reached >= thickness_m:  # the fine region reaches the back (its overshoot is dropped)
-        fine = max(math.ceil((thickness_m - start) / h0), 1)
+        fine = max(_ceil((thickness_m - start) / h0), 1)
         bulk = 0
     else:
         bulk = geometric_cells(thickness_m - reached, h0 * g, g, mesh.bulk_spacing_m)
@@ -100,7 +109,7 @@ def lateral_cells(geometry) -> int:
     g, h_max = geometry.lateral_growth_ratio, geometry.lateral_max_spacing_m
     rims = _rims(geometry)
     if not rims:
-        return max(2, math.ceil(geometry.radius_m / h_max - 1e-9))
+        return max(2, _ceil(geometry.radius_m / h_max - 1e-9))
     h = min(geometry.rim_spacing_m, h_max)
     breaks = [0.0] + rims + [geometry.radius_m]
     total = 0
@@ -169,10 +178,11 @@ def mesh_size(geometry, thickness_m: float, mesh) -> dict:
         out.update(cells=None, nodes=None)
     elif geometry.dimension == 2:
         n_l = lateral_cells(geometry)
-        out.update(lateral=n_l, cells=2 * n_l * n_d, nodes=(n_l + 1) * (n_d + 1))
+        # float products: inf rather than an integer too large to print
+        out.update(lateral=n_l, cells=_round(2.0 * n_l * n_d), nodes=_round((n_l + 1.0) * (n_d + 1.0)))
     else:
         tri = front_triangles(geometry)
-        out.update(lateral=round(tri), cells=round(3 * tri * n_d), nodes=round((0.5 * tri + 1) * (n_d + 1)))
+        out.update(lateral=_round(tri), cells=_round(3.0 * tri * n_d), nodes=_round((0.5 * tri + 1.0) * (n_d + 1.0)))
     return out
 
 
@@ -181,16 +191,28 @@ def mesh_estimate(experiment) -> dict:
     return mesh_size(experiment.geometry, experiment.glass.thickness_m, experiment.mesh)
 
 
-def minimum_steps(run) -> int:
+def minimum_steps(run) -> int | float:
     """The fewest steps in which the controller can reach ``run.t_end_s`` (see module doc):
-    steps at most doubling from ``run.dt_initial_s``, never above ``run.dt_max_s``."""
+    steps at most doubling from ``run.dt_initial_s``, never above ``run.dt_max_s``.
+    Computed in logarithms, so that no ratio of extreme settings overflows; ``math.inf``
+    when even the count is beyond floating point."""
     T, h = run.t_end_s, run.dt_initial_s
     h_max = run.dt_max_s if run.dt_max_s is not None else math.inf
     h = min(h, h_max)
-    ramp = max(math.ceil(math.log2(h_max / h)), 0) if math.isfinite(h_max) else math.inf
-    if ramp == math.inf or h * (2.0**ramp - 1.0) >= T:
-        return max(math.ceil(math.log2(T / h + 1.0)), 1)
-    return ramp + math.ceil((T - h * (2.0**ramp - 1.0)) / h_max)
+    ratio = T / h
+    # the smallest k with h (2^k - 1) >= T: steps doubling all the way
+    if math.isfinite(ratio) and ratio < 2.0**52:
+        free = max(_ceil(math.log2(ratio + 1.0)), 1)
+    else:
+        free = _ceil(math.log2(T) - math.log2(h))
+    if not math.isfinite(h_max):
+        return free
+    ramp = max(_ceil(math.log2(h_max) - math.log2(h)), 0)  # doublings before the cap binds
+    if ramp >= free:
+        return free
+    ramp_time = math.ldexp(h, ramp) - h  # < T: finite
+    rest = (T - ramp_time) / h_max
+    return ramp + _ceil(rest) if math.isfinite(rest) else math.inf
 
 
 def _mesh_culprit(geometry, mesh, estimate) -> str:
@@ -219,7 +241,12 @@ def _mesh_culprit(geometry, mesh, estimate) -> str:
 def check_mesh_size(geometry, thickness_m: float, mesh) -> dict:
     """Refuse (ConfigError) a mesh whose estimate (:func:`mesh_size`) exceeds
     ``mesh.max_cells``; for a ``geometry.mesh_file``, the depth axis only. Returns the estimate."""
-    estimate = mesh_size(geometry, thickness_m, mesh)
+    try:
+        estimate = mesh_size(geometry, thickness_m, mesh)
+    except ArithmeticError:  # lengths so far apart that their ratios leave floating point
+        raise ConfigError(f"the mesh of glass.thickness_m = {thickness_m!r} with geometry.radius_m = "
+                          f"{geometry.radius_m!r} and the spacings of [mesh] and [geometry] cannot be counted "
+                          "in floating point: give lengths of a physical sample and its mesh") from None
     limit = getattr(mesh, "max_cells", DEFAULT_MAX_CELLS)
     cells = estimate["cells"] if estimate["cells"] is not None else estimate["depth_cells"]
     if cells > limit:
@@ -232,7 +259,10 @@ def check_mesh_size(geometry, thickness_m: float, mesh) -> dict:
 def check_steps(run) -> int:
     """Refuse (ConfigError) a run that needs more than ``run.max_steps`` steps
     (:func:`minimum_steps`); returns that minimum."""
-    steps = minimum_steps(run)
+    try:
+        steps = minimum_steps(run)
+    except ArithmeticError:
+        steps = math.inf
     if steps > run.max_steps:
         if run.dt_max_s is not None:
             advice = (f"run.t_end_s = {run.t_end_s!r} at no more than run.dt_max_s = {run.dt_max_s!r} per step "
