@@ -339,6 +339,19 @@ def test_damaged_checkpoint_gives_exit_2_through_the_cli(good_checkpoint, tmp_pa
     assert "Traceback" not in err
 
 
+@pytest.mark.mpi
+def test_damaged_checkpoint_is_reported_once_under_mpirun(good_checkpoint, tmp_path):
+    from support.paths import run_cli
+    case = tmp_path / "case.toml"
+    case.write_text(CONTRACT_CASE_TOML)
+    (good_checkpoint / META_FILE).write_text('{"format_version": 1, "step": 2}')
+    done = run_cli(["run", str(case), "-o", str(tmp_path / "out"), "--quiet", "--resume", str(good_checkpoint)],
+                   mpi=2, timeout=120)
+    assert done.returncode == 2
+    assert done.stderr.count("cait-fem: error:") == 1 and "t_s is missing" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
 def test_resume_records_changed_parameters(good_checkpoint):
     ckpt = read_checkpoint(good_checkpoint)
     later = _exp(**{"run.t_end_s": 3600.0, "run.output_times_s": [600.0, 3600.0],
