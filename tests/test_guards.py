@@ -385,6 +385,7 @@ def test_structure_messages_name_dotted_keys():
         check_same_structure(exp, hotter)
 
 
+@pytest.mark.dolfinx  # cmd_run loads mpi4py before the (stand-in) solver
 def test_cli_resume_prints_what_changed(good_checkpoint, tmp_path, capsys, monkeypatch):
     def stand_in(*args, **kwargs):
         raise SolverError("stand-in: stop here")
