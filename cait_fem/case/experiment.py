@@ -483,5 +483,5 @@ def check_same_structure(compiled, new) -> None:
         key, old, cur = changes[0]
         more = f" (and {', '.join(k for k, _, _ in changes[1:])})" if len(changes) > 1 else ""
         raise ConfigError(f"{key} changed from {old!r} to {cur!r}{more}: only parameter values may change "
-                          "between runs of one Simulation, and a checkpoint can only be resumed with the "
-                          "same structure; build a new Simulation (or start a new run) for another structure")
+                          "between runs of one compiled Simulation (a fit's, too), and a checkpoint can only be "
+                          "resumed with the same structure; start a new run for another structure")
