@@ -103,6 +103,19 @@ def _load_checked(load, path, args, output_names=None):
     return loaded
 
 
+def _estimates(exp) -> str:
+    """The a-priori size of the run (cait_fem.case.estimates), as ``check`` prints it."""
+    from cait_fem.case.estimates import check_size
+    est = check_size(exp)
+    mesh = est["mesh"]
+    if mesh["cells"] is None:
+        size = f"mesh from geometry.mesh_file ({mesh['depth_cells']} cells on the depth axis)"
+    else:
+        size = f"~{mesh['cells']:.3g} cells, ~{mesh['nodes']:.3g} nodes ({mesh['dimension']}D)"
+    return (f"estimated mesh: {size}, limit mesh.max_cells = {exp.mesh.max_cells}; at least {est['min_steps']} "
+            f"time steps, limit run.max_steps = {exp.run.max_steps}")
+
+
 def cmd_check(args) -> int:
     from cait_fem.case.case_file import dumps_toml, experiment_to_dict, load_case
     try:
@@ -111,6 +124,7 @@ def cmd_check(args) -> int:
         _error(str(exc))
         return EXIT_USAGE
     print(f"# {args.case}: OK -- {_describe(exp)}")
+    print(f"# {_estimates(exp)}")
     print("# every parameter, defaults filled in (a valid case file):")
     print(dumps_toml(experiment_to_dict(exp)), end="")
     return EXIT_OK
@@ -161,6 +175,16 @@ def cmd_run(args) -> int:
     options = _run_options(args)
     if options is None:
         return EXIT_USAGE
+    if "resume" in options:  # a change of structure is refused before any mesh is built
+        from cait_fem.run.checkpoint import resume_changes
+        try:
+            changed = resume_changes(options["resume"], exp)
+        except ConfigError as exc:
+            _error(str(exc))
+            return EXIT_USAGE
+        if _launcher_rank() == 0:
+            print(f"cait-fem: resuming from {args.resume} at t = {options['resume'].t_s:g} s"
+                  + "".join(f"\n  {key}: {old!r} -> {new!r}" for key, (old, new) in changed.items()))
     if exp.geometry.kind != "slab":
         options.update(exports_dir=args.output, overwrite=args.overwrite)
 

@@ -169,7 +169,8 @@ def test_simulation_tells_callbacks_every_step_output_and_the_end(sim):
 def test_callbacks_hear_of_a_failed_run(sim):
     rec = Recorder()
     with pytest.raises(SolverError, match="max_steps") as info:
-        sim.run(_experiment(t_end_s=1000.0, max_steps=5), callbacks=[rec])
+        # (from 100 s: from the default 1e-9 s, 5 steps are refused before the run)
+        sim.run(_experiment(t_end_s=1000.0, dt_initial_s=100.0, max_steps=5), callbacks=[rec])
     assert len(rec.steps) == 5
     assert rec.ends == [info.value]
 

@@ -134,3 +134,20 @@ def test_restart_under_mpirun_and_across_process_counts(uninterrupted, tmp_path)
     assert read_checkpoint(written).experiment == _stopped_at(EXP, 1800.0)
     serial = Simulation(EXP).run(resume=read_checkpoint(written), experiment=EXP)
     np.testing.assert_allclose(serial.theta, uninterrupted.theta, rtol=0, atol=1e-5)
+
+
+def test_resume_records_the_checkpoint_and_the_changed_parameters(checkpoint_1800, uninterrupted):
+    from cait_fem.run.simulation import Simulation
+    resumed = Simulation(EXP).run(resume=read_checkpoint(checkpoint_1800), experiment=EXP)
+    assert resumed.metadata["resumed_from"] == str(checkpoint_1800)
+    assert resumed.metadata["resumed_at_s"] == 1800.0
+    # the checkpoint's run stopped at 1800 s; this one goes on to EXP's t_end
+    assert resumed.metadata["changed_parameters"]["run.t_end_s"] == [1800.0, EXP.run.t_end_s]
+    assert "resumed_from" not in uninterrupted.metadata
+
+
+def test_resume_with_another_law_is_refused_in_case_file_keys(checkpoint_1800):
+    from cait_fem.run.simulation import Simulation
+    other = dataclasses.replace(EXP, species=(LI, cf.Species("K", "foreign", cf.ArrheniusD(1e-5, 0.6))))
+    with pytest.raises(ConfigError, match="species.K.diffusion.model changed from 'constant' to 'arrhenius'"):
+        Simulation(other).run(resume=read_checkpoint(checkpoint_1800))

@@ -113,8 +113,12 @@ def test_predictor_and_error_factor_constant_step_values():
 
 @pytest.mark.dolfinx
 def test_max_steps_is_enforced(sim):
+    # from 1e-9 s the steps need at least log2(1e12) = 40 doublings: refused up front
+    with pytest.raises(cf.ConfigError, match="run.max_steps = 5 is too small"):
+        _experiment(t_end_s=1000.0, max_steps=5)
+    # reachable in 4 doubling steps from 100 s, but the error control takes more
     with pytest.raises(cf.SolverError, match="run.max_steps = 5"):
-        sim.run(_experiment(t_end_s=1000.0, max_steps=5))
+        sim.run(_experiment(t_end_s=1000.0, dt_initial_s=100.0, max_steps=5))
 
 
 @pytest.mark.dolfinx

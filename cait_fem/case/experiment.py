@@ -14,8 +14,9 @@ import math
 from dataclasses import dataclass, field
 
 from cait_fem.errors import ConfigError
-from cait_fem.physics.diffusion import DiffusionLaw
+from cait_fem.physics.diffusion import DiffusionLaw, check_diffusivity_range
 
+from .estimates import DEFAULT_MAX_CELLS, check_size
 from .geometry import Geometry
 
 
@@ -175,13 +176,19 @@ class MeshSettings:
     """Graded 1D mesh: from ``surface_spacing_m`` at the surface (resolving the Debye
     layer) growing by ``growth_ratio`` per cell to ``front_spacing_m``, uniform over the
     first ``fine_depth_m`` (where profiles and fronts live), then geometric growth by
-    ``growth_ratio`` up to ``bulk_spacing_m``, constant to the back electrode."""
+    ``growth_ratio`` up to ``bulk_spacing_m``, constant to the back electrode.
+
+    ``max_cells``: the largest mesh (cells of the whole 1D/2D/3D mesh, as estimated by
+    :mod:`cait_fem.case.estimates` before meshing) an experiment may ask for; a guard
+    against a spacing that would need more memory than the machine has, not a setting
+    of the mesh itself."""
 
     front_spacing_m: float = 0.2e-9
     surface_spacing_m: float = 0.01e-9
     fine_depth_m: float = 300e-9
     growth_ratio: float = 1.08
     bulk_spacing_m: float = 20e-6
+    max_cells: int = DEFAULT_MAX_CELLS
 
     def __post_init__(self):
         _positive("mesh.front_spacing_m", self.front_spacing_m)
@@ -195,6 +202,8 @@ class MeshSettings:
         _positive("mesh.bulk_spacing_m", self.bulk_spacing_m)
         _require(self.bulk_spacing_m >= self.front_spacing_m, "mesh.bulk_spacing_m", self.bulk_spacing_m,
                  f"must be >= mesh.front_spacing_m = {self.front_spacing_m!r}")
+        _require(isinstance(self.max_cells, int) and not isinstance(self.max_cells, bool) and self.max_cells > 0,
+                 "mesh.max_cells", self.max_cells, "a positive integer")
 
 
 @dataclass(frozen=True)
@@ -345,6 +354,9 @@ class Physics:
         if self.front.species is not None:
             _require(self.front.species in foreign, "front.species", self.front.species,
                      f"the name of a foreign species: one of {foreign}")
+        # D(T) of every law finite, representable and within range of the native D_ref
+        # (the time scale): e.g. Arrhenius E_a_eV = 100 underflows to D = 0 at 300 K
+        check_diffusivity_range({s.name: s.diffusion for s in species}, natives[0], self.glass.temperature_K)
 
     @property
     def native(self) -> Species:
@@ -395,6 +407,9 @@ class Experiment:
         _require(isinstance(self.geometry, Geometry), "geometry", self.geometry, "a cait_fem.case.geometry.Geometry")
         _require(self.mesh.front_spacing_m < self.glass.thickness_m, "mesh.front_spacing_m",
                  self.mesh.front_spacing_m, f"must be < glass.thickness_m = {self.glass.thickness_m!r}")
+        # Before any mesh or step: a mesh beyond mesh.max_cells, or a run that cannot
+        # finish in run.max_steps, is refused here, in microseconds.
+        check_size(self)
 
     @property
     def physics(self) -> Physics:
@@ -420,34 +435,51 @@ class Experiment:
         return self.physics.beam_species
 
 
+def structure_of(exp) -> dict:
+    """What must not change between runs of one compiled Simulation (or between a
+    checkpoint and its resumed run), as ``{dotted case-file key: value}``: glass, mesh
+    grading (not the ``mesh.max_cells`` guard), flux, species (names, roles, charges,
+    diffusion models and their parameter sets), front and back types and geometry.
+    ``exp``: an Experiment or a Physics (which has no mesh and geometry)."""
+    out = {f"glass.{name}": getattr(exp.glass, name) for name in _GLASS_FIELDS}
+    if isinstance(exp, Experiment):
+        out.update({f"mesh.{f}": getattr(exp.mesh, f) for f in exp.mesh.__dataclass_fields__ if f != "max_cells"})
+    out["flux"] = exp.flux
+    out["species"] = [f"{s.name} ({s.role})" for s in exp.species]
+    for s in exp.species:
+        where = f"species.{s.name}"
+        out[f"{where}.charge_number"] = s.charge_number
+        out[f"{where}.diffusion.model"] = type(s.diffusion).model
+        out[f"{where}.diffusion.filling"] = getattr(s.diffusion, "filling", None)
+        # the Constants of the compiled law: e.g. a tabulated law's number of knots
+        out[f"{where}.diffusion (its parameters)"] = tuple(
+            s.diffusion.nondim_parameters(exp.glass.temperature_K, 1.0))
+    out["front.type"] = exp.front.type
+    out["front.species"] = exp.front.species
+    out["back.native"] = exp.back.native
+    if isinstance(exp, Experiment):
+        out.update({f"geometry.{f}": getattr(exp.geometry, f) for f in exp.geometry.__dataclass_fields__})
+    return out
+
+
+def structure_changes(compiled, new) -> list[tuple[str, object, object]]:
+    """The keys of :func:`structure_of` that differ: [(dotted key, old, new)]; mesh and
+    geometry are compared only between two Experiments."""
+    old, cur = structure_of(compiled), structure_of(new)
+    return [(key, old[key], cur[key]) for key in old if key in cur and old[key] != cur[key]]
+
+
 def check_same_structure(compiled, new) -> None:
     """Raise ConfigError unless ``new`` differs from ``compiled`` in parameter values only
     (what the Constants of compiled forms can take): same glass, mesh, species, laws,
     front and back types, flux and geometry. Either may be an :class:`Experiment` or a
-    :class:`Physics`; mesh and geometry are compared only between two Experiments."""
-
-    def shape(exp):
-        out = {"glass": exp.glass}
-        if isinstance(exp, Experiment):
-            out["mesh"] = exp.mesh
-        out.update({
-            "flux": exp.flux,
-            "species": [(s.name, s.role, s.charge_number, type(s.diffusion).__name__,
-                         getattr(s.diffusion, "filling", None),
-                         tuple(s.diffusion.nondim_parameters(exp.glass.temperature_K, 1.0)))
-                        for s in exp.species],
-            "front": (exp.front.type, exp.front.species),
-            "back": exp.back.native,
-        })
-        if isinstance(exp, Experiment):
-            out["geometry"] = exp.geometry
-        return out
-
-    old, cur = shape(compiled), shape(new)
-    for key in old:
-        if key not in cur:
-            continue
-        if old[key] != cur[key]:
-            raise ConfigError(f"{key} = {cur[key]!r} differs from the compiled experiment's "
-                              f"{old[key]!r}: only parameter values may change between runs of "
-                              "one Simulation; build a new Simulation for another structure")
+    :class:`Physics`; mesh and geometry are compared only between two Experiments. The
+    message names the first differing key in case-file terms, e.g. ``species.K.diffusion.model
+    changed from 'constant' to 'sed'``."""
+    changes = structure_changes(compiled, new)
+    if changes:
+        key, old, cur = changes[0]
+        more = f" (and {', '.join(k for k, _, _ in changes[1:])})" if len(changes) > 1 else ""
+        raise ConfigError(f"{key} changed from {old!r} to {cur!r}{more}: only parameter values may change "
+                          "between runs of one compiled Simulation (a fit's, too), and a checkpoint can only be "
+                          "resumed with the same structure; start a new run for another structure")

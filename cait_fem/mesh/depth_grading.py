@@ -10,13 +10,17 @@ from __future__ import annotations
 
 import numpy as np
 
+from cait_fem.case.estimates import check_mesh_size
 from cait_fem.case.experiment import MeshSettings
+from cait_fem.case.geometry import Geometry
 
 
 def graded_nodes_m(thickness_m: float, settings: MeshSettings) -> np.ndarray:
     """Node depths [m], ascending from 0 (front) to ``thickness_m`` (back electrode):
     geometric from ``surface_spacing_m`` at the surface up to ``front_spacing_m``, uniform
-    to ``fine_depth_m``, geometric again up to ``bulk_spacing_m``."""
+    to ``fine_depth_m``, geometric again up to ``bulk_spacing_m``. ConfigError, before any
+    array is built, when the count exceeds ``settings.max_cells``."""
+    check_mesh_size(Geometry(), thickness_m, settings)
     h0 = settings.front_spacing_m
     # The surface space-charge layer is a Debye length (~0.03 nm) thick: grade into it.
     surface = [0.0]

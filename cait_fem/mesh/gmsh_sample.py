@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from cait_fem.case.estimates import check_mesh_size
 from cait_fem.case.geometry import Geometry
 from cait_fem.errors import ConfigError
 from cait_fem.fileio import atomic_path
@@ -186,6 +187,8 @@ def build_gmsh_model(geometry: Geometry, thickness_m: float, mesh_settings, unit
         raise ConfigError('geometry.kind = "slab" needs no gmsh model: a 1D slab is meshed by cait_fem.mesh.interval')
     if geometry.radius_m is None:
         raise ConfigError(f'geometry.radius_m is missing: required to build a mesh of kind "{geometry.kind}"')
+    # before gmsh: a rim spacing that would make a mesh of hundreds of MB is refused here
+    check_mesh_size(geometry, thickness_m, mesh_settings)
     depth_m = graded_nodes_m(thickness_m, mesh_settings)
     extent_m = math.hypot(2.0 * geometry.radius_m, thickness_m)
     finest_m = min(float(np.min(np.diff(depth_m))), 0.5 * geometry.rim_spacing_m)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import numbers
+import sys
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -31,9 +32,17 @@ from .ops import NUMPY, balanced_sum
 from .sed import kT_eV
 
 __all__ = ["DiffusionLaw", "ConstantD", "ArrheniusD", "GaussianSED", "TabulatedD",
-           "diffusion_law_from_dict", "kT_eV", "FLOOR_FRACTION"]
+           "diffusion_law_from_dict", "kT_eV", "FLOOR_FRACTION", "check_diffusivity_range"]
 
 FLOOR_FRACTION = 1e-12
+#: smallest D [m^2/s] of a law at the case temperature: its floor, FLOOR_FRACTION * D,
+#: must still be a normal double (2.2e-308), or the scaled floor and log D are lost
+D_SMALLEST_M2_S = sys.float_info.min / FLOOR_FRACTION
+#: every species' D at the case temperature lies within this factor of the native
+#: species' D_ref (either way): the time scale is L^2 / D_ref (fem/scales.py), and the
+#: forms resolve D over the 12 decades down to the floor (FLOOR_FRACTION); a species
+#: 1e31 times faster (D_m2_s = 1e10) makes every step underflow against t.
+RELATIVE_D_RANGE = 1.0 / FLOOR_FRACTION
 # SED occupancy clamp: keeps Phi^-1 finite when Newton steps theta below 0 or above 1/p_b
 _P_MIN, _P_MAX = 1e-20, 1.0 - 1e-12
 _FD_KNOTS = 120
@@ -167,6 +176,7 @@ class ConstantD(_CompositionIndependent):
     """D [m^2/s] independent of composition and temperature."""
 
     model: ClassVar[str] = "constant"
+    reference_keys: ClassVar[tuple[str, ...]] = ("D_m2_s",)
     D_m2_s: float
     D_min_m2_s: float | None = None
 
@@ -182,6 +192,7 @@ class ArrheniusD(_CompositionIndependent):
     """D = D0 exp(-E_a / k_B T), independent of composition. D0 [m^2/s], E_a [eV]."""
 
     model: ClassVar[str] = "arrhenius"
+    reference_keys: ClassVar[tuple[str, ...]] = ("D0_m2_s", "E_a_eV")
     D0_m2_s: float
     E_a_eV: float
     D_min_m2_s: float | None = None
@@ -231,6 +242,10 @@ class GaussianSED(DiffusionLaw):
                         "a finite number > 0, with E_DC_eV (or give D_bulk_m2_s instead)")
             self._check("E_DC_eV", _is_number(self.E_DC_eV) and self.E_DC_eV >= 0,
                         "a finite number >= 0, with D0_m2_s (or give D_bulk_m2_s instead)")
+
+    @property
+    def reference_keys(self) -> tuple[str, ...]:
+        return ("D_bulk_m2_s",) if self.D_bulk_m2_s is not None else ("D0_m2_s", "E_DC_eV")
 
     def reference_m2_s(self, temperature_K):
         if self.D_bulk_m2_s is not None:
@@ -298,6 +313,7 @@ class TabulatedD(DiffusionLaw):
     """D from pairs (theta_k, D_k [m^2/s]): linear in log D between knots, constant outside."""
 
     model: ClassVar[str] = "tabulated"
+    reference_keys: ClassVar[tuple[str, ...]] = ("D_m2_s",)
     theta: tuple[float, ...]
     D_m2_s: tuple[float, ...]
     D_min_m2_s: float | None = None
@@ -338,6 +354,43 @@ class TabulatedD(DiffusionLaw):
         inside = (segment >= 0) & (segment < len(slopes))
         slope = np.where(inside, slopes[np.clip(segment, 0, len(slopes) - 1)], 0.0)
         return self._core_m2_s(theta, temperature_K) * slope
+
+
+def _describe_reference(law: DiffusionLaw, where: str) -> str:
+    """``where.key = value`` for the key that sets D(T) (the last of the law's
+    ``reference_keys``), with the others."""
+    *others, key = law.reference_keys
+    text = f"{where}.{key} = {getattr(law, key)!r}"
+    if others:
+        text += " (with " + ", ".join(f"{k} = {getattr(law, k)!r}" for k in others) + ")"
+    return text
+
+
+def check_diffusivity_range(laws: Mapping[str, DiffusionLaw], native: str, temperature_K: float) -> None:
+    """ConfigError unless every law's D at ``temperature_K`` [K] is a finite number of at
+    least :data:`D_SMALLEST_M2_S` and, relative to the native species' D_ref, within a
+    factor :data:`RELATIVE_D_RANGE` (1e12) either way: the range in which the scaled
+    system is representable (module constants). ``laws``: {species name: law}."""
+    D = {}
+    for name, law in laws.items():
+        where = f"species.{name}.diffusion"
+        value = law.reference_m2_s(temperature_K)
+        if not (math.isfinite(value) and value >= D_SMALLEST_M2_S):
+            raise ConfigError(f"{_describe_reference(law, where)} gives D = {value:.3g} m^2/s at glass.temperature_K "
+                              f"= {temperature_K!r}: below the smallest representable D, {D_SMALLEST_M2_S:.3g} m^2/s "
+                              f"(its floor, {FLOOR_FRACTION:g} D, must be a normal double); change "
+                              f"{where}.{law.reference_keys[-1]} so that D is a physical diffusion coefficient")
+        D[name] = value
+    D_ref = D[native]
+    for name, law in laws.items():
+        ratio = D[name] / D_ref
+        if not (1.0 / RELATIVE_D_RANGE <= ratio <= RELATIVE_D_RANGE):
+            where = f"species.{name}.diffusion"
+            raise ConfigError(f"{_describe_reference(law, where)} gives D = {D[name]:.3g} m^2/s at glass.temperature_K "
+                              f"= {temperature_K!r}, {ratio:.3g} times the native species' D_ref = {D_ref:.3g} m^2/s: "
+                              f"must lie within a factor {RELATIVE_D_RANGE:g} of it either way (the scaled system "
+                              "resolves 12 decades of D, docs/numerics.md section 1); change "
+                              f"{where}.{law.reference_keys[-1]}")
 
 
 _LAWS: dict[str, type[DiffusionLaw]] = {

@@ -17,7 +17,7 @@ import numpy as np
 from dolfinx import mesh as dmesh
 from scipy import constants as sc
 
-from cait_fem.case.experiment import Experiment, PotentialFront, check_same_structure
+from cait_fem.case.experiment import Experiment, PotentialFront
 from cait_fem.errors import ConfigError
 from cait_fem.fem.backend import require_dolfinx
 from cait_fem.fem.forms import BACK_TAG, FRONT_TAG, NPPForms
@@ -148,6 +148,7 @@ class Simulation:
                                     surface_potential_V=start["surface_potential"] * sc_.potential_V,
                                     foreign_m2=sc_.density_m3 * sc_.length_m * start["foreign"],
                                     record_series=record_series)
+        self._resumed = None
         if resume is not None:
             self._restore(resume, record)
         return record
@@ -238,10 +239,8 @@ class Simulation:
 
     def _restore(self, ckpt, record: RunRecord) -> None:
         """Load ``ckpt`` into ``record``: its series, profiles and the stepper state to resume."""
-        try:
-            check_same_structure(ckpt.experiment, self.experiment)
-        except ConfigError as exc:
-            raise ConfigError(f"checkpoint {ckpt.path}: cannot resume this run from it: {exc}") from None
+        changed = checkpoint.resume_changes(ckpt, self.experiment)  # ConfigError for another structure
+        self._resumed = {"resumed_from": str(ckpt.path), "resumed_at_s": ckpt.t_s, "changed_parameters": changed}
         if ckpt.t_s >= self.experiment.run.t_end_s:
             raise ConfigError(f"checkpoint {ckpt.path}: its run reached t = {ckpt.t_s:g} s >= run.t_end_s = "
                               f"{self.experiment.run.t_end_s:g} s; raise run.t_end_s to continue it")
@@ -346,6 +345,8 @@ class Simulation:
             "scales": self.scales.to_dict(),
             "diffusion_floor_m2_s": {s.name: s.diffusion.floor_m2_s(T) for s in self.experiment.species},
             "mesh_cells": self.cells,
+            # a resumed run: its checkpoint and the parameters changed since ({key: [old, new]})
+            **(getattr(self, "_resumed", None) or {}),
             **({"mesh": "user-supplied (domain, facet_tags)"} if self.user_mesh else {}),
             "discretisation": "P1, exponentially fitted (Scharfetter-Gummel) fluxes, lumped storage; "
                               f"{self.experiment.run.scheme.upper()} variable step",

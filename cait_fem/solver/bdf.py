@@ -17,15 +17,29 @@ factors 2/11 and 1/3.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
+
+from cait_fem.errors import SolverError
 
 MAX_BDF2_RATIO = 2.4  # < 1 + sqrt(2)
 
 
+def _check_step(name: str, h) -> None:
+    """A step must be finite and > 0; otherwise the stepper has broken down (e.g. steps
+    that underflow against t), which is a solver failure, not a division by zero."""
+    if h is None or not (math.isfinite(h) and h > 0.0):
+        raise SolverError(f"time step {name} = {h!r} (dimensionless) is not a finite number > 0: the "
+                          "step size collapsed; the problem is too stiff for the time integration")
+
+
 def coefficients(order: int, h: float, h1: float | None) -> tuple[float, float, float]:
     """(a0, a1, a2) with (a0 u_{n+1} + a1 u_n + a2 u_{n-1}) / h = du/dt."""
+    _check_step("h", h)
     if order == 1:
         return 1.0, -1.0, 0.0
+    _check_step("h1", h1)
     w = h / h1
     return (1.0 + 2.0 * w) / (1.0 + w), -(1.0 + w), w * w / (1.0 + w)
 
@@ -33,7 +47,12 @@ def coefficients(order: int, h: float, h1: float | None) -> tuple[float, float, 
 def predict(order: int, h: float, history: list[tuple[float, np.ndarray]]) -> np.ndarray:
     """Extrapolate to t_n + h from the newest ``order + 1`` states in ``history``
     ([(t, u)], newest last) with the Lagrange polynomial through them."""
+    _check_step("h", h)
     pts = history[-(order + 1):]
+    times = [t for t, _ in pts]
+    if len(set(times)) != len(times) or not all(math.isfinite(t) for t in times):
+        raise SolverError(f"the predictor's times {times} are not distinct finite numbers: steps "
+                          "underflowed against t (t + h == t); the problem is too stiff for the time integration")
     t_new = pts[-1][0] + h
     out = np.zeros_like(pts[-1][1])
     for j, (tj, uj) in enumerate(pts):
@@ -59,7 +78,10 @@ def error_factor(order: int, h: float, steps: list[float]) -> float:
 
 def step_factor(err: float, tol: float, order: int, safety: float = 0.9,
                 fmin: float = 0.2, fmax: float = 2.0) -> float:
-    """Multiplier for the next step from the error estimate (elementary controller)."""
+    """Multiplier for the next step from the error estimate (elementary controller); an
+    infinite estimate shrinks the step most (``fmin``), a NaN one is a SolverError."""
+    if math.isnan(err):
+        raise SolverError("the local error estimate is NaN: the solution is no longer a number")
     if err <= 0.0:
         return fmax
     return float(min(fmax, max(fmin, safety * (tol / err) ** (1.0 / (order + 1)))))

@@ -128,6 +128,13 @@ class AdaptiveBDF:
             control.resume(resume)
         while not control.done:
             step = control.propose()
+            if not (np.isfinite(step.h) and step.t + step.h > step.t):
+                # h below the rounding of t: two states at the same time would follow
+                s = self.time_scale_s
+                raise SolverError(f"the time step dt = {step.h * s:.3g} s no longer advances t = {step.t * s:.6g} s "
+                                  "in double precision: the solution changes faster than the steps can resolve; "
+                                  "check the case for unphysical values (diffusion coefficients, beam current, "
+                                  "run.time_tolerance)")
             a = self._set_up(step, history, control.steps)
             if self.stats.steps >= run.max_steps:
                 raise SolverError(f"run.max_steps = {run.max_steps} steps taken and t = "
