@@ -24,6 +24,26 @@ TEMP_PREFIX = ".cait_fem-"
 TEMP_SUFFIX = ".tmp"
 
 
+def current_umask() -> int:
+    """The process's umask. Read from /proc where available: ``os.umask`` can only be read
+    by setting it, which races with other threads creating files."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def file_mode() -> int:
+    """Mode of a new regular file as ``open()`` would create it: 0666 minus the umask."""
+    return 0o666 & ~current_umask()
+
+
 def _fsync_directory(directory: Path) -> None:
     """Make the rename durable where the platform allows it (POSIX)."""
     try:
@@ -46,7 +66,11 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=TEMP_PREFIX + target.name + ".", suffix=TEMP_SUFFIX,
                                     dir=target.parent)
-    os.close(fd)
+    try:
+        # mkstemp creates 0600; the result is a user's file like any other: follow the umask
+        os.fchmod(fd, file_mode())
+    finally:
+        os.close(fd)
     tmp = Path(tmp_name)
     try:
         yield tmp
