@@ -97,6 +97,9 @@ def _prepare_process() -> None:
         if "signal" in _state:
             return  # the first one is being handled: let the cleanup finish
         _state["signal"] = signum
+        # Objects the signal left half-built (say, a DOLFINx NonlinearProblem interrupted in
+        # its __init__) fail in their finalizers; nothing to report on the way out.
+        sys.unraisablehook = lambda _unraisable: None
         raise Interrupted(signum)
     for s in (signal.SIGINT, signal.SIGTERM):
         signal.signal(s, interrupt)
@@ -109,16 +112,25 @@ def _interrupted_message(signum: int) -> str:
         t, steps = _state.get("t_s"), _state.get("steps")
         where = (f" during the run at t = {t:.6g} s (step {steps})" if t is not None
                  else " before the first time step")
+    elif _state.get("phase") == "start":
+        where = " before the run started"
     elif _state.get("phase"):
         where = f" during the {_state['phase']}"
     out = _state.get("output")
     if out is None:
-        kept = "nothing was written"
+        where, kept = " while reading the input", "nothing was written"
     elif _state.get("committed") or getattr(_state.get("set"), "committed", False):
         kept = f"the new results were written to {out} before it"
     else:
-        kept = f"the previous results in {out} are kept, no new files were written"
+        kept = f"nothing in {out} was changed (the previous results are kept)"
     return f"cait-fem: interrupted by {name}{where}; {kept}"
+
+
+def _reraise_signal() -> None:
+    """A signal that arrived inside a solver callback may come back as the solver's own
+    error (a SolverError saying Newton failed): report the interruption, not that."""
+    if "signal" in _state:
+        raise Interrupted(_state["signal"])
 
 
 class _Tracker:
@@ -250,9 +262,8 @@ def _run_options(args) -> dict | None:
 def _run_set_names() -> list[str]:
     """Every name a run's result set may hold (a previous set's entries the new one lacks
     are removed when the new one is committed)."""
-    from cait_fem.output.result import OUTPUT_FILES
-    from cait_fem.post.spot_exports import OUTPUT_FILES as SPOT_FILES  # (DOLFINx is loaded by now)
-    return list(OUTPUT_FILES) + list(SPOT_FILES)
+    from cait_fem.output.result import EXPORT_FILES, OUTPUT_FILES
+    return list(OUTPUT_FILES) + list(EXPORT_FILES)
 
 
 def cmd_run(args) -> int:
@@ -266,6 +277,7 @@ def cmd_run(args) -> int:
     if options is None:
         return EXIT_USAGE
 
+    _state.update(phase="start", output=os.path.abspath(args.output))
     from mpi4py import MPI
     comm = MPI.COMM_WORLD
     rank = comm.Get_rank()
@@ -293,11 +305,12 @@ def cmd_run(args) -> int:
             if not args.no_plots:
                 result.plot(staged.staging, overwrite=True, comm=comm)
             paths = staged.commit()
-    except ConfigError as exc:
-        _error(str(exc), rank)
-        return EXIT_USAGE
-    except SolverError as exc:
-        _error(f"the solver failed: {exc}; the previous results in {os.path.abspath(args.output)} are kept", rank)
+    except (ConfigError, SolverError) as exc:
+        _reraise_signal()
+        if isinstance(exc, ConfigError):
+            _error(str(exc), rank)
+            return EXIT_USAGE
+        _error(f"the solver failed: {exc}; nothing in {os.path.abspath(args.output)} was changed", rank)
         return EXIT_SOLVER
     if rank == 0:
         s = result.summary()
@@ -331,11 +344,12 @@ def cmd_fit(args) -> int:
             _state["phase"] = "writing of the results"
             result.save(staged.staging, overwrite=True, comm=comm)
             paths = staged.commit()
-    except ConfigError as exc:
-        _error(str(exc), rank)
-        return EXIT_USAGE
-    except SolverError as exc:
-        _error(f"the fit failed: {exc}; the previous results in {os.path.abspath(args.output)} are kept", rank)
+    except (ConfigError, SolverError) as exc:
+        _reraise_signal()
+        if isinstance(exc, ConfigError):
+            _error(str(exc), rank)
+            return EXIT_USAGE
+        _error(f"the fit failed: {exc}; nothing in {os.path.abspath(args.output)} was changed", rank)
         return EXIT_SOLVER
     if rank == 0:
         lines = [f"cait-fem: fit {case.name!r}: cost {result.cost:.6g}, reduced chi2 {result.reduced_chi2:.4g}, "
@@ -407,6 +421,12 @@ def console() -> None:
         code = main()
     except (Interrupted, KeyboardInterrupt) as exc:
         code = _on_interrupt(exc)
+    except BaseException:
+        # Interrupted inside a PETSc callback (an SNES residual or Jacobian) comes back as a
+        # petsc4py.PETSc.Error that only chains it; the signal is what ended the command.
+        if "signal" not in _state:
+            raise
+        code = _on_interrupt(Interrupted(_state["signal"]))
     gc.freeze()
     try:
         sys.stdout.flush()
