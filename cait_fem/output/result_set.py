@@ -57,18 +57,19 @@ def _existing_ancestor(path: Path) -> Path:
     return Path(os.sep)
 
 
-def _check_place(path: Path, what: str) -> None:
-    """``path`` (a directory to be, or that is) lies below directories only and the first
-    existing one is writable."""
-    existing = _existing_ancestor(path)
-    if existing != path and not existing.is_dir():
-        raise OutputPlaceError(f"{what} {str(path)!r} cannot be created: {str(existing)!r} is a file, not a "
+def _check_place(directory: Path, what: str, target: Path | None = None) -> None:
+    """``directory`` (to be, or that is) lies below directories only, and the first existing
+    one is writable; messages name ``target`` (default: the directory) as ``what``."""
+    shown = directory if target is None else target
+    existing = _existing_ancestor(directory)
+    if not existing.is_dir():
+        if existing == shown:
+            raise OutputPlaceError(f"{what} {str(shown)!r} exists and is not a directory; choose a directory")
+        raise OutputPlaceError(f"{what} {str(shown)!r} cannot be created: {str(existing)!r} is a file, not a "
                                "directory; choose a path below a directory")
-    if existing == path and not path.is_dir():
-        raise OutputPlaceError(f"{what} {str(path)!r} exists and is not a directory; choose a directory")
     if not os.access(existing, os.W_OK | os.X_OK):
-        how = "is not writable" if existing == path else f"cannot be created: {str(existing)!r} is not writable"
-        raise OutputPlaceError(f"{what} {str(path)!r} {how} for this user; choose a writable place")
+        how = "is not writable" if existing == shown else f"cannot be created: {str(existing)!r} is not writable"
+        raise OutputPlaceError(f"{what} {str(shown)!r} {how} for this user; choose a writable place")
 
 
 def check_output_place(directory, names: Iterable[str] = (), *, overwrite: bool = False,
@@ -92,7 +93,7 @@ def check_output_file(path, *, overwrite: bool = False, what: str = "output file
     """The same for a single file (e.g. a mesh): its directory can take it, it is not a
     directory, and it does not exist unless ``overwrite``."""
     target = Path(path)
-    _check_place(Path(os.path.abspath(target)).parent, f"the directory of the {what}")
+    _check_place(Path(os.path.abspath(target)).parent, what, target)
     if os.path.isdir(target):
         raise OutputPlaceError(f"{what} {str(target)!r} is a directory; give a file name")
     if os.path.lexists(target) and not overwrite:

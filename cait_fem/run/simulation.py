@@ -443,7 +443,7 @@ def simulate(experiment: Experiment, *, progress=None, comm=None, initial=None, 
 
     check_output_place(exports_dir, SPOT_FILES, overwrite=overwrite)  # before the mesh is built
     sim = Simulation(experiment, comm=comm)
-    with ResultSet(exports_dir, owned=SPOT_FILES, comm=sim.comm, manifest=False) as staged:
+    with ResultSet(exports_dir, owned=SPOT_FILES, comm=sim.comm) as staged:
         exports = SpotExports(sim, staged.staging)
         result = sim.run(progress=progress, initial=initial, resume=resume, checkpoint_dir=checkpoint_dir,
                          callbacks=[exports])  # closed by the run, also when it fails
