@@ -116,9 +116,11 @@ def _interrupted_message(signum: int) -> str:
         where = " before the run started"
     elif _state.get("phase"):
         where = f" during the {_state['phase']}"
+    elif "phase" not in _state:
+        where = " while reading the input"
     out = _state.get("output")
     if out is None:
-        where, kept = " while reading the input", "nothing was written"
+        kept = "nothing was written"
     elif _state.get("committed") or getattr(_state.get("set"), "committed", False):
         kept = f"the new results were written to {out} before it"
     else:
@@ -398,6 +400,8 @@ def main(argv=None) -> int:
     if args.command is None:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
+    if getattr(args, "output", None):
+        _state["output"] = os.path.abspath(args.output)
     return {"run": cmd_run, "fit": cmd_fit, "check": cmd_check, "mesh": cmd_mesh}[args.command](args)
 
 
