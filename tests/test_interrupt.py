@@ -127,3 +127,100 @@ def test_staging_left_by_a_killed_run_is_removed_by_the_next_run(sets):
     p = cait_fem(["run", "new.toml", "-o", "killed", "--quiet", "--overwrite"], d)
     assert p.wait(timeout=300) == 0
     assert snapshot(work) == new  # ... and gone after the next run
+
+
+def wait_for_staged(p, work, name, timeout_s=120):
+    """Wait until the run's staging directory holds ``name`` (the run has reached that
+    point); False if the run ended first."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and p.poll() is None:
+        for staging in work.glob(".cait_fem-staging-*"):
+            if (staging / name).exists():
+                return True
+        time.sleep(0.005)
+    return False
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_interrupted_while_writing_the_new_set(sets, signum):
+    """The moment is found, not guessed: the signal goes out once the new profiles.csv is
+    staged, while the PNGs are being drawn."""
+    d, old, new, duration = sets
+    work = d / f"writing-{signum.name}"
+    shutil.copytree(d / "old", work)
+    p = cait_fem(["run", "new.toml", "-o", work.name, "--quiet", "--overwrite"], d)
+    reached = wait_for_staged(p, work, "profiles.csv")
+    p.send_signal(signum)
+    _, err = p.communicate(timeout=300)
+    if not reached or p.returncode == 0:
+        pytest.skip("the run finished before the signal")
+    assert p.returncode == 128 + signum, err
+    assert err.strip() == err.strip().splitlines()[0], err
+    assert "during the writing of the results" in err and "previous results are kept" in err, err
+    assert snapshot(work) == old
+
+
+SECTION_CASE = """name = "section_interrupt"
+[glass]
+preset = "Li3B7O12"
+temperature_K = 300
+thickness_m = 1e-6
+[[species]]
+name = "Li"
+role = "native"
+diffusion = { model = "sed", fwhm_eV = 0.25, vacancy_fraction = 0.10, D_bulk_m2_s = 1e-17 }
+[[species]]
+name = "K"
+role = "foreign"
+diffusion = { model = "constant", D_m2_s = 5.6e-21 }
+[front]
+type = "beam"
+current_density_A_m2 = 1e-2
+E_kin_eV = 10.0
+sigma_E_eV = 0.5
+[back]
+type = "electrode"
+[run]
+t_end_s = T_END
+output_times_s = [10, 20, 30, 40, 50, 60, 70, 80, 90]
+time_tolerance = 5e-3
+[mesh]
+front_spacing_m = 1e-9
+fine_depth_m = 30e-9
+growth_ratio = 1.3
+bulk_spacing_m = 0.2e-6
+[geometry]
+kind = "section"
+radius_m = 1e-6
+spot_radius_m = 0.3e-6
+rim_spacing_m = 10e-9
+lateral_growth_ratio = 1.5
+lateral_max_spacing_m = 0.5e-6
+"""
+
+
+def tree_bytes(directory) -> dict:
+    return {str(p.relative_to(directory)): p.read_bytes() for p in sorted(directory.rglob("*")) if p.is_file()}
+
+
+def test_interrupted_2d_overwrite_keeps_the_previous_fields(tmp_path):
+    """`--overwrite` of a 2D run no longer empties the previous fields.bp when it starts:
+    the new VTX series is written into the staging directory."""
+    (tmp_path / "old.toml").write_text(SECTION_CASE.replace("T_END", "100"))
+    (tmp_path / "new.toml").write_text(SECTION_CASE.replace("T_END", "100").replace("= 5e-3", "= 1e-3"))
+    p = cait_fem(["run", "old.toml", "-o", "out", "--quiet"], tmp_path)
+    assert p.wait(timeout=600) == 0, p.stderr.read()
+    out = tmp_path / "out"
+    before = tree_bytes(out)
+    assert any(k.startswith("fields.bp/") for k in before)
+    p = cait_fem(["run", "new.toml", "-o", "out", "--quiet", "--overwrite"], tmp_path)
+    reached = wait_for_staged(p, out, "fields.bp")  # the new series has started
+    time.sleep(0.3)  # ... and holds some output times
+    p.send_signal(signal.SIGTERM)
+    _, err = p.communicate(timeout=300)
+    if not reached or p.returncode == 0:
+        pytest.skip("the run finished before the signal")
+    assert p.returncode == 143, err
+    assert "interrupted by SIGTERM" in err and "Traceback" not in err
+    assert tree_bytes(out) == before
+    assert not [q for q in out.iterdir() if q.name.startswith(".")]
