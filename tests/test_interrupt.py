@@ -224,3 +224,20 @@ def test_interrupted_2d_overwrite_keeps_the_previous_fields(tmp_path):
     assert "interrupted by SIGTERM" in err and "Traceback" not in err
     assert tree_bytes(out) == before
     assert not [q for q in out.iterdir() if q.name.startswith(".")]
+
+
+def test_interrupted_run_with_checkpoints_leaves_no_temporary_file(sets):
+    d, old, new, duration = sets
+    work = d / "with-checkpoint"
+    p = cait_fem(["run", "new.toml", "-o", work.name, "--quiet", "--checkpoint"], d)
+    deadline = time.monotonic() + 120
+    while not (work / "checkpoint" / "checkpoint.json").exists():
+        assert p.poll() is None and time.monotonic() < deadline, "no checkpoint was written"
+        time.sleep(0.005)
+    p.send_signal(signal.SIGINT)  # while the next checkpoints are being written
+    _, err = p.communicate(timeout=300)
+    if p.returncode == 0:
+        pytest.skip("the run finished before the signal")
+    assert p.returncode == 130, err
+    assert sorted(q.name for q in work.iterdir()) == ["checkpoint"]  # no result set, no staging
+    assert not [q.name for q in (work / "checkpoint").iterdir() if q.name.startswith(".")]

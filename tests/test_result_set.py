@@ -274,3 +274,16 @@ def test_written_files_follow_the_umask(tmp_path, umask, mode):
     assert stat.S_IMODE((tmp_path / "set" / "b.txt").stat().st_mode) == mode
     assert stat.S_IMODE((tmp_path / "set").stat().st_mode) == 0o777 & ~umask
     assert not leftover_temp_files(tmp_path) and not leftover_staging(tmp_path / "set")
+
+
+def test_an_interrupted_atomic_write_leaves_the_old_file_and_no_temp(tmp_path):
+    """The single-file writer (checkpoints, mesh files) under a KeyboardInterrupt (what a
+    SIGINT raises; the CLI turns SIGTERM into the same kind of exception)."""
+    from cait_fem.fileio import atomic_path
+    target = tmp_path / "state.npz"
+    target.write_bytes(b"old")
+    with pytest.raises(KeyboardInterrupt):
+        with atomic_path(target) as tmp:
+            tmp.write_bytes(b"half")
+            raise KeyboardInterrupt
+    assert target.read_bytes() == b"old" and not leftover_temp_files(tmp_path)
