@@ -95,7 +95,13 @@ def _prepare_process() -> None:
 
     def interrupt(signum, _frame):
         if "signal" in _state:
-            return  # the first one is being handled: let the cleanup finish
+            # the first one is being handled: let the cleanup finish; but a third one ends
+            # the process the hard way, in case something swallowed the first
+            _state["repeats"] = _state.get("repeats", 0) + 1
+            if _state["repeats"] >= 2:
+                signal.signal(signum, signal.SIG_DFL)
+                os.kill(os.getpid(), signum)
+            return
         _state["signal"] = signum
         # Objects the signal left half-built (say, a DOLFINx NonlinearProblem interrupted in
         # its __init__) fail in their finalizers; nothing to report on the way out.
@@ -400,6 +406,7 @@ def main(argv=None) -> int:
     if args.command is None:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
+    _state.clear()  # (main() may run several times in one process, e.g. in tests)
     if getattr(args, "output", None):
         _state["output"] = os.path.abspath(args.output)
     return {"run": cmd_run, "fit": cmd_fit, "check": cmd_check, "mesh": cmd_mesh}[args.command](args)
