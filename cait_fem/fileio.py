@@ -3,7 +3,9 @@ write to a path (matplotlib figures).
 
 Every writer puts the content in a temporary file in the target's directory, flushes and
 fsyncs it, then ``os.replace``s it over the target, so a reader never sees a half-written
-file and an interrupted run leaves the previous file (or nothing) in place.
+file and an interrupted run leaves the previous file (or nothing) in place. The file gets
+the mode ``open()`` would give it, 0666 minus the umask (not mkstemp's private 0600).
+A result set of several files is written as a unit by :mod:`cait_fem.output.result_set`.
 """
 
 from __future__ import annotations
