@@ -279,3 +279,43 @@ def test_a_reader_closing_the_pipe_early_is_no_error(case_file):
     err = proc.stderr.read().decode()
     assert proc.wait(timeout=60) == 0, err
     assert "Traceback" not in err and "BrokenPipe" not in err and "Exception ignored" not in err
+
+
+@pytest.mark.dolfinx
+def test_overwrite_replaces_the_whole_set(case_file, tmp_path, capsys, monkeypatch):
+    """--overwrite --no-plots after a run with plots: the old PNGs go with the old set; a
+    file of the user's stays; nothing hidden is left."""
+    def simulate(exp, *, progress=None, comm=None):
+        progress.close()
+        return fake_result(exp)
+
+    monkeypatch.setattr(cli, "_simulate_function", lambda: simulate)
+    out = tmp_path / "out"
+    assert cli.main(["run", str(case_file), "-o", str(out), "--quiet"]) == 0
+    assert len([p for p in out.iterdir() if p.suffix == ".png"]) == 4
+    (out / "notes.txt").write_text("mine")
+    assert cli.main(["run", str(case_file), "-o", str(out), "--quiet", "--no-plots", "--overwrite"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["metadata.json", "notes.txt", "profiles.csv", "summary.json",
+                                                     "timeseries.csv"]
+    assert "wrote 4 files" in capsys.readouterr().out
+
+
+@pytest.mark.dolfinx
+def test_a_failed_solve_leaves_the_previous_results(case_file, tmp_path, capsys, monkeypatch):
+    from cait_fem.errors import SolverError
+
+    def good(exp, *, progress=None, comm=None):
+        return fake_result(exp)
+
+    def failing(exp, *, progress=None, comm=None):
+        raise SolverError("Newton diverged at t = 12 s")
+
+    out = tmp_path / "out"
+    monkeypatch.setattr(cli, "_simulate_function", lambda: good)
+    assert cli.main(["run", str(case_file), "-o", str(out), "--quiet", "--no-plots"]) == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    monkeypatch.setattr(cli, "_simulate_function", lambda: failing)
+    assert cli.main(["run", str(case_file), "-o", str(out), "--quiet", "--overwrite"]) == 1
+    line = _one_error_line(capsys.readouterr().err)
+    assert "the solver failed: Newton diverged" in line and "was changed" in line
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
