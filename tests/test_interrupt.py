@@ -241,3 +241,55 @@ def test_interrupted_run_with_checkpoints_leaves_no_temporary_file(sets):
     assert p.returncode == 130, err
     assert sorted(q.name for q in work.iterdir()) == ["checkpoint"]  # no result set, no staging
     assert not [q.name for q in (work / "checkpoint").iterdir() if q.name.startswith(".")]
+
+
+def test_interrupted_fit_keeps_the_previous_fit(tmp_path):
+    import numpy as np
+
+    from cait_fem.analysis.measured import write_profile_csv
+    (tmp_path / "k_cait.toml").write_text(K_CASE)
+    depth_nm = np.arange(1.0, 61.0)
+    li = 0.15 + 0.85 * 0.5 * (1.0 + np.tanh((depth_nm - 40.0) / 3.0))
+    write_profile_csv(tmp_path / "k.csv", depth_nm * 1e-9, {"Li": li, "K": 1.0 - li})
+    (tmp_path / "fit.toml").write_text('name = "k"\n[[experiment]]\nname = "K"\ncase = "k_cait.toml"\n'
+                                       'data = "k.csv"\n[fit.parameters]\n'
+                                       '"species.K.diffusion.D_m2_s" = { min = 1e-23, max = 1e-18, log = true }\n')
+    out = tmp_path / "out"
+    out.mkdir()
+    old = {"fit.json": b'{"experiments": {"Old": {}}}', "Old_profile.csv": b"old", "fit_profiles.png": b"old"}
+    for name, content in old.items():
+        (out / name).write_bytes(content)
+    p = cait_fem(["fit", "fit.toml", "-o", "out", "--quiet", "--overwrite"], tmp_path)
+    deadline = time.monotonic() + 120
+    while not list(out.glob(".cait_fem-staging-*")):
+        assert p.poll() is None and time.monotonic() < deadline, p.stderr.read()
+        time.sleep(0.005)
+    time.sleep(1.0)  # into the forward solves
+    p.send_signal(signal.SIGINT)
+    _, err = p.communicate(timeout=300)
+    if p.returncode == 0:
+        pytest.skip("the fit finished before the signal")
+    assert p.returncode == 130, err
+    assert err.strip().startswith("cait-fem: interrupted by SIGINT during the fit;") and "\n" not in err.strip(), err
+    assert {q.name: q.read_bytes() for q in out.iterdir()} == old
+
+
+@pytest.mark.mpi
+def test_interrupted_run_under_mpirun_prints_one_line(sets):
+    d, old, new, duration = sets
+    work = d / "mpi"
+    shutil.copytree(d / "old", work)
+    p = subprocess.Popen([str(BIN / "mpirun"), "-n", "2", str(BIN / "cait-fem"), "run", "new.toml", "-o", "mpi",
+                          "--quiet", "--overwrite"], cwd=d, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not list(work.glob(".cait_fem-staging-*")):
+        assert p.poll() is None and time.monotonic() < deadline, "no staging directory appeared"
+        time.sleep(0.005)
+    p.send_signal(signal.SIGTERM)  # mpirun passes it on to every rank
+    _, err = p.communicate(timeout=300)
+    if p.returncode == 0:
+        pytest.skip("the run finished before the signal")
+    ours = [line for line in err.splitlines() if line.startswith("cait-fem")]
+    assert len(ours) == 1 and ours[0].startswith("cait-fem: interrupted by SIGTERM"), err
+    assert "Traceback" not in err and "PETSC" not in err.upper(), err
+    assert snapshot(work) == old
