@@ -293,3 +293,16 @@ def test_interrupted_run_under_mpirun_prints_one_line(sets):
     assert len(ours) == 1 and ours[0].startswith("cait-fem: interrupted by SIGTERM"), err
     assert "Traceback" not in err and "PETSC" not in err.upper(), err
     assert snapshot(work) == old
+
+
+def test_run_piped_into_a_reader_that_stops_early(tmp_path):
+    """`cait-fem run ... | head -1`: no PETSc SIGPIPE crash banner, no MPI_Abort; the run
+    goes on and writes its results (see the README: When things go wrong)."""
+    (tmp_path / "case.toml").write_text(OLD_CASE)
+    p = subprocess.Popen([str(BIN / "cait-fem"), "run", "case.toml", "-o", "out", "--quiet"], cwd=tmp_path,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    p.stdout.close()  # the reader is gone before the first line
+    err = p.stderr.read()
+    assert p.wait(timeout=300) == 0, err
+    assert "PETSC" not in err.upper() and "Traceback" not in err and "MPI_Abort" not in err, err
+    assert (tmp_path / "out" / "summary.json").is_file() and (tmp_path / "out" / "profiles.png").is_file()
