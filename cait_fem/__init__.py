@@ -14,42 +14,45 @@ The experiment description, diffusion laws, analysis and I/O are pure Python; DO
 imported (and its version checked) only when a solver object is first used.
 """
 
-from cait_fem.case.case_file import load_case
-from cait_fem.case.experiment import (
-    BackElectrode,
-    Beam,
-    CurrentFront,
-    Experiment,
-    Glass,
-    MeshSettings,
-    Physics,
-    PotentialFront,
-    RunSettings,
-    SolverSettings,
-    Species,
-)
-from cait_fem.case.geometry import Geometry
-from cait_fem.output.result import Result
-from cait_fem.physics.diffusion import ArrheniusD, ConstantD, DiffusionLaw, GaussianSED, TabulatedD
-
 from .errors import ConfigError, SolverError
 
 __version__ = "0.1.0"
 
+# Loaded on first use (PEP 562), not on import: `cait-fem` installs its SIGINT/SIGTERM
+# handlers as its first act, and importing these (NumPy, SciPy) took 0.5-0.9 s in which an
+# interruption ended in a KeyboardInterrupt traceback.
+_PURE_NAMES = {"load_case": "case.case_file", "Geometry": "case.geometry", "Result": "output.result",
+               **dict.fromkeys(("BackElectrode", "Beam", "CurrentFront", "Experiment", "Glass", "MeshSettings",
+                                "Physics", "PotentialFront", "RunSettings", "SolverSettings", "Species"),
+                               "case.experiment"),
+               **dict.fromkeys(("ArrheniusD", "ConstantD", "DiffusionLaw", "GaussianSED", "TabulatedD"),
+                               "physics.diffusion")}
 _SOLVER_NAMES = {"simulate": "run.simulation", "Simulation": "run.simulation",
                  "SpotExports": "post.spot_exports", "read_checkpoint": "run.checkpoint",
                  "NPPForms": "fem.forms"}
+_SUBPACKAGES = ("analysis", "case", "fem", "fit", "mesh", "output", "physics", "post", "run", "solver",
+                "fileio", "cli")
 
 
 def __getattr__(name):
-    if name in _SOLVER_NAMES:
-        import importlib
+    import importlib
 
+    if name in _PURE_NAMES:
+        value = getattr(importlib.import_module(f".{_PURE_NAMES[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    if name in _SOLVER_NAMES:
         from cait_fem.fem.backend import require_dolfinx
 
         require_dolfinx()
         return getattr(importlib.import_module(f".{_SOLVER_NAMES[name]}", __name__), name)
+    if name in _SUBPACKAGES:
+        return importlib.import_module(f".{name}", __name__)
     raise AttributeError(f"module 'cait_fem' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))
 
 
 __all__ = [

@@ -2,20 +2,41 @@
 ``cait-fem fit fit.toml -o outdir [--overwrite] [--quiet]``, ``cait-fem check case.toml``,
 ``cait-fem mesh case.toml -o mesh.msh [--overwrite]`` and ``cait-fem --version``.
 
-Exit codes: 0 success, 2 bad input (case file, output directory that already holds
-results) reported before any solve, 1 the solver failed.
+Exit codes: 0 success; 2 bad input (case file, an output place that cannot take the
+results or already holds results), reported before any meshing, solving or fitting; 1 the
+solver failed; 130 / 143 interrupted by SIGINT / SIGTERM (the previous results are kept).
 Under ``mpirun`` every rank runs the same command; only rank 0 prints and writes.
+
+A command's results are written as a unit (:mod:`cait_fem.output.result_set`): staged in
+a hidden directory inside the output directory and moved into place at the end.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 
 from .errors import ConfigError, SolverError
 
 EXIT_OK, EXIT_SOLVER, EXIT_USAGE = 0, 1, 2
+# PETSc's own handlers would turn SIGINT/SIGTERM into an error stack and SIGPIPE (a reader
+# such as `head` closing the pipe) into a crash banner with MPI_Abort; ours end cleanly.
+PETSC_NO_SIGNAL_HANDLER = "-no_signal_handler"
+
+
+class Interrupted(BaseException):
+    """SIGINT or SIGTERM arrived (a BaseException, like KeyboardInterrupt: no ``except
+    Exception`` swallows it); unwinding removes staged and temporary files."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+# Where the command is, for the one line printed on an interruption (this process only).
+_state: dict = {}
 _RANK_VARIABLES = ("PMI_RANK", "OMPI_COMM_WORLD_RANK", "PMIX_RANK", "MV2_COMM_WORLD_RANK", "MPI_LOCALRANKID")
 
 
@@ -39,6 +60,101 @@ def _launcher_rank() -> int:
 def _error(message: str, rank: int | None = None) -> None:
     if (_launcher_rank() if rank is None else rank) == 0:
         print(f"cait-fem: error: {message}", file=sys.stderr)
+
+
+def _say(*lines: str) -> None:
+    """Print the report on stdout. A reader that closed the pipe early (``| head -1``)
+    does not stop the command: by the time the report is printed the results are written,
+    and the report is not worth an error; the rest of the output goes to /dev/null."""
+    try:
+        for line in lines:
+            print(line)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _silence_stdout()
+
+
+def _silence_stdout() -> None:
+    # Python flushes stdout again at exit; pointing the descriptor at /dev/null keeps that
+    # flush from failing with a second BrokenPipeError ("Exception ignored ...").
+    with open(os.devnull, "w") as null:
+        try:
+            os.dup2(null.fileno(), sys.stdout.fileno())
+        except (OSError, ValueError):
+            pass
+
+
+def _prepare_process() -> None:
+    """Before anything loads PETSc: no PETSc signal handlers (PETSc reads PETSC_OPTIONS in
+    PetscInitialize, which petsc4py runs on first import); SIGINT and SIGTERM raise
+    :class:`Interrupted`. Python itself ignores SIGPIPE, so a closed pipe is a
+    BrokenPipeError (see :func:`_say`)."""
+    options = os.environ.get("PETSC_OPTIONS", "")
+    if PETSC_NO_SIGNAL_HANDLER not in options.split():
+        os.environ["PETSC_OPTIONS"] = f"{options} {PETSC_NO_SIGNAL_HANDLER}".strip()
+
+    def interrupt(signum, _frame):
+        if "signal" in _state:
+            # the first one is being handled: let the cleanup finish; but a third one ends
+            # the process the hard way, in case something swallowed the first
+            _state["repeats"] = _state.get("repeats", 0) + 1
+            if _state["repeats"] >= 2:
+                signal.signal(signum, signal.SIG_DFL)
+                os.kill(os.getpid(), signum)
+            return
+        _state["signal"] = signum
+        # Objects the signal left half-built (say, a DOLFINx NonlinearProblem interrupted in
+        # its __init__) fail in their finalizers; nothing to report on the way out.
+        sys.unraisablehook = lambda _unraisable: None
+        raise Interrupted(signum)
+    for s in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(s, interrupt)
+
+
+def _interrupted_message(signum: int) -> str:
+    name = signal.Signals(signum).name
+    where = ""
+    if _state.get("phase") == "run":
+        t, steps = _state.get("t_s"), _state.get("steps")
+        where = (f" during the run at t = {t:.6g} s (step {steps})" if t is not None
+                 else " before the first time step")
+    elif _state.get("phase") == "start":
+        where = " before the run started"
+    elif _state.get("phase"):
+        where = f" during the {_state['phase']}"
+    elif "phase" not in _state:
+        where = " while reading the input"
+    out = _state.get("output")
+    if out is None:
+        kept = "nothing was written"
+    elif _state.get("committed") or getattr(_state.get("set"), "committed", False):
+        kept = f"the new results were written to {out} before it"
+    else:
+        kept = f"nothing in {out} was changed (the previous results are kept)"
+    return f"cait-fem: interrupted by {name}{where}; {kept}"
+
+
+def _reraise_signal() -> None:
+    """A signal that arrived inside a solver callback may come back as the solver's own
+    error (a SolverError saying Newton failed): report the interruption, not that."""
+    if "signal" in _state:
+        raise Interrupted(_state["signal"])
+
+
+class _Tracker:
+    """A progress reporter that remembers the last simulated time and step (for the line
+    printed on an interruption) and passes everything on."""
+
+    def __init__(self, reporter):
+        self.reporter = reporter
+
+    def update(self, t_s: float, dt_s: float, newton_iterations: int) -> None:
+        _state["t_s"] = t_s
+        _state["steps"] = _state.get("steps", 0) + 1
+        self.reporter.update(t_s, dt_s, newton_iterations)
+
+    def close(self) -> None:
+        self.reporter.close()
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -92,11 +208,11 @@ def _describe(exp) -> str:
 def _load_checked(load, path, args, output_names=None):
     """``load(path)``, with the output directory checked for earlier results; None after
     printing the error (bad input or results already there): nothing has been solved."""
-    from cait_fem.output.result import check_output_directory
+    from cait_fem.output.result_set import check_output_place
     try:
         loaded = load(path)
-        names = {} if output_names is None else {"names": output_names(loaded)}
-        check_output_directory(args.output, overwrite=args.overwrite, **names)
+        names = () if output_names is None else output_names(loaded)
+        check_output_place(args.output, names, overwrite=args.overwrite)
     except (ConfigError, FileExistsError) as exc:
         _error(str(exc))
         return None
@@ -123,10 +239,9 @@ def cmd_check(args) -> int:
     except ConfigError as exc:
         _error(str(exc))
         return EXIT_USAGE
-    print(f"# {args.case}: OK -- {_describe(exp)}")
-    print(f"# {_estimates(exp)}")
-    print("# every parameter, defaults filled in (a valid case file):")
-    print(dumps_toml(experiment_to_dict(exp)), end="")
+    _say(f"# {args.case}: OK -- {_describe(exp)}", f"# {_estimates(exp)}",
+         "# every parameter, defaults filled in (a valid case file):",
+         dumps_toml(experiment_to_dict(exp)).rstrip("\n"))
     return EXIT_OK
 
 
@@ -166,8 +281,16 @@ def _run_options(args) -> dict | None:
     return options
 
 
+def _run_set_names() -> list[str]:
+    """Every name a run's result set may hold (a previous set's entries the new one lacks
+    are removed when the new one is committed)."""
+    from cait_fem.output.result import EXPORT_FILES, OUTPUT_FILES
+    return list(OUTPUT_FILES) + list(EXPORT_FILES)
+
+
 def cmd_run(args) -> int:
     from cait_fem.case.case_file import load_case
+    from cait_fem.output.result_set import ResultSet
     from cait_fem.run.progress import make_reporter
     exp = _load_checked(load_case, args.case, args, _run_outputs(args))
     if exp is None:
@@ -183,11 +306,10 @@ def cmd_run(args) -> int:
             _error(str(exc))
             return EXIT_USAGE
         if _launcher_rank() == 0:
-            print(f"cait-fem: resuming from {args.resume} at t = {options['resume'].t_s:g} s"
-                  + "".join(f"\n  {key}: {old!r} -> {new!r}" for key, (old, new) in changed.items()))
-    if exp.geometry.kind != "slab":
-        options.update(exports_dir=args.output, overwrite=args.overwrite)
+            _say(f"cait-fem: resuming from {args.resume} at t = {options['resume'].t_s:g} s",
+                 *(f"  {key}: {old!r} -> {new!r}" for key, (old, new) in changed.items()))
 
+    _state.update(phase="start", output=os.path.abspath(args.output))
     from mpi4py import MPI
     comm = MPI.COMM_WORLD
     rank = comm.Get_rank()
@@ -196,40 +318,48 @@ def cmd_run(args) -> int:
     except ImportError as exc:
         _error(f"cannot load the solver: {exc}", rank)
         return EXIT_SOLVER
+    _state.update(phase="run", output=os.path.abspath(args.output))
     reporter = make_reporter(exp.run.t_end_s, quiet=args.quiet, comm=comm, desc=exp.name)
     try:
-        result = simulate(exp, progress=reporter, comm=comm, **options)
-    except ConfigError as exc:
-        _error(str(exc), rank)
-        return EXIT_USAGE
-    except SolverError as exc:
-        _error(f"the solver failed: {exc}", rank)
+        with ResultSet(args.output, owned=_run_set_names(), comm=comm) as staged:
+            if exp.geometry.kind != "slab":
+                options.update(exports_dir=staged.staging, overwrite=True)
+            _state["set"] = staged
+            try:
+                result = simulate(exp, progress=_Tracker(reporter), comm=comm, **options)
+            finally:
+                reporter.close()
+            if "exported_files" in result.metadata:  # as they will be named after the commit
+                result.metadata["exported_files"] = [str(staged.final_path(p))
+                                                     for p in result.metadata["exported_files"]]
+            _state["phase"] = "writing of the results"
+            result.save(staged.staging, overwrite=True, comm=comm)
+            if not args.no_plots:
+                result.plot(staged.staging, overwrite=True, comm=comm)
+            paths = staged.commit()
+    except (ConfigError, SolverError) as exc:
+        _reraise_signal()
+        if isinstance(exc, ConfigError):
+            _error(str(exc), rank)
+            return EXIT_USAGE
+        _error(f"the solver failed: {exc}; nothing in {os.path.abspath(args.output)} was changed", rank)
         return EXIT_SOLVER
-    finally:
-        reporter.close()
-    try:
-        paths = list(result.metadata.get("exported_files", []))
-        paths += result.save(args.output, overwrite=args.overwrite, comm=comm)
-        if not args.no_plots:
-            paths = list(paths) + list(result.plot(args.output, overwrite=args.overwrite, comm=comm))
-    except (ConfigError, FileExistsError) as exc:
-        _error(str(exc), rank)
-        return EXIT_USAGE
     if rank == 0:
         s = result.summary()
-        print(f"cait-fem: {exp.name}: {s['steps']} steps, {s['newton_iterations']} Newton iterations, "
-              f"wall time {s.get('wall_time_s') or 0:.3g} s; plateau {s['plateau_native']:.4g}, "
-              f"front {s['front_position_nm']:.4g} nm, conservation error {s['conservation_error']:.2g}")
-        print(f"cait-fem: wrote {len(paths)} files to {os.path.abspath(args.output)}:")
-        for p in paths:
-            print(f"  {p}")
+        _say(f"cait-fem: {exp.name}: {s['steps']} steps, {s['newton_iterations']} Newton iterations, "
+             f"wall time {s.get('wall_time_s') or 0:.3g} s; plateau {s['plateau_native']:.4g}, "
+             f"front {s['front_position_nm']:.4g} nm, conservation error {s['conservation_error']:.2g}",
+             f"cait-fem: wrote {len(paths)} files to {os.path.abspath(args.output)}:",
+             *(f"  {p}" for p in paths))
     return EXIT_OK
 
 
 def cmd_fit(args) -> int:
     from cait_fem.fit.config import load_fit_case
+    from cait_fem.fit.result import output_names, previous_fit_names
+    from cait_fem.output.result_set import ResultSet
     case = _load_checked(load_fit_case, args.fit_file, args,
-                         lambda c: ["fit.json"] + [f"{e.name}_profile.csv" for e in c.experiments])
+                         lambda c: output_names([e.name for e in c.experiments]))
     if case is None:
         return EXIT_USAGE
 
@@ -238,28 +368,31 @@ def cmd_fit(args) -> int:
     from .fit import run_fit
     comm = MPI.COMM_WORLD
     rank = comm.Get_rank()
+    _state.update(phase="fit", output=os.path.abspath(args.output))
     try:
-        result = run_fit(case, comm=comm, quiet=args.quiet)
-    except ConfigError as exc:
-        _error(str(exc), rank)
-        return EXIT_USAGE
-    except SolverError as exc:
-        _error(f"the fit failed: {exc}", rank)
+        with ResultSet(args.output, owned=previous_fit_names, comm=comm) as staged:
+            _state["set"] = staged
+            result = run_fit(case, comm=comm, quiet=args.quiet)
+            _state["phase"] = "writing of the results"
+            result.save(staged.staging, overwrite=True, comm=comm)
+            paths = staged.commit()
+    except (ConfigError, SolverError) as exc:
+        _reraise_signal()
+        if isinstance(exc, ConfigError):
+            _error(str(exc), rank)
+            return EXIT_USAGE
+        _error(f"the fit failed: {exc}; nothing in {os.path.abspath(args.output)} was changed", rank)
         return EXIT_SOLVER
-    try:
-        paths = result.save(args.output, overwrite=args.overwrite, comm=comm)
-    except (ConfigError, FileExistsError) as exc:
-        _error(str(exc), rank)
-        return EXIT_USAGE
     if rank == 0:
-        print(f"cait-fem: fit {case.name!r}: cost {result.cost:.6g}, reduced chi2 {result.reduced_chi2:.4g}, "
-              f"{result.evaluations} evaluations, {result.forward_solves} forward solves, "
-              f"{result.wall_time_s:.1f} s on {comm.size} process(es) ({result.message})")
+        lines = [f"cait-fem: fit {case.name!r}: cost {result.cost:.6g}, reduced chi2 {result.reduced_chi2:.4g}, "
+                 f"{result.evaluations} evaluations, {result.forward_solves} forward solves, "
+                 f"{result.wall_time_s:.1f} s on {comm.size} process(es) ({result.message})"]
         for est in result.estimates:
             lo, hi = est.ci95
-            print(f"  {est.parameter.label:40s} = {est.value:.5g}  +- {est.stderr:.2g}  (95 %: {lo:.4g} .. {hi:.4g})"
-                  + ("  [at bound]" if est.at_bound else ""))
-        print(f"cait-fem: wrote {len(paths)} files to {os.path.abspath(args.output)}")
+            lines.append(f"  {est.parameter.label:40s} = {est.value:.5g}  +- {est.stderr:.2g}  "
+                         f"(95 %: {lo:.4g} .. {hi:.4g})" + ("  [at bound]" if est.at_bound else ""))
+        lines.append(f"cait-fem: wrote {len(paths)} files to {os.path.abspath(args.output)}")
+        _say(*lines)
     return EXIT_OK
 
 
@@ -274,14 +407,18 @@ def cmd_mesh(args) -> int:
         if geometry.mesh_file is not None:
             raise ConfigError(f"{args.case}: geometry.mesh_file = {geometry.mesh_file!r} is set: the case reads "
                               "its mesh from that file, there is nothing to generate (remove mesh_file)")
+        from cait_fem.output.result_set import check_output_file
+        check_output_file(args.output, overwrite=args.overwrite, what="mesh output")
         if _launcher_rank() != 0:  # under mpirun one rank writes the file
             return EXIT_OK
         from cait_fem.mesh.gmsh_sample import write_msh
+        _state.update(phase="meshing", output=os.path.abspath(args.output))
         path = write_msh(geometry, exp.glass.thickness_m, exp.mesh, args.output, overwrite=args.overwrite)
+        _state["committed"] = True
     except ConfigError as exc:
         _error(str(exc))
         return EXIT_USAGE
-    print(f"cait-fem: wrote the {geometry.kind} mesh of {exp.name!r} to {os.path.abspath(path)}")
+    _say(f"cait-fem: wrote the {geometry.kind} mesh of {exp.name!r} to {os.path.abspath(path)}")
     return EXIT_OK
 
 
@@ -293,6 +430,9 @@ def main(argv=None) -> int:
     if args.command is None:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
+    _state.clear()  # (main() may run several times in one process, e.g. in tests)
+    if getattr(args, "output", None):
+        _state["output"] = os.path.abspath(args.output)
     return {"run": cmd_run, "fit": cmd_fit, "check": cmd_check, "mesh": cmd_mesh}[args.command](args)
 
 
@@ -309,11 +449,40 @@ def console() -> None:
     long-lived process, which could then never collect cycles among the frozen objects."""
     import gc
 
+    _prepare_process()
     gc.freeze()
     gc.set_threshold(10_000, *gc.get_threshold()[1:])
-    code = main()
+    try:
+        code = main()
+    except (Interrupted, KeyboardInterrupt) as exc:
+        code = _on_interrupt(exc)
+    except BaseException:
+        # Interrupted inside a PETSc callback (an SNES residual or Jacobian) comes back as a
+        # petsc4py.PETSc.Error that only chains it; the signal is what ended the command.
+        if "signal" not in _state:
+            raise
+        code = _on_interrupt(Interrupted(_state["signal"]))
     gc.freeze()
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _silence_stdout()
     sys.exit(code)
+
+
+def _on_interrupt(exc: BaseException) -> int:
+    """The one line and the exit code 128 + signal number (130 SIGINT, 143 SIGTERM). The
+    staged and temporary files are gone by now: the ``with`` blocks removed them while the
+    exception unwound."""
+    signum = exc.signum if isinstance(exc, Interrupted) else int(signal.SIGINT)
+    for s in (signal.SIGINT, signal.SIGTERM):  # a second signal must not cut this short
+        signal.signal(s, signal.SIG_IGN)
+    if _launcher_rank() == 0:
+        try:
+            print(("\n" if sys.stderr.isatty() else "") + _interrupted_message(signum), file=sys.stderr)
+        except (BrokenPipeError, OSError):
+            pass
+    return 128 + signum
 
 
 if __name__ == "__main__":

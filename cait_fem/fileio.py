@@ -3,7 +3,9 @@ write to a path (matplotlib figures).
 
 Every writer puts the content in a temporary file in the target's directory, flushes and
 fsyncs it, then ``os.replace``s it over the target, so a reader never sees a half-written
-file and an interrupted run leaves the previous file (or nothing) in place.
+file and an interrupted run leaves the previous file (or nothing) in place. The file gets
+the mode ``open()`` would give it, 0666 minus the umask (not mkstemp's private 0600).
+A result set of several files is written as a unit by :mod:`cait_fem.output.result_set`.
 """
 
 from __future__ import annotations
@@ -22,6 +24,26 @@ import numpy as np
 
 TEMP_PREFIX = ".cait_fem-"
 TEMP_SUFFIX = ".tmp"
+
+
+def current_umask() -> int:
+    """The process's umask. Read from /proc where available: ``os.umask`` can only be read
+    by setting it, which races with other threads creating files."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def file_mode() -> int:
+    """Mode of a new regular file as ``open()`` would create it: 0666 minus the umask."""
+    return 0o666 & ~current_umask()
 
 
 def _fsync_directory(directory: Path) -> None:
@@ -46,7 +68,11 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=TEMP_PREFIX + target.name + ".", suffix=TEMP_SUFFIX,
                                     dir=target.parent)
-    os.close(fd)
+    try:
+        # mkstemp creates 0600; the result is a user's file like any other: follow the umask
+        os.fchmod(fd, file_mode())
+    finally:
+        os.close(fd)
     tmp = Path(tmp_name)
     try:
         yield tmp

@@ -39,7 +39,7 @@ from scipy import constants
 import cait_fem as cf
 from cait_fem.fileio import write_json_atomic
 from cait_fem.output.result import OUTPUT_FILES as RESULT_FILES
-from cait_fem.output.result import check_output_directory
+from cait_fem.output.result_set import OutputPlaceError, ResultSet, check_output_place
 from cait_fem.post.sampling import PointSampler, lateral_line, state_fields
 from cait_fem.post.spot_exports import OUTPUT_FILES as SPOT_FILES
 from cait_fem.post.spot_exports import SpotExports
@@ -116,16 +116,29 @@ def main():
         # Block Jacobi / ASM preconditioners break down on this 2D problem once the mesh is
         # split between ranks (docs/numerics.md, section 9): in parallel, MUMPS it is.
         exp = dataclasses.replace(exp, solver=dataclasses.replace(exp.solver, linear_solver="mumps"))
-    g, run = exp.geometry, exp.run
 
-    # Refuse to overwrite an earlier result before spending minutes on a new one.
+    # Refuse a place that cannot take the results (or holds earlier ones) before spending
+    # minutes on a new run.
+    names = RESULT_FILES + SPOT_FILES + (SUMMARY,)
     try:
-        check_output_directory(out, args.overwrite, names=RESULT_FILES + SPOT_FILES + (SUMMARY,))
-    except FileExistsError as exc:
+        check_output_place(out, names, overwrite=args.overwrite)
+    except OutputPlaceError as exc:
         if comm.rank == 0:
             print(f"{parser.prog}: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
+    # Everything is written into a staging directory and moved into `out` as a unit at the
+    # end: an interrupted run leaves the previous results there as they were.
+    with ResultSet(out, owned=names, comm=comm) as staged:
+        simulate_into(exp, staged.staging)
+        written = staged.commit()
+    say(f"\nWrote {len(written)} files to {out}/:")
+    for path in written:
+        say(f"  {path}")
 
+
+def simulate_into(exp, out: Path) -> None:
+    """Run ``exp`` and write its results, exports and summary into ``out``."""
+    g, run = exp.geometry, exp.run
     # ## Build the mesh and the forms
 
     t0 = time.perf_counter()
@@ -147,7 +160,7 @@ def main():
 
     front_nm = expected_front_m(exp) * 1e9
     rim_depths_nm = [float(f"{f * front_nm:.2g}") for f in (0.25, 0.5, 0.75)]
-    exports = SpotExports(sim, out, overwrite=args.overwrite, rim_depths_nm=rim_depths_nm,
+    exports = SpotExports(sim, out, rim_depths_nm=rim_depths_nm,
                           rim_half_width_nm=max(3.0 * front_nm, 20.0))
     say(f"  expected front ~{front_nm:.0f} nm after {run.t_end_s:g} s; rim profiles at "
         f"{', '.join(f'{d:g}' for d in rim_depths_nm)} nm depth")
@@ -156,9 +169,9 @@ def main():
     exports.close()
     wall = time.perf_counter() - t0
 
-    written = result.save(out, overwrite=args.overwrite, comm=comm)
-    written += result.plot(out, overwrite=args.overwrite, comm=comm)
-    written += exports.save()
+    result.save(out, comm=comm)
+    result.plot(out, comm=comm)
+    exports.save()
 
     # ## What the run shows
     #
@@ -205,7 +218,7 @@ def main():
         "conservation_error": s["conservation_error"],
     }
     if comm.rank == 0:
-        written.append(write_json_atomic(out / SUMMARY, summary))
+        write_json_atomic(out / SUMMARY, summary)
 
     say(f"\nK+ CAIT through a {2 * g.spot_radius_m * 1e3:g} mm spot after {run.t_end_s:g} s "
         f"({s['steps']} steps, {s['newton_iterations']} Newton iterations, {wall:.0f} s on "
@@ -224,9 +237,6 @@ def main():
     say(f"  back-electrode current        {electrode_A:.4e} A (beam {beam_A:.4e} A, "
         f"ratio {electrode_A / beam_A:.4f})")
     say(f"  foreign-ion conservation      {s['conservation_error']:.1e} (relative)")
-    say(f"\nWrote {len(written)} files to {out}/:")
-    for path in written:
-        say(f"  {path}")
 
 
 if __name__ == "__main__":

@@ -53,13 +53,20 @@ def main():
     parser.add_argument("--overwrite", action="store_true", help="replace earlier results there")
     args = parser.parse_args()
 
+    from cait_fem.output.result import OUTPUT_FILES
+    from cait_fem.output.result_set import ResultSet, check_output_place
     from cait_fem.run.progress import ProgressReporter
 
-    with ProgressReporter(run.t_end_s) as progress:
-        result = cf.simulate(experiment, progress=progress)
-
-    written = result.save(args.output, overwrite=args.overwrite)
-    written += result.plot(args.output, overwrite=args.overwrite)
+    # A place that cannot take the results is refused before the solve, not after it.
+    check_output_place(args.output, OUTPUT_FILES, overwrite=args.overwrite)
+    # Written as a unit: staged beside the results, then moved into place together, so an
+    # interruption leaves the previous results as they were.
+    with ResultSet(args.output, owned=OUTPUT_FILES) as staged:
+        with ProgressReporter(run.t_end_s) as progress:
+            result = cf.simulate(experiment, progress=progress)
+        result.save(staged.staging, overwrite=True)
+        result.plot(staged.staging, overwrite=True)
+        written = staged.commit()
 
     s = result.summary()
     print(f"\nK+ CAIT on Li3B7O12 after {run.t_end_s:.0f} s:")

@@ -29,7 +29,7 @@ from cait_fem.analysis.transport import psed_parts, transport_summary
 from cait_fem.fileio import write_csv_atomic, write_json_atomic
 from cait_fem.fit import load_fit_case, run_fit
 from cait_fem.fit.plots import ProfilePanel, plot_diffusivity_fit, plot_profile_fits, plot_site_energy_distribution
-from cait_fem.output.result import check_output_directory
+from cait_fem.output.result_set import OutputPlaceError, ResultSet, check_output_place
 from cait_fem.physics.sed import sigma_eV
 
 HERE = Path(__file__).resolve().parent
@@ -83,18 +83,28 @@ def main():
     comm = MPI.COMM_WORLD
     root = comm.rank == 0
     out = Path(args.output)
-    # refuse before a 5-minute fit, not after it, if results are already there
+    # refuse before a 5-minute fit, not after it, if the place cannot take the results or
+    # results are already there
+    names = OUTPUTS + ("fit",) + IONS
     try:
-        check_output_directory(out, args.overwrite, OUTPUTS)
-        check_output_directory(out / "fit", args.overwrite, ["fit.json"])
-        for ion in IONS:
-            check_output_directory(out / ion, args.overwrite)
-    except FileExistsError as exc:
+        check_output_place(out, names, overwrite=args.overwrite)
+    except OutputPlaceError as exc:
         raise SystemExit(f"paper demo: {exc}") from None
+    # the whole directory is one result set: written into a staging directory, moved into
+    # place at the end (an interruption leaves the previous results as they were)
+    with ResultSet(out, owned=names, comm=comm) as staged:
+        reproduce(staged.staging, comm, args.quiet)
+        staged.commit()
+    if root:
+        print(f"\nWrote {out}/ (summary.csv, claims.json, fig1/2/4 PNGs, fit/, K/, Rb/, Cs/)")
 
+
+def reproduce(out: Path, comm, quiet: bool) -> None:
+    """Fit, simulate and write every result into ``out`` (a fresh directory)."""
+    root = comm.rank == 0
     # ## 1. Fit D_foreign (and the exposure) to the paper's plateaus and fronts
-    fit = run_fit(load_fit_case(HERE / "paper_li3b7o12.toml"), comm=comm, quiet=args.quiet)
-    fit.save(out / "fit", overwrite=args.overwrite, comm=comm)
+    fit = run_fit(load_fit_case(HERE / "paper_li3b7o12.toml"), comm=comm, quiet=quiet)
+    fit.save(out / "fit", comm=comm)
 
     # ## 2. The three experiments at the fitted values, with profiles along the way
     results = {}
@@ -103,8 +113,8 @@ def main():
         t_end = exp.run.t_end_s
         exp = replace(exp, run=replace(exp.run, output_times_s=(t_end / 10, t_end / 3, t_end)))
         results[ion] = cf.simulate(exp, comm=comm)
-        results[ion].save(out / ion, overwrite=args.overwrite, comm=comm)
-        results[ion].plot(out / ion, overwrite=args.overwrite, comm=comm)
+        results[ion].save(out / ion, comm=comm)
+        results[ion].plot(out / ion, comm=comm)
 
     # ## 3. What a CAIT group reports, per experiment
     rows = []
@@ -137,7 +147,7 @@ def main():
         out.mkdir(parents=True, exist_ok=True)
         write_csv_atomic(out / "summary.csv", list(rows[0]), [[row[k] for row in rows] for k in rows[0]])
         write_json_atomic(out / "claims.json", {"claims": checks, "experiments": rows,
-                                                "fit": str(out / "fit" / "fit.json")})
+                                                "fit": "fit/fit.json"})
         panels = [ProfilePanel(title=f"{ion}+ CAIT", data_depth_nm=np.zeros(0), data_theta={},
                                model_depth_nm=r.depth_m * 1e9,
                                model_theta={s: r.theta[-1, i] for i, s in enumerate(r.species_names)},
@@ -167,7 +177,6 @@ def main():
         print("\nClaims of the paper:")
         for c in checks:
             print(f"  [{'reproduced' if c['reproduced'] else 'NOT reproduced'}] {c['claim']}: {c['measured']:.3g}")
-        print(f"\nWrote {out}/ (summary.csv, claims.json, fig1/2/4 PNGs, fit/, K/, Rb/, Cs/)")
 
 
 if __name__ == "__main__":

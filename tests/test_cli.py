@@ -166,3 +166,156 @@ def test_progress_reporter_log_scale_rank_and_quiet():
     silent = ProgressReporter(10.0, comm=Rank1())
     silent.update(1.0, 0.1, 3)
     assert not silent.active
+
+
+# ------------------------------------------------------------------ output places, before any work
+def _one_error_line(err: str) -> str:
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert len(lines) == 1, err
+    assert "Traceback" not in err
+    return lines[0]
+
+
+def test_run_below_a_regular_file_is_refused_before_solving(case_file, tmp_path, capsys, no_solve):
+    (tmp_path / "file").write_text("x")
+    assert cli.main(["run", str(case_file), "-o", str(tmp_path / "file" / "out"), "--quiet"]) == 2
+    line = _one_error_line(capsys.readouterr().err)
+    assert "is a file, not a directory" in line and str(tmp_path / "file") in line
+    assert cli.main(["run", str(case_file), "-o", str(tmp_path / "file"), "--quiet"]) == 2
+    assert "exists and is not a directory" in _one_error_line(capsys.readouterr().err)
+
+
+def test_run_into_an_unwritable_directory_is_refused_before_solving(case_file, tmp_path, capsys, no_solve,
+                                                                     monkeypatch):
+    import os
+
+    from cait_fem.output import result_set
+    real = os.access  # tests run as root, for whom every directory is writable
+    monkeypatch.setattr(result_set.os, "access", lambda p, mode: False if str(p) == str(tmp_path) else real(p, mode))
+    assert cli.main(["run", str(case_file), "-o", str(tmp_path / "out"), "--quiet"]) == 2
+    assert "is not writable" in _one_error_line(capsys.readouterr().err)
+    assert not (tmp_path / "out").exists()
+
+
+def test_mesh_output_below_a_regular_file_is_refused_before_meshing(tmp_path, capsys, monkeypatch):
+    from support.cases import CONTRACT_CASE_TOML as case
+    p = tmp_path / "spot.toml"
+    p.write_text(case + '\n[geometry]\nkind = "section"\nradius_m = 1e-6\nspot_radius_m = 0.3e-6\n')
+    (tmp_path / "file").write_text("x")
+    import cait_fem.mesh.gmsh_sample as gs
+    monkeypatch.setattr(gs, "write_msh", lambda *a, **k: pytest.fail("meshed before checking the output"))
+    assert cli.main(["mesh", str(p), "-o", str(tmp_path / "file" / "spot.msh")]) == 2
+    assert "is a file, not a directory" in _one_error_line(capsys.readouterr().err)
+    (tmp_path / "old.msh").write_text("earlier")
+    assert cli.main(["mesh", str(p), "-o", str(tmp_path / "old.msh")]) == 2
+    assert "already exists" in _one_error_line(capsys.readouterr().err)
+
+
+FIT_CASE = """name = "two"
+[[experiment]]
+name = "K"
+case = "k_cait.toml"
+data = "k.csv"
+[[experiment]]
+name = "Kb"
+case = "k_cait.toml"
+data = "k.csv"
+[fit.parameters]
+"species.K.diffusion.D_m2_s" = { min = 1e-23, max = 1e-18, log = true }
+"""
+
+
+@pytest.fixture
+def fit_file(tmp_path, case_file):
+    from cait_fem.analysis.measured import write_profile_csv
+    depth_nm = np.arange(1.0, 61.0)
+    li = 0.15 + 0.85 * 0.5 * (1.0 + np.tanh((depth_nm - 40.0) / 3.0))
+    write_profile_csv(tmp_path / "k.csv", depth_nm * 1e-9, {"Li": li, "K": 1.0 - li})
+    p = tmp_path / "fit.toml"
+    p.write_text(FIT_CASE)
+    return p
+
+
+@pytest.fixture
+def no_fit(monkeypatch):
+    import cait_fem.fit as fit
+    monkeypatch.setattr(fit, "run_fit", lambda *a, **k: pytest.fail("fitted before checking the output"))
+
+
+@pytest.mark.parametrize("existing", ["fit.json", "fit_profiles.png", "fit_sed.png", "K_model.csv",
+                                      "Kb_profile.csv"])
+def test_fit_refuses_every_name_it_would_write_before_fitting(fit_file, tmp_path, capsys, no_fit, existing):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / existing).write_text("earlier")
+    assert cli.main(["fit", str(fit_file), "-o", str(out), "--quiet"]) == 2
+    line = _one_error_line(capsys.readouterr().err)
+    assert existing in line and "--overwrite" in line
+    assert (out / existing).read_text() == "earlier"
+
+
+def test_fit_below_a_regular_file_is_refused_before_fitting(fit_file, tmp_path, capsys, no_fit):
+    assert cli.main(["fit", str(fit_file), "-o", str(fit_file / "out"), "--quiet"]) == 2
+    assert "is a file, not a directory" in _one_error_line(capsys.readouterr().err)
+
+
+@pytest.mark.mpi
+def test_output_place_error_is_printed_once_under_mpirun(case_file, tmp_path):
+    from support.paths import run_cli
+    (tmp_path / "file").write_text("x")
+    proc = run_cli(["run", str(case_file), "-o", str(tmp_path / "file" / "out"), "--quiet"], mpi=2, timeout=300)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.count("cait-fem: error:") == 1, proc.stderr
+    assert "is a file, not a directory" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_a_reader_closing_the_pipe_early_is_no_error(case_file):
+    """`cait-fem check case | head -1`: the command ends normally (the report is not worth
+    an error; for `run` the results are written before the report is printed)."""
+    from support.paths import BIN
+    proc = subprocess.Popen([str(BIN / "cait-fem"), "check", str(case_file)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    proc.stdout.close()  # before the child prints anything: its first print meets a closed pipe
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == 0, err
+    assert "Traceback" not in err and "BrokenPipe" not in err and "Exception ignored" not in err
+
+
+@pytest.mark.dolfinx
+def test_overwrite_replaces_the_whole_set(case_file, tmp_path, capsys, monkeypatch):
+    """--overwrite --no-plots after a run with plots: the old PNGs go with the old set; a
+    file of the user's stays; nothing hidden is left."""
+    def simulate(exp, *, progress=None, comm=None):
+        progress.close()
+        return fake_result(exp)
+
+    monkeypatch.setattr(cli, "_simulate_function", lambda: simulate)
+    out = tmp_path / "out"
+    assert cli.main(["run", str(case_file), "-o", str(out), "--quiet"]) == 0
+    assert len([p for p in out.iterdir() if p.suffix == ".png"]) == 4
+    (out / "notes.txt").write_text("mine")
+    assert cli.main(["run", str(case_file), "-o", str(out), "--quiet", "--no-plots", "--overwrite"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["metadata.json", "notes.txt", "profiles.csv", "summary.json",
+                                                     "timeseries.csv"]
+    assert "wrote 4 files" in capsys.readouterr().out
+
+
+@pytest.mark.dolfinx
+def test_a_failed_solve_leaves_the_previous_results(case_file, tmp_path, capsys, monkeypatch):
+    from cait_fem.errors import SolverError
+
+    def good(exp, *, progress=None, comm=None):
+        return fake_result(exp)
+
+    def failing(exp, *, progress=None, comm=None):
+        raise SolverError("Newton diverged at t = 12 s")
+
+    out = tmp_path / "out"
+    monkeypatch.setattr(cli, "_simulate_function", lambda: good)
+    assert cli.main(["run", str(case_file), "-o", str(out), "--quiet", "--no-plots"]) == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    monkeypatch.setattr(cli, "_simulate_function", lambda: failing)
+    assert cli.main(["run", str(case_file), "-o", str(out), "--quiet", "--overwrite"]) == 1
+    line = _one_error_line(capsys.readouterr().err)
+    assert "the solver failed: Newton diverged" in line and "was changed" in line
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before

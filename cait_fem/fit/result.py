@@ -22,9 +22,48 @@ import numpy as np
 from cait_fem.analysis.metrics import profile_metrics
 from cait_fem.analysis.transport import psed_parts, transport_summary
 from cait_fem.case.case_file import experiment_to_dict, unit_of
+from cait_fem.errors import ConfigError
 from cait_fem.fileio import write_csv_atomic, write_json_atomic
 from cait_fem.output.result import check_output_directory, on_root, software_versions
 from cait_fem.physics.diffusion import ConstantD, GaussianSED, TabulatedD
+
+FIT_FILES = ("fit.json", "fit_profiles.png", "fit_diffusivity.png", "fit_sed.png")
+
+
+def _file_stem(name: str) -> str:
+    """An experiment name as the start of a file name in the output directory; a name that
+    would leave it (``..``, a separator) or hide the file is refused (the fit file's
+    validation should have refused it already)."""
+    if not name or name in (".", "..") or name.startswith(".") or "/" in name or "\\" in name or "\0" in name:
+        raise ConfigError(f"experiment name {name!r} cannot name an output file: use letters, digits, '_' and "
+                          "'-' (no path separators, not starting with '.')")
+    return name
+
+
+def output_names(experiment_names) -> list[str]:
+    """Every file name a fit of these experiments may write into its output directory
+    (``fit_sed.png`` only for a Gaussian SED law; listed anyway, for the clash check)."""
+    return list(FIT_FILES) + [f"{_file_stem(n)}_{kind}.csv" for n in experiment_names
+                              for kind in ("profile", "model")]
+
+
+def previous_fit_names(directory) -> list[str]:
+    """The files of the fit whose ``fit.json`` is in ``directory`` (its experiments named
+    there), or the fixed names if there is none or it is unreadable: what a new fit
+    replaces."""
+    import json
+
+    names = list(FIT_FILES)
+    try:
+        experiments = json.loads((Path(directory) / "fit.json").read_text(encoding="utf-8")).get("experiments", {})
+    except (OSError, ValueError, AttributeError):
+        return names
+    for n in experiments if isinstance(experiments, dict) else ():
+        try:
+            names += output_names([n])[len(FIT_FILES):]
+        except (ConfigError, TypeError):
+            continue  # not a name this program writes: leave such a file alone
+    return names
 
 
 @dataclass(frozen=True)
@@ -213,8 +252,7 @@ class FitResult:
         """fit.json, <experiment>_profile.csv (data, model, residuals), <experiment>_model.csv
         and the figures; on rank 0 of ``comm`` only; existing files are kept unless
         ``overwrite``."""
-        names = ["fit.json", "fit_profiles.png", "fit_diffusivity.png", "fit_sed.png"] + \
-            [f"{n}_{kind}.csv" for n in self.problem.names for kind in ("profile", "model")]
+        names = output_names(self.problem.names)
         return on_root(comm, lambda: self._write(Path(directory), overwrite, names))
 
     def _write(self, d: Path, overwrite: bool, names) -> list[Path]:
@@ -234,6 +272,7 @@ class FitResult:
         fine = _fine_grid_m(out, e)
         model_head += ["broadened_depth_nm"] + [f"broadened_theta_{s}" for s in out.species_names]
         written = []
+        name = _file_stem(name)
         broadened = [self.problem.model_at_data(name, self.z, out, s, depth_m=fine) for s in out.species_names]
         n = max(out.depth_m.size, fine.size)
         pad = [np.pad(c, (0, n - c.size), constant_values=np.nan) for c in model_cols + [fine * 1e9] + broadened]

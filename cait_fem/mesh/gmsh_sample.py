@@ -50,7 +50,9 @@ def gmsh_session(verbose: bool = False):
 
     started = not gmsh.isInitialized()
     if started:
-        gmsh.initialize(readConfigFiles=False)  # a user's gmsh config must not change our meshes
+        # interruptible=False: gmsh would otherwise reset SIGINT to its default action, which
+        # kills the process without removing its staged and temporary files
+        gmsh.initialize(readConfigFiles=False, interruptible=False)  # (and no user gmsh config)
     terminal = gmsh.option.getNumber("General.Terminal")
     gmsh.option.setNumber("General.Terminal", 1 if verbose else 0)
     gmsh.model.add("cait_fem")

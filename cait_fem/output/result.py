@@ -36,6 +36,10 @@ SUMMARY_JSON, METADATA_JSON = "summary.json", "metadata.json"
 DATA_FILES = (PROFILES_CSV, TIMESERIES_CSV, SUMMARY_JSON, METADATA_JSON)
 PLOT_FILES = ("profiles.png", "profiles_log.png", "diffusion.png", "timeseries.png")
 OUTPUT_FILES = DATA_FILES + PLOT_FILES
+# what a 2D/3D run writes besides (cait_fem.post.spot_exports); here, so that the CLI can
+# name a run's result set without loading DOLFINx
+EXPORT_FILES = ("fields.bp", "rim_profiles.csv", "surface_profile.csv", "rim_profiles.png",
+                "surface_profile.png", "field_near_rim.png")
 FILE_DESCRIPTIONS = {
     PROFILES_CSV: "depth profiles at the output times, long format (one row per time and node)",
     TIMESERIES_CSV: "boundary quantities after every accepted time step",

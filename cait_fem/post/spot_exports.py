@@ -20,15 +20,14 @@ import numpy as np
 
 from cait_fem.errors import ConfigError
 from cait_fem.fileio import existing_files, write_csv_atomic
-from cait_fem.output.result import on_root
+from cait_fem.output.result import EXPORT_FILES, on_root
 
 from .fields import FieldWriter, plot_field_window
 from .sampling import PointSampler, WindowSampler, lateral_line, state_fields
 
 RIM_DEPTH_FRACTIONS = (0.1, 0.3, 0.6)  # of mesh.fine_depth_m
 RIM_POINTS = 401
-OUTPUT_FILES = ("fields.bp", "rim_profiles.csv", "surface_profile.csv", "rim_profiles.png",
-                "surface_profile.png", "field_near_rim.png")
+OUTPUT_FILES = EXPORT_FILES
 
 
 class SpotExports:

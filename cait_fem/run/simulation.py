@@ -10,6 +10,7 @@ from __future__ import annotations
 import time as _time
 import warnings
 from functools import partial
+from pathlib import Path
 
 from mpi4py import MPI  # (MPI is initialised by mpi4py before PETSc/DOLFINx)
 
@@ -431,14 +432,24 @@ def simulate(experiment: Experiment, *, progress=None, comm=None, initial=None, 
     checkpoints; ``exports_dir``: for a 2D/3D geometry, write the fields (VTX), rim
     profiles and field plots of :class:`~cait_fem.post.spot_exports.SpotExports` there (refusing
     to replace earlier ones unless ``overwrite``); their paths are listed in
-    ``result.metadata["exported_files"]``."""
+    ``result.metadata["exported_files"]``. The exports are staged and moved into
+    ``exports_dir`` as a unit after the run (:mod:`cait_fem.output.result_set`): an
+    interrupted or failed run leaves the earlier exports there as they were."""
+    if exports_dir is None or experiment.geometry.kind == "slab":
+        return Simulation(experiment, comm=comm).run(progress=progress, initial=initial, resume=resume,
+                                                     checkpoint_dir=checkpoint_dir)
+    from cait_fem.output.result_set import ResultSet, check_output_place
+    from cait_fem.post.spot_exports import OUTPUT_FILES as SPOT_FILES
+    from cait_fem.post.spot_exports import SpotExports
+
+    check_output_place(exports_dir, SPOT_FILES, overwrite=overwrite)  # before the mesh is built
     sim = Simulation(experiment, comm=comm)
-    exports = []
-    if exports_dir is not None and experiment.geometry.kind != "slab":
-        from cait_fem.post.spot_exports import SpotExports
-        exports.append(SpotExports(sim, exports_dir, overwrite=overwrite))
-    result = sim.run(progress=progress, initial=initial, resume=resume, checkpoint_dir=checkpoint_dir,
-                     callbacks=exports)  # closed by the run, also when it fails
-    if exports:
-        result.metadata["exported_files"] = [str(p) for e in exports for p in e.save()]
+    with ResultSet(exports_dir, owned=SPOT_FILES, comm=sim.comm) as staged:
+        exports = SpotExports(sim, staged.staging)
+        result = sim.run(progress=progress, initial=initial, resume=resume, checkpoint_dir=checkpoint_dir,
+                         callbacks=[exports])  # closed by the run, also when it fails
+        written = exports.save()
+        paths = staged.commit()
+    committed = {p.name for p in paths}
+    result.metadata["exported_files"] = [str(staged.final_path(p)) for p in written if Path(p).name in committed]
     return result
