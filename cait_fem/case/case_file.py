@@ -246,7 +246,8 @@ def load_case(path: str | os.PathLike) -> Experiment:
     """Read and validate a TOML case file (errors: ConfigError starting with the path)."""
     p = Path(path)
     try:
-        text = p.read_bytes().decode("utf-8")
+        # utf-8-sig: a byte-order mark (written by some Windows editors) is not TOML
+        text = p.read_bytes().decode("utf-8-sig")
     except OSError as exc:
         raise ConfigError(f"{p}: cannot read the case file: {exc.strerror or exc}") from None
     except UnicodeDecodeError as exc:

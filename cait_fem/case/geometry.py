@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
 from cait_fem.errors import ConfigError
 
@@ -90,6 +91,23 @@ class Geometry:
         if self.rim_spacing_m > self.lateral_max_spacing_m:
             raise ConfigError(f"geometry.rim_spacing_m = {self.rim_spacing_m!r} is not allowed: must be <= "
                               f"geometry.lateral_max_spacing_m = {self.lateral_max_spacing_m!r}")
+
+    def check_mesh_file(self) -> None:
+        """ConfigError unless ``mesh_file`` (if set) names an existing regular file; the
+        path as stored (a case file's relative path is already made relative to it)."""
+        if self.mesh_file is None:
+            return
+        path = Path(self.mesh_file)
+        if path.is_dir():
+            problem = "is a directory"
+        elif not path.exists():
+            problem = "does not exist"
+        elif not path.is_file():
+            problem = "is not a regular file"
+        else:
+            return
+        raise ConfigError(f"geometry.mesh_file = {self.mesh_file!r} is not allowed: {path} {problem}; "
+                          "must name a gmsh .msh file (relative paths are relative to the case file)")
 
     @property
     def dimension(self) -> int:
