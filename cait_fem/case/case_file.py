@@ -222,14 +222,14 @@ def _experiment_from_dict(d: dict, default_name: str | None) -> Experiment:
 
     front_d = dict(_table(d["front"], "front"))
     ftype = front_d.get("type", "beam")
-    if ftype not in FRONT_TYPES:
+    if not isinstance(ftype, str) or ftype not in FRONT_TYPES:
         raise ConfigError(f"front.type = {ftype!r} is not allowed: one of "
                           f"{', '.join(repr(t) for t in FRONT_TYPES)}")
     front = _build(FRONT_TYPES[ftype], front_d, "front", extra_allowed=("type",))
 
     back_d = dict(_table(d.get("back", {}), "back"))
     btype = back_d.get("type", "electrode")
-    if btype not in BACK_TYPES:
+    if not isinstance(btype, str) or btype not in BACK_TYPES:
         raise ConfigError(f"back.type = {btype!r} is not allowed: one of "
                           f"{', '.join(repr(t) for t in BACK_TYPES)}")
     back = _build(BACK_TYPES[btype], back_d, "back", extra_allowed=("type",))

@@ -39,8 +39,8 @@ KINDS = ("slab", "section", "axisymmetric", "disc", "box")
 DIMENSION = {"slab": 1, "section": 2, "axisymmetric": 2, "disc": 3, "box": 3}
 
 
-def _positive_or_none(name: str, value) -> None:
-    if value is None:
+def _positive_or_none(name: str, value, optional: bool = True) -> None:
+    if value is None and optional:
         return
     ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
     if not (ok and value > 0):
@@ -65,9 +65,10 @@ class Geometry:
         if self.kind not in KINDS:
             raise ConfigError(f"geometry.kind = {self.kind!r} is not allowed: one of "
                               f"{', '.join(repr(k) for k in KINDS)}")
-        for name in ("radius_m", "spot_radius_m", "electrode_radius_m", "rim_spacing_m",
-                     "lateral_max_spacing_m", "mesh_unit_m"):
+        for name in ("radius_m", "spot_radius_m", "electrode_radius_m"):
             _positive_or_none(name, getattr(self, name))
+        for name in ("rim_spacing_m", "lateral_max_spacing_m", "mesh_unit_m"):  # not optional
+            _positive_or_none(name, getattr(self, name), optional=False)
         g = self.lateral_growth_ratio
         if not (isinstance(g, (int, float)) and not isinstance(g, bool) and 1.0 <= g <= 2.0):
             raise ConfigError(f"geometry.lateral_growth_ratio = {g!r} is not allowed: must lie in [1, 2]")
