@@ -248,3 +248,28 @@ def test_few_data_depths_are_broadened_exactly():
     at = np.linspace(0.5e-9, 200e-9, 500)
     assert np.array_equal(model_at_data(x, f, at, 2e-9), broaden(x, f, 2e-9, at))
     assert model_at_data(x, f, at, 0.0) == approx(np.interp(at, x, f), rel=0, abs=0)
+
+
+def fake_fit_result(stderr: float, cost: float, dof: int):
+    def save(directory, overwrite=False, comm=None):
+        Path(directory).mkdir(parents=True, exist_ok=True)
+        (Path(directory) / "fit.json").write_text("{}")
+        return [Path(directory) / "fit.json"]
+    estimate = SimpleNamespace(parameter=SimpleNamespace(label="sims_resolution_nm"), value=-1.0, stderr=stderr,
+                               ci95=(-math.inf, math.inf), at_bound=False)
+    return SimpleNamespace(estimates=[estimate], cost=cost, dof=dof, reduced_chi2=1.0, evaluations=3,
+                           forward_solves=3, wall_time_s=1.0, message="stand-in", save=save)
+
+
+@pytest.mark.dolfinx  # cmd_fit loads mpi4py
+@pytest.mark.parametrize("stderr, cost, dof, code", [(0.1, 2.0, 5, 0), (math.inf, 2.0, 5, 1), (0.1, 0.0, 0, 1)])
+def test_a_meaningless_fit_never_exits_0(d, capsys, monkeypatch, stderr, cost, dof, code):
+    import cait_fem.fit
+
+    (d / "fit.toml").write_text(experiment_block() + PARAMS + D_K)
+    monkeypatch.setattr(cait_fem.fit, "run_fit", lambda case, comm=None, quiet=False:
+                        fake_fit_result(stderr, cost, dof))
+    assert cli.main(["fit", str(d / "fit.toml"), "-o", str(d / "out"), "--quiet"]) == code
+    err = capsys.readouterr().err
+    assert ("meaningless" in err) == (code == 1)
+    assert (d / "out" / "fit.json").exists()  # written for inspection either way

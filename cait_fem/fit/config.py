@@ -16,6 +16,7 @@ what was measured, and the parameters to adjust by their dotted path in the run 
     depth_range_nm = [0.0, 300.0]     # compare only here (default: all rows)
     weight = 1.0                      # multiplies this experiment's residuals
     tracer_D_native_m2_s = 5e-18      # a measured tracer D* of the native ion: Haven ratio
+    max_data_points = 100000          # more data rows are refused (default 100000)
     targets = { plateau = 0.15, front_nm = 100.0 }        # instead of / besides data
     target_sigma = { plateau = 0.005, front_nm = 5.0 }
 
@@ -42,6 +43,11 @@ gets its own, and ``initial`` may then be a table {experiment = value}. For a ta
 ``knots = [0, 1, 2]``. ``fixed = true`` writes ``initial`` into the cases without adjusting it.
 Without ``initial`` the value is taken from the case (for a shared parameter the cases
 must agree). Without ``data`` and ``targets`` an experiment has nothing to compare.
+
+An experiment ``name`` names output files: letters, digits, ``_``, ``-`` and ``.``, not
+starting with ``.``. Refused before any solve (docs/fitting.md, "What is refused before
+the fit"): a ``depth_range_nm`` without data, fewer compared values than free parameters,
+data deeper than the sample, bounds at which the case is invalid, booleans as numbers.
 
 Targets are profile metrics of the final simulated profile (docs/model.md section 8.3): the
 native ``plateau`` fraction [-] and ``front_nm``, the front position [nm]; a target's
