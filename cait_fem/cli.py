@@ -236,6 +236,10 @@ def cmd_check(args) -> int:
     from cait_fem.case.case_file import dumps_toml, experiment_to_dict, load_case
     try:
         exp = load_case(args.case)
+        try:
+            exp.geometry.check_mesh_file()
+        except ConfigError as exc:
+            raise ConfigError(f"{args.case}: {exc}") from None
     except ConfigError as exc:
         _error(str(exc))
         return EXIT_USAGE
@@ -393,6 +397,11 @@ def cmd_fit(args) -> int:
                          f"(95 %: {lo:.4g} .. {hi:.4g})" + ("  [at bound]" if est.at_bound else ""))
         lines.append(f"cait-fem: wrote {len(paths)} files to {os.path.abspath(args.output)}")
         _say(*lines)
+    from cait_fem.fit.problem import uninformative
+    reasons = uninformative(result.estimates, result.cost, result.dof)
+    if reasons:  # saved for inspection, but never a success (docs/fitting.md, "Meaningless fits")
+        _error("the fit is meaningless: " + "; ".join(reasons), rank)
+        return EXIT_SOLVER
     return EXIT_OK
 
 

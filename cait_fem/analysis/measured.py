@@ -241,10 +241,13 @@ def _normalise_counts(path, rows, depth_nm, counts: dict[str, np.ndarray], nativ
 
 
 def read_profile_csv(path, native: str, foreign: Sequence[str], *,
-                     bulk_from_nm: float | None = None) -> MeasuredProfile:
+                     bulk_from_nm: float | None = None, max_rows: int | None = None,
+                     max_rows_key: str = "max_rows") -> MeasuredProfile:
     """Read and validate a measured profile (format in the module docstring). ``native``
     and ``foreign`` are the case's species names; ``bulk_from_nm`` only matters for the
-    counts layout."""
+    counts layout. More than ``max_rows`` data rows (None: no limit) is a ConfigError
+    naming ``max_rows_key``, the setting that raises the limit; it is raised before the
+    rows are parsed."""
     foreign = list(foreign)
     if native in foreign or len(set(foreign)) != len(foreign):
         raise ValueError(f"species names must be distinct: native {native!r}, foreign {foreign}")
@@ -256,6 +259,9 @@ def read_profile_csv(path, native: str, foreign: Sequence[str], *,
     names = [c.strip() for c in header.split(",")]
     layout = _check_header(path, header_line, names, native, foreign)
     rows = lines[1:]
+    if max_rows is not None and len(rows) > max_rows:
+        raise ConfigError(f"{path}: {len(rows)} data rows, more than {max_rows_key} = {max_rows}; "
+                          f"thin the profile or raise {max_rows_key}")
     if len(rows) < MIN_ROWS:
         last = rows[-1][0] if rows else header_line
         raise ConfigError(f"{path}, line {last}: {len(rows)} data rows after the header "

@@ -222,14 +222,14 @@ def _experiment_from_dict(d: dict, default_name: str | None) -> Experiment:
 
     front_d = dict(_table(d["front"], "front"))
     ftype = front_d.get("type", "beam")
-    if ftype not in FRONT_TYPES:
+    if not isinstance(ftype, str) or ftype not in FRONT_TYPES:
         raise ConfigError(f"front.type = {ftype!r} is not allowed: one of "
                           f"{', '.join(repr(t) for t in FRONT_TYPES)}")
     front = _build(FRONT_TYPES[ftype], front_d, "front", extra_allowed=("type",))
 
     back_d = dict(_table(d.get("back", {}), "back"))
     btype = back_d.get("type", "electrode")
-    if btype not in BACK_TYPES:
+    if not isinstance(btype, str) or btype not in BACK_TYPES:
         raise ConfigError(f"back.type = {btype!r} is not allowed: one of "
                           f"{', '.join(repr(t) for t in BACK_TYPES)}")
     back = _build(BACK_TYPES[btype], back_d, "back", extra_allowed=("type",))
@@ -246,7 +246,8 @@ def load_case(path: str | os.PathLike) -> Experiment:
     """Read and validate a TOML case file (errors: ConfigError starting with the path)."""
     p = Path(path)
     try:
-        text = p.read_bytes().decode("utf-8")
+        # utf-8-sig: a byte-order mark (written by some Windows editors) is not TOML
+        text = p.read_bytes().decode("utf-8-sig")
     except OSError as exc:
         raise ConfigError(f"{p}: cannot read the case file: {exc.strerror or exc}") from None
     except UnicodeDecodeError as exc:

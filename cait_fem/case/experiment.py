@@ -25,8 +25,17 @@ def _require(condition: bool, field_name: str, value, allowed: str) -> None:
         raise ConfigError(f"{field_name} = {value!r} is not allowed: {allowed}")
 
 
+def _is_real(value) -> bool:
+    # bool is an int subclass: true would silently mean 1 (1 A/m^2, 1 m, one step)
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _is_count(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def _positive(field_name: str, value) -> None:
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    ok = _is_real(value)
     _require(ok and math.isfinite(value) and value > 0, field_name, value, "must be a finite number > 0")
 
 
@@ -111,7 +120,7 @@ class Beam:
     type: str = field(default="beam", init=False)
 
     def __post_init__(self):
-        ok = isinstance(self.current_density_A_m2, (int, float)) and self.current_density_A_m2 >= 0
+        ok = _is_real(self.current_density_A_m2) and self.current_density_A_m2 >= 0
         _require(ok and math.isfinite(self.current_density_A_m2), "front.current_density_A_m2",
                  self.current_density_A_m2, "must be a finite number >= 0")
         _positive("front.E_kin_eV", self.E_kin_eV)
@@ -129,7 +138,7 @@ class PotentialFront:
     type: str = field(default="potential", init=False)
 
     def __post_init__(self):
-        _require(isinstance(self.U_V, (int, float)) and math.isfinite(self.U_V), "front.U_V", self.U_V,
+        _require(_is_real(self.U_V) and math.isfinite(self.U_V), "front.U_V", self.U_V,
                  "must be a finite number")
         _fraction("front.surface_fraction", self.surface_fraction)
 
@@ -144,7 +153,7 @@ class CurrentFront:
     type: str = field(default="current", init=False)
 
     def __post_init__(self):
-        ok = isinstance(self.current_density_A_m2, (int, float)) and self.current_density_A_m2 >= 0
+        ok = _is_real(self.current_density_A_m2) and self.current_density_A_m2 >= 0
         _require(ok and math.isfinite(self.current_density_A_m2), "front.current_density_A_m2",
                  self.current_density_A_m2, "must be a finite number >= 0")
 
@@ -193,10 +202,10 @@ class MeshSettings:
     def __post_init__(self):
         _positive("mesh.front_spacing_m", self.front_spacing_m)
         _positive("mesh.surface_spacing_m", self.surface_spacing_m)
-        ok = isinstance(self.fine_depth_m, (int, float)) and self.fine_depth_m >= 0
+        ok = _is_real(self.fine_depth_m) and self.fine_depth_m >= 0
         _require(ok and math.isfinite(self.fine_depth_m), "mesh.fine_depth_m", self.fine_depth_m,
                  "must be a finite number >= 0")
-        ok = isinstance(self.growth_ratio, (int, float)) and math.isfinite(self.growth_ratio)
+        ok = _is_real(self.growth_ratio) and math.isfinite(self.growth_ratio)
         _require(ok and 1.0 < self.growth_ratio <= 2.0, "mesh.growth_ratio", self.growth_ratio,
                  "must lie in (1, 2]")
         _positive("mesh.bulk_spacing_m", self.bulk_spacing_m)
@@ -227,7 +236,7 @@ class RunSettings:
         times = tuple(self.output_times_s)
         object.__setattr__(self, "output_times_s", times)
         for i, t in enumerate(times):
-            ok = isinstance(t, (int, float)) and not isinstance(t, bool) and math.isfinite(t)
+            ok = _is_real(t) and math.isfinite(t)
             _require(ok and 0 < t <= self.t_end_s, f"run.output_times_s[{i}]", t,
                      f"must lie in (0, run.t_end_s = {self.t_end_s!r}]")
         _require(list(times) == sorted(set(times)), "run.output_times_s", list(times),
@@ -237,9 +246,9 @@ class RunSettings:
         _positive("run.dt_initial_s", self.dt_initial_s)
         if self.dt_max_s is not None:
             _positive("run.dt_max_s", self.dt_max_s)
-        _require(isinstance(self.max_steps, int) and self.max_steps > 0, "run.max_steps", self.max_steps,
+        _require(_is_count(self.max_steps) and self.max_steps > 0, "run.max_steps", self.max_steps,
                  "a positive integer")
-        _require(isinstance(self.max_retries, int) and self.max_retries >= 0, "run.max_retries",
+        _require(_is_count(self.max_retries) and self.max_retries >= 0, "run.max_retries",
                  self.max_retries, "an integer >= 0")
 
     @property
@@ -296,7 +305,7 @@ class SolverSettings:
     def __post_init__(self):
         _positive("solver.newton_atol", self.newton_atol)
         _positive("solver.potential_atol", self.potential_atol)
-        _require(isinstance(self.max_newton_iterations, int) and self.max_newton_iterations > 0,
+        _require(_is_count(self.max_newton_iterations) and self.max_newton_iterations > 0,
                  "solver.max_newton_iterations", self.max_newton_iterations, "a positive integer")
         _require(self.linear_solver in LINEAR_SOLVERS, "solver.linear_solver", self.linear_solver,
                  "one of " + ", ".join(f'"{name}"' for name in LINEAR_SOLVERS))

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
 from cait_fem.errors import ConfigError
 
@@ -38,8 +39,8 @@ KINDS = ("slab", "section", "axisymmetric", "disc", "box")
 DIMENSION = {"slab": 1, "section": 2, "axisymmetric": 2, "disc": 3, "box": 3}
 
 
-def _positive_or_none(name: str, value) -> None:
-    if value is None:
+def _positive_or_none(name: str, value, optional: bool = True) -> None:
+    if value is None and optional:
         return
     ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
     if not (ok and value > 0):
@@ -64,9 +65,10 @@ class Geometry:
         if self.kind not in KINDS:
             raise ConfigError(f"geometry.kind = {self.kind!r} is not allowed: one of "
                               f"{', '.join(repr(k) for k in KINDS)}")
-        for name in ("radius_m", "spot_radius_m", "electrode_radius_m", "rim_spacing_m",
-                     "lateral_max_spacing_m", "mesh_unit_m"):
+        for name in ("radius_m", "spot_radius_m", "electrode_radius_m"):
             _positive_or_none(name, getattr(self, name))
+        for name in ("rim_spacing_m", "lateral_max_spacing_m", "mesh_unit_m"):  # not optional
+            _positive_or_none(name, getattr(self, name), optional=False)
         g = self.lateral_growth_ratio
         if not (isinstance(g, (int, float)) and not isinstance(g, bool) and 1.0 <= g <= 2.0):
             raise ConfigError(f"geometry.lateral_growth_ratio = {g!r} is not allowed: must lie in [1, 2]")
@@ -90,6 +92,23 @@ class Geometry:
         if self.rim_spacing_m > self.lateral_max_spacing_m:
             raise ConfigError(f"geometry.rim_spacing_m = {self.rim_spacing_m!r} is not allowed: must be <= "
                               f"geometry.lateral_max_spacing_m = {self.lateral_max_spacing_m!r}")
+
+    def check_mesh_file(self) -> None:
+        """ConfigError unless ``mesh_file`` (if set) names an existing regular file; the
+        path as stored (a case file's relative path is already made relative to it)."""
+        if self.mesh_file is None:
+            return
+        path = Path(self.mesh_file)
+        if path.is_dir():
+            problem = "is a directory"
+        elif not path.exists():
+            problem = "does not exist"
+        elif not path.is_file():
+            problem = "is not a regular file"
+        else:
+            return
+        raise ConfigError(f"geometry.mesh_file = {self.mesh_file!r} is not allowed: {path} {problem}; "
+                          "must name a gmsh .msh file (relative paths are relative to the case file)")
 
     @property
     def dimension(self) -> int:

@@ -16,6 +16,7 @@ what was measured, and the parameters to adjust by their dotted path in the run 
     depth_range_nm = [0.0, 300.0]     # compare only here (default: all rows)
     weight = 1.0                      # multiplies this experiment's residuals
     tracer_D_native_m2_s = 5e-18      # a measured tracer D* of the native ion: Haven ratio
+    max_data_points = 100000          # more data rows are refused (default 100000)
     targets = { plateau = 0.15, front_nm = 100.0 }        # instead of / besides data
     target_sigma = { plateau = 0.005, front_nm = 5.0 }
 
@@ -43,6 +44,11 @@ gets its own, and ``initial`` may then be a table {experiment = value}. For a ta
 Without ``initial`` the value is taken from the case (for a shared parameter the cases
 must agree). Without ``data`` and ``targets`` an experiment has nothing to compare.
 
+An experiment ``name`` names output files: letters, digits, ``_``, ``-`` and ``.``, not
+starting with ``.``. Refused before any solve (docs/fitting.md, "What is refused before
+the fit"): a ``depth_range_nm`` without data, fewer compared values than free parameters,
+data deeper than the sample, bounds at which the case is invalid, booleans as numbers.
+
 Targets are profile metrics of the final simulated profile (docs/model.md section 8.3): the
 native ``plateau`` fraction [-] and ``front_nm``, the front position [nm]; a target's
 residual is (model - target) / target_sigma.
@@ -51,6 +57,7 @@ residual is (model - target) / target_sigma.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
@@ -69,7 +76,14 @@ from .parameters import MEASUREMENT_PATHS, ParameterSpec, read_value, split_path
 TARGETS = {"plateau": 0.01, "front_nm": 5.0}  # target -> default sigma
 EXPERIMENT_KEYS = ("name", "case", "data", "sims_resolution_nm", "depth_offset_nm", "theta_sigma",
                    "depth_range_nm", "weight", "targets", "target_sigma", "bulk_from_nm",
-                   "tracer_D_native_m2_s")
+                   "tracer_D_native_m2_s", "max_data_points")
+# Rows of a measured profile compared per experiment unless max_data_points raises it: a
+# SIMS profile has 1e2-1e4 points; 1e6 rows cost more in residuals than in solves and
+# write a 100 MB model CSV, more likely a wrong export than a measurement.
+MAX_DATA_POINTS = 100_000
+# An experiment name becomes part of output file names (<name>_profile.csv): no path
+# separators, no "..", no leading dot (hidden files).
+_SAFE_NAME = re.compile(r"[A-Za-z0-9_\-][A-Za-z0-9_.\-]*")
 PARAMETER_KEYS = ("initial", "min", "max", "log", "shared", "fixed", "experiments", "knots")
 TOP_KEYS = ("name", "experiment", "fit")
 
@@ -170,8 +184,10 @@ def _case(where: str, value, base: Path, name: str) -> Experiment:
 def _experiment(where: str, d: dict, base: Path) -> FitExperiment:
     _keys(where, d, EXPERIMENT_KEYS)
     name = d.get("name")
-    if not isinstance(name, str) or not name:
-        _fail(where, "name", name, "a non-empty string naming the experiment")
+    if not isinstance(name, str) or not _SAFE_NAME.fullmatch(name) or ".." in name:
+        raise ConfigError(f"{where}.name = {name!r} is not allowed: a non-empty name of letters, digits, "
+                          "'_', '-' and '.', not starting with '.' and without '/', '\\' or '..' "
+                          "(it names the output files <name>_profile.csv and <name>_model.csv)")
     if "case" not in d:
         raise ConfigError(f"{where}: case is missing: every experiment needs its run case")
     exp = _case(where, d["case"], base, name)
@@ -182,11 +198,24 @@ def _experiment(where: str, d: dict, base: Path) -> FitExperiment:
         bulk = d.get("bulk_from_nm")
         if bulk is not None:
             bulk = _number(where, "bulk_from_nm", bulk, low=0.0)
+        limit = d.get("max_data_points", MAX_DATA_POINTS)
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            _fail(where, "max_data_points", limit, "an integer >= 1")
         data = read_profile_csv(base / d["data"], exp.native.name, [s.name for s in exp.foreign],
-                                bulk_from_nm=bulk)
+                                bulk_from_nm=bulk, max_rows=limit,
+                                max_rows_key=f"{where}.max_data_points")
+        deepest = float(data.depth_m[-1])
+        if deepest > exp.glass.thickness_m:
+            _fail(where, "data", d["data"], f"a profile within the sample: its deepest point, "
+                  f"depth_nm = {deepest * 1e9!r}, lies below the back electrode at glass.thickness_m = "
+                  f"{exp.glass.thickness_m!r} m of the case")
+    elif "max_data_points" in d:
+        _fail(where, "max_data_points", d["max_data_points"], "only with data (a measured profile)")
     targets = dict(_keys(f"{where}.targets", d.get("targets", {}), tuple(TARGETS)))
     for k, v in targets.items():
-        targets[k] = _number(f"{where}.targets", k, v, low=0.0, open_low=k == "front_nm")
+        # plateau: a fraction of the native ion [0, 1]; front_nm: a depth > 0
+        targets[k] = _number(f"{where}.targets", k, v, low=0.0, open_low=k == "front_nm",
+                             high=1.0 if k == "plateau" else math.inf)
     sigmas = dict(_keys(f"{where}.target_sigma", d.get("target_sigma", {}), tuple(TARGETS)))
     for k in sigmas:
         sigmas[k] = _number(f"{where}.target_sigma", k, sigmas[k], low=0.0, open_low=True)
@@ -203,10 +232,18 @@ def _experiment(where: str, d: dict, base: Path) -> FitExperiment:
             kwargs[key] = _number(where, key, d[key], low=0.0, open_low=True)
     if "depth_range_nm" in d:
         r = d["depth_range_nm"]
-        numbers = isinstance(r, list) and len(r) == 2 and all(isinstance(v, (int, float)) for v in r)
+        numbers = isinstance(r, list) and len(r) == 2 and all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in r)
         if not (numbers and 0 <= r[0] < r[1]):
             _fail(where, "depth_range_nm", r, "[low, high] with 0 <= low < high")
         kwargs["depth_range_nm"] = (float(r[0]), float(r[1]))
+        if data is not None:
+            depth_nm = data.depth_m * 1e9
+            # the same comparison as FitProblem.data_rows
+            inside = int(((data.depth_m >= r[0] * 1e-9) & (data.depth_m <= r[1] * 1e-9)).sum())
+            if inside == 0:
+                _fail(where, "depth_range_nm", r, f"a range holding data points: the data {d['data']!r} "
+                      f"span depth_nm {float(depth_nm[0])!r} .. {float(depth_nm[-1])!r}")
     return FitExperiment(name=name, experiment=exp, data=data, targets=targets,
                          target_sigma={k: sigmas.get(k, TARGETS[k]) for k in targets}, **kwargs)
 
@@ -325,9 +362,15 @@ def _fit_case(d: dict, base: Path, source: str) -> FitCase:
     if all(p.fixed for p in parameters):
         raise ConfigError("fit.parameters: every parameter is fixed: nothing to fit")
     case = FitCase(experiments=tuple(experiments), parameters=parameters, settings=settings,
-                   name=str(d.get("name", "fit")), source=source)
+                   name=_fit_name(d.get("name", "fit")), source=source)
     _check_applicable(case)
     return case
+
+
+def _fit_name(name) -> str:
+    if not isinstance(name, str) or not name:
+        _fail("fit file", "name", name, "a non-empty string naming the fit")
+    return name
 
 
 def _settings(fit: dict) -> FitSettings:
@@ -359,12 +402,47 @@ def _check_applicable(case: FitCase) -> None:
     for e in case.experiments:
         new = problem.experiment_at(e.name, problem.x0)
         check_same_structure(e.experiment, new)
+    for p in problem.free:
+        _check_bounds(problem, p)
+    rows = sum(problem.residual_size(e.name) for e in case.experiments)
+    if rows < len(problem.free):
+        labels = ", ".join(p.label for p in problem.free)
+        raise ConfigError(f"fit.parameters: {len(problem.free)} free parameters ({labels}) but only {rows} "
+                          "compared values (data points in depth_range_nm times species, plus targets); "
+                          "need at least as many values as parameters: fix parameters or widen depth_range_nm")
+
+
+# Where a parameter has no bound, it is tried this far out: the optimiser may go there.
+_FAR = 1e300
+
+
+def _check_bounds(problem, p) -> None:
+    """The fit may move ``p`` anywhere in [min, max]: the case must accept both ends (a
+    value it refuses would abort the fit half-way, with nothing saved)."""
+    spec = p.spec
+    where = f"fit.parameters.{spec.path!r}"
+    for key, bound, far in (("min", spec.min, -_FAR), ("max", spec.max, _FAR)):
+        value = bound if math.isfinite(bound) else far
+        if spec.log and value <= 0:
+            continue  # log10 scale: the lower end is > 0 (checked), 0 itself is never reached
+        given = f"{key} = {value!r}" if math.isfinite(bound) else f"{key} is not given, so {value!r} is reachable"
+        if spec.is_measurement:
+            if spec.path == "sims_resolution_nm" and value < 0:
+                raise ConfigError(f"{where}: {given}, which is not allowed: sims_resolution_nm is a "
+                                  "standard deviation, >= 0; give min >= 0")
+            continue
+        for name in p.targets:
+            try:
+                problem.experiment_at(name, problem.x0, {(p.path, p.index): value})
+            except ConfigError as exc:
+                raise ConfigError(f"{where}: {given}, where the case is invalid: {exc}; give bounds "
+                                  "inside the allowed range") from None
 
 
 def load_fit_case(path) -> FitCase:
     p = Path(path)
     try:
-        d = tomllib.loads(p.read_bytes().decode("utf-8"))
+        d = tomllib.loads(p.read_bytes().decode("utf-8-sig"))  # a byte-order mark is allowed
     except OSError as exc:
         raise ConfigError(f"{p}: cannot read the fit file: {exc.strerror or exc}") from None
     except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:

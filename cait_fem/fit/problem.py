@@ -9,6 +9,7 @@ residuals: (SIMS-broadened model - data) / sigma at every data point, and
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -113,8 +114,11 @@ class FitProblem:
                 case_values[(p.path, p.index)] = x
         return case_values, measurement
 
-    def experiment_at(self, name: str, z) -> Experiment:
+    def experiment_at(self, name: str, z, override: dict | None = None) -> Experiment:
+        """The run case of experiment ``name`` at ``z``; ``override`` {(path, index): value}
+        replaces single values (to try a parameter at its bounds)."""
         values, _ = self._assignments(name, z)
+        values.update(override or {})
         return experiment_from_dict(with_values(self._dicts[name], values), source=f"fit experiment {name!r}")
 
     def measurement_at(self, name: str, z) -> tuple[float, float]:
@@ -252,3 +256,19 @@ class FitProblem:
             parts.append((self.model_at_data(name, z, out, s) - data) / self.sigmas(name, s))
         parts.append(self._target_residuals(name, out))
         return e.weight * np.concatenate(parts)
+
+
+def uninformative(estimates, cost: float, dof: int) -> list[str]:
+    """Why a finished fit tells nothing, one sentence per reason (empty: it is usable).
+    ``estimates`` are :class:`~cait_fem.fit.result.ParameterEstimate`; ``cost`` half the
+    weighted chi^2, ``dof`` compared values minus free parameters. A parameter without a
+    finite standard error is not identified by the data (the Jacobian has no component
+    along it), and a zero cost with no degree of freedom is an exact interpolation whose
+    uncertainty is undefined (docs/fitting.md, "Meaningless fits")."""
+    reasons = [f"{e.parameter.label} = {e.value:.6g} is not determined by the data (standard error "
+               f"{e.stderr!r}): the compared values do not depend on it; fix it, or compare data that do"
+               for e in estimates if not math.isfinite(e.stderr)]
+    if cost == 0.0 and dof <= 0:
+        reasons.append(f"the cost is exactly 0 with {dof} degrees of freedom: the model matches every compared "
+                       "value exactly, so the uncertainties are undefined; compare more values than parameters")
+    return reasons

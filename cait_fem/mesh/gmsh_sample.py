@@ -260,9 +260,8 @@ def create_mesh(comm, geometry: Geometry, thickness_m: float, mesh_settings, len
             try:
                 if geometry.mesh_file is None:
                     build_gmsh_model(geometry, thickness_m, mesh_settings, unit_m=unit_m)
-                elif not Path(geometry.mesh_file).is_file():
-                    raise ConfigError(f"{source} does not exist (a gmsh .msh file is expected)")
                 else:
+                    geometry.check_mesh_file()  # a directory "is a directory", not "does not exist"
                     gmsh.merge(str(geometry.mesh_file))
                     check_gmsh_model(gmsh, geometry, thickness_m, source)
             except ConfigError as exc:

@@ -402,7 +402,8 @@ def diffusion_law_from_dict(d: Mapping, where: str) -> DiffusionLaw:
     ``where`` is the table's path, used in the :class:`ConfigError` messages."""
     _require(isinstance(d, Mapping), where, d, 'a table with a "model" key')
     model = d.get("model")
-    _require(model in _LAWS, f"{where}.model", model, "one of " + ", ".join(f'"{m}"' for m in _LAWS))
+    _require(isinstance(model, str) and model in _LAWS, f"{where}.model", model,
+             "one of " + ", ".join(f'"{m}"' for m in _LAWS))
     law = _LAWS[model]
     keys = [f.name for f in dataclasses.fields(law) if f.name != "where"]
     for key, value in d.items():
