@@ -103,6 +103,8 @@ def _prepare_process() -> None:
                 os.kill(os.getpid(), signum)
             return
         _state["signal"] = signum
+        if _state.get("ranks_agree") is not None:
+            return  # under MPI: raised on every rank at once, at the next step (_Tracker)
         # Objects the signal left half-built (say, a DOLFINx NonlinearProblem interrupted in
         # its __init__) fail in their finalizers; nothing to report on the way out.
         sys.unraisablehook = lambda _unraisable: None
@@ -126,7 +128,7 @@ def _interrupted_message(signum: int) -> str:
         where = " while reading the input"
     out = _state.get("output")
     if out is None:
-        kept = "nothing was written"
+        kept = "nothing was written (any previous results are kept)"
     elif _state.get("committed") or getattr(_state.get("set"), "committed", False):
         kept = f"the new results were written to {out} before it"
     else:
@@ -141,6 +143,21 @@ def _reraise_signal() -> None:
         raise Interrupted(_state["signal"])
 
 
+def _agreed_interruption() -> None:
+    """Under MPI the ranks of a run must leave together: a rank that raised inside a
+    collective operation of the solver would leave the others waiting in it, or meeting
+    another one (MPI aborts). So there a signal is only recorded, and at every accepted
+    step (and once more before the results are written) the ranks agree whether any of
+    them got one; then all raise it at the same point."""
+    agree = _state.get("ranks_agree")
+    if agree is not None:
+        signum = agree(_state.get("signal", 0))
+        if signum:
+            _state["signal"] = signum
+            sys.unraisablehook = lambda _unraisable: None
+            raise Interrupted(signum)
+
+
 class _Tracker:
     """A progress reporter that remembers the last simulated time and step (for the line
     printed on an interruption) and passes everything on."""
@@ -152,6 +169,7 @@ class _Tracker:
         _state["t_s"] = t_s
         _state["steps"] = _state.get("steps", 0) + 1
         self.reporter.update(t_s, dt_s, newton_iterations)
+        _agreed_interruption()
 
     def close(self) -> None:
         self.reporter.close()
@@ -322,6 +340,9 @@ def cmd_run(args) -> int:
     except ImportError as exc:
         _error(f"cannot load the solver: {exc}", rank)
         return EXIT_SOLVER
+    if comm.Get_size() > 1:
+        _state["ranks_agree"] = lambda signum: comm.allreduce(signum, op=MPI.MAX)
+        _agreed_interruption()  # one that came during the start
     _state.update(phase="run", output=os.path.abspath(args.output))
     reporter = make_reporter(exp.run.t_end_s, quiet=args.quiet, comm=comm, desc=exp.name)
     try:
@@ -333,6 +354,7 @@ def cmd_run(args) -> int:
                 result = simulate(exp, progress=_Tracker(reporter), comm=comm, **options)
             finally:
                 reporter.close()
+            _agreed_interruption()
             if "exported_files" in result.metadata:  # as they will be named after the commit
                 result.metadata["exported_files"] = [str(staged.final_path(p))
                                                      for p in result.metadata["exported_files"]]

@@ -219,9 +219,10 @@ def test_failed_forward_solve_is_a_large_residual_not_a_crash():
 
     d = _case_dict("K", 2000.0)
     case = fit_case_from_dict({"experiment": [{"name": "K", "case": d, "targets": {"plateau": 0.15}}],
-                               "fit": {"parameters": {"species.K.diffusion.D_m2_s": {"log": True, "min": 1e-23}}}})
+                               "fit": {"parameters": {"species.K.diffusion.D_m2_s": {"log": True, "min": 1e-23, "max": 1e-18}}}})
     exp = case.experiments[0].experiment
-    d["run"]["max_steps"] = 3  # this "solve" cannot finish
+    # above the a-priori bound (41 steps at most doubling), below what the solve takes
+    d["run"]["max_steps"] = 45
     out = Ensemble({"K": exp}).run([Task(0, "K", experiment_from_dict(d))])[0]
     assert out.error is not None and "max_steps" in out.error
     problem = FitProblem(case)
