@@ -218,8 +218,9 @@ def test_failed_forward_solve_is_a_large_residual_not_a_crash():
     from cait_fem.fit.problem import FAILED_RESIDUAL, FitProblem
 
     d = _case_dict("K", 2000.0)
+    parameters = {"species.K.diffusion.D_m2_s": {"log": True, "min": 1e-23, "max": 1e-18}}
     case = fit_case_from_dict({"experiment": [{"name": "K", "case": d, "targets": {"plateau": 0.15}}],
-                               "fit": {"parameters": {"species.K.diffusion.D_m2_s": {"log": True, "min": 1e-23, "max": 1e-18}}}})
+                               "fit": {"parameters": parameters}})
     exp = case.experiments[0].experiment
     # above the a-priori bound (41 steps at most doubling), below what the solve takes
     d["run"]["max_steps"] = 45
