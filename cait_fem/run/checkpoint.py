@@ -31,6 +31,7 @@ from cait_fem.case.case_file import experiment_from_dict, experiment_to_dict, pa
 from cait_fem.case.experiment import check_same_structure
 from cait_fem.errors import ConfigError
 from cait_fem.fileio import atomic_path, to_jsonable, write_json_atomic
+from cait_fem.output.result_set import deferred_signals
 
 from .record import SERIES
 
@@ -110,9 +111,6 @@ def write_checkpoint(directory, comm, *, experiment, t_s: float, step: int, keys
     directory.mkdir(parents=True, exist_ok=True)
     arrays = {f"history_{i}": s for i, s in enumerate(states)}
     arrays.update({f"run_{k}": np.asarray(v) for k, v in run_state.get("arrays", {}).items()})
-    with atomic_path(directory / STATE_FILE) as tmp:
-        with open(tmp, "wb") as fh:
-            np.savez(fh, keys=sorted_keys, coordinates=coords, step=np.array(step), **arrays)
     meta = {
         "format_version": FORMAT_VERSION,
         "step": step,
@@ -124,7 +122,14 @@ def write_checkpoint(directory, comm, *, experiment, t_s: float, step: int, keys
         "mpi_size": comm.size,
         "experiment": experiment_to_dict(experiment),
     }
-    write_json_atomic(directory / META_FILE, to_jsonable(meta))
+    # The two files are one checkpoint: a signal between them would leave a state of one
+    # step beside the metadata of another, which cannot be resumed. So both are written
+    # with SIGINT/SIGTERM held back (delivered right after).
+    with deferred_signals():
+        with atomic_path(directory / STATE_FILE) as tmp:
+            with open(tmp, "wb") as fh:
+                np.savez(fh, keys=sorted_keys, coordinates=coords, step=np.array(step), **arrays)
+        write_json_atomic(directory / META_FILE, to_jsonable(meta))
     comm.barrier()
 
 
