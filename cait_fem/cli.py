@@ -175,6 +175,17 @@ class _Tracker:
         self.reporter.close()
 
 
+def _failed(exc: Exception, what: str, output, rank: int) -> int:
+    """Report a ConfigError (exit 2) or SolverError (exit 1) of a command whose result set
+    was not committed; a signal that surfaced as the solver's error is reported as such."""
+    _reraise_signal()
+    if isinstance(exc, ConfigError):
+        _error(str(exc), rank)
+        return EXIT_USAGE
+    _error(f"{what} failed: {exc}; nothing in {os.path.abspath(output)} was changed", rank)
+    return EXIT_SOLVER
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cait-fem", description="Finite-element Nernst-Planck-Poisson "
                                      "simulator for charge attachment induced transport (CAIT).")
@@ -364,12 +375,7 @@ def cmd_run(args) -> int:
                 result.plot(staged.staging, overwrite=True, comm=comm)
             paths = staged.commit()
     except (ConfigError, SolverError) as exc:
-        _reraise_signal()
-        if isinstance(exc, ConfigError):
-            _error(str(exc), rank)
-            return EXIT_USAGE
-        _error(f"the solver failed: {exc}; nothing in {os.path.abspath(args.output)} was changed", rank)
-        return EXIT_SOLVER
+        return _failed(exc, "the solver", args.output, rank)
     if rank == 0:
         s = result.summary()
         _say(f"cait-fem: {exp.name}: {s['steps']} steps, {s['newton_iterations']} Newton iterations, "
@@ -403,12 +409,7 @@ def cmd_fit(args) -> int:
             result.save(staged.staging, overwrite=True, comm=comm)
             paths = staged.commit()
     except (ConfigError, SolverError) as exc:
-        _reraise_signal()
-        if isinstance(exc, ConfigError):
-            _error(str(exc), rank)
-            return EXIT_USAGE
-        _error(f"the fit failed: {exc}; nothing in {os.path.abspath(args.output)} was changed", rank)
-        return EXIT_SOLVER
+        return _failed(exc, "the fit", args.output, rank)
     if rank == 0:
         lines = [f"cait-fem: fit {case.name!r}: cost {result.cost:.6g}, reduced chi2 {result.reduced_chi2:.4g}, "
                  f"{result.evaluations} evaluations, {result.forward_solves} forward solves, "

@@ -38,6 +38,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 from cait_fem.errors import ConfigError
+from cait_fem.output.result import on_root
 
 STAGING_PREFIX = ".cait_fem-staging-"
 _REPLACED = ".replaced"  # inside the staging directory: the previous set's entries after the commit
@@ -176,21 +177,6 @@ def _root(comm) -> bool:
     return comm is None or comm.Get_rank() == 0
 
 
-def _collective(comm, fn):
-    """``fn()`` on rank 0; its value (or its error, raised again) on every rank."""
-    if comm is None or comm.Get_size() == 1:
-        return fn()
-    value, error = None, None
-    if comm.Get_rank() == 0:
-        try:
-            value = fn()
-        except Exception as exc:  # noqa: BLE001 - sent to every rank and raised there
-            error = exc
-    value, error = comm.bcast((value, error), root=0)
-    if error is not None:
-        raise error
-    return value
-
 
 class ResultSet:
     """The result set of one command in ``directory``; use as a context manager:
@@ -233,7 +219,7 @@ class ResultSet:
                 except FileExistsError:
                     n += 1
                     staging = base.with_name(f"{base.name}-{n}")
-        self.staging = Path(_collective(self.comm, make))
+        self.staging = Path(on_root(self.comm, make))
         return self.staging
 
     def __enter__(self) -> ResultSet:
@@ -307,7 +293,7 @@ class ResultSet:
         """Move the staged set into ``directory`` as one step (see the module docstring);
         returns the final paths. Collective; rank 0 moves, the others wait."""
         try:
-            names = _collective(self.comm, self._commit)
+            names = on_root(self.comm, self._commit)
         except OSError as exc:
             if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS):
                 raise OutputPlaceError(f"output directory {str(self.directory)!r}: the results could not be "
