@@ -15,31 +15,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import sys
 
+from . import interrupts
 from .errors import ConfigError, SolverError
+from .interrupts import Interrupted
 
 EXIT_OK, EXIT_SOLVER, EXIT_USAGE = 0, 1, 2
-# PETSc's own handlers would turn SIGINT/SIGTERM into an error stack and SIGPIPE (a reader
-# such as `head` closing the pipe) into a crash banner with MPI_Abort; ours end cleanly.
-PETSC_NO_SIGNAL_HANDLER = "-no_signal_handler"
-
-
-class Interrupted(BaseException):
-    """SIGINT or SIGTERM arrived (a BaseException, like KeyboardInterrupt: no ``except
-    Exception`` swallows it); unwinding removes staged and temporary files."""
-
-    def __init__(self, signum: int):
-        super().__init__(signum)
-        self.signum = signum
-
-
-# Where the command is, for the one line printed on an interruption (this process only).
-_state: dict = {}
-_RANK_VARIABLES = ("PMI_RANK", "OMPI_COMM_WORLD_RANK", "PMIX_RANK", "MV2_COMM_WORLD_RANK", "MPI_LOCALRANKID")
-
-
 def _version() -> str:
     try:
         import importlib.metadata
@@ -48,17 +30,8 @@ def _version() -> str:
         return getattr(importlib.import_module("cait_fem"), "__version__", "unknown")
 
 
-def _launcher_rank() -> int:
-    """This process's MPI rank as told by the launcher's environment (before MPI is loaded)."""
-    for var in _RANK_VARIABLES:
-        value = os.environ.get(var)
-        if value is not None and value.strip().isdigit():
-            return int(value)
-    return 0
-
-
 def _error(message: str, rank: int | None = None) -> None:
-    if (_launcher_rank() if rank is None else rank) == 0:
+    if (interrupts.launcher_rank() if rank is None else rank) == 0:
         print(f"cait-fem: error: {message}", file=sys.stderr)
 
 
@@ -84,101 +57,10 @@ def _silence_stdout() -> None:
             pass
 
 
-def _prepare_process() -> None:
-    """Before anything loads PETSc: no PETSc signal handlers (PETSc reads PETSC_OPTIONS in
-    PetscInitialize, which petsc4py runs on first import); SIGINT and SIGTERM raise
-    :class:`Interrupted`. Python itself ignores SIGPIPE, so a closed pipe is a
-    BrokenPipeError (see :func:`_say`)."""
-    options = os.environ.get("PETSC_OPTIONS", "")
-    if PETSC_NO_SIGNAL_HANDLER not in options.split():
-        os.environ["PETSC_OPTIONS"] = f"{options} {PETSC_NO_SIGNAL_HANDLER}".strip()
-
-    def interrupt(signum, _frame):
-        if "signal" in _state:
-            # the first one is being handled: let the cleanup finish; but a third one ends
-            # the process the hard way, in case something swallowed the first
-            _state["repeats"] = _state.get("repeats", 0) + 1
-            if _state["repeats"] >= 2:
-                signal.signal(signum, signal.SIG_DFL)
-                os.kill(os.getpid(), signum)
-            return
-        _state["signal"] = signum
-        if _state.get("ranks_agree") is not None:
-            return  # under MPI: raised on every rank at once, at the next step (_Tracker)
-        # Objects the signal left half-built (say, a DOLFINx NonlinearProblem interrupted in
-        # its __init__) fail in their finalizers; nothing to report on the way out.
-        sys.unraisablehook = lambda _unraisable: None
-        raise Interrupted(signum)
-    for s in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(s, interrupt)
-
-
-def _interrupted_message(signum: int) -> str:
-    name = signal.Signals(signum).name
-    where = ""
-    if _state.get("phase") == "run":
-        t, steps = _state.get("t_s"), _state.get("steps")
-        where = (f" during the run at t = {t:.6g} s (step {steps})" if t is not None
-                 else " before the first time step")
-    elif _state.get("phase") == "start":
-        where = " before the run started"
-    elif _state.get("phase"):
-        where = f" during the {_state['phase']}"
-    elif "phase" not in _state:
-        where = " while reading the input"
-    out = _state.get("output")
-    if out is None:
-        kept = "nothing was written (any previous results are kept)"
-    elif _state.get("committed") or getattr(_state.get("set"), "committed", False):
-        kept = f"the new results were written to {out} before it"
-    else:
-        kept = f"nothing in {out} was changed (the previous results are kept)"
-    return f"cait-fem: interrupted by {name}{where}; {kept}"
-
-
-def _reraise_signal() -> None:
-    """A signal that arrived inside a solver callback may come back as the solver's own
-    error (a SolverError saying Newton failed): report the interruption, not that."""
-    if "signal" in _state:
-        raise Interrupted(_state["signal"])
-
-
-def _agreed_interruption() -> None:
-    """Under MPI the ranks of a run must leave together: a rank that raised inside a
-    collective operation of the solver would leave the others waiting in it, or meeting
-    another one (MPI aborts). So there a signal is only recorded, and at every accepted
-    step (and once more before the results are written) the ranks agree whether any of
-    them got one; then all raise it at the same point."""
-    agree = _state.get("ranks_agree")
-    if agree is not None:
-        signum = agree(_state.get("signal", 0))
-        if signum:
-            _state["signal"] = signum
-            sys.unraisablehook = lambda _unraisable: None
-            raise Interrupted(signum)
-
-
-class _Tracker:
-    """A progress reporter that remembers the last simulated time and step (for the line
-    printed on an interruption) and passes everything on."""
-
-    def __init__(self, reporter):
-        self.reporter = reporter
-
-    def update(self, t_s: float, dt_s: float, newton_iterations: int) -> None:
-        _state["t_s"] = t_s
-        _state["steps"] = _state.get("steps", 0) + 1
-        self.reporter.update(t_s, dt_s, newton_iterations)
-        _agreed_interruption()
-
-    def close(self) -> None:
-        self.reporter.close()
-
-
 def _failed(exc: Exception, what: str, output, rank: int) -> int:
     """Report a ConfigError (exit 2) or SolverError (exit 1) of a command whose result set
     was not committed; a signal that surfaced as the solver's error is reported as such."""
-    _reraise_signal()
+    interrupts.reraise_signal()
     if isinstance(exc, ConfigError):
         _error(str(exc), rank)
         return EXIT_USAGE
@@ -218,9 +100,18 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _simulate_function():
-    """``cait_fem.simulate``, imported only when a run really starts: it loads DOLFINx.
-    ImportError (saying what to install) if DOLFINx 0.11 is missing."""
-    from cait_fem import simulate  # the package's lazy __getattr__ checks the DOLFINx version
+    """``cait_fem.simulate``, imported only when a run or fit really starts: it loads MPI,
+    PETSc and DOLFINx. ImportError (saying what to install) if DOLFINx 0.11 is missing.
+
+    SIGINT/SIGTERM are held back during the import: raised inside the initialisation of a
+    compiled (nanobind) module, the exception cannot unwind through its C++ code and the
+    process aborts; held back, the signal arrives right after the import."""
+    from cait_fem.output.result_set import deferred_signals
+
+    with deferred_signals():
+        import mpi4py.MPI  # noqa: F401  (MPI first)
+
+        from cait_fem import simulate  # the package's lazy __getattr__ checks the DOLFINx version
     return simulate
 
 
@@ -338,38 +229,38 @@ def cmd_run(args) -> int:
         except ConfigError as exc:
             _error(str(exc))
             return EXIT_USAGE
-        if _launcher_rank() == 0:
+        if interrupts.launcher_rank() == 0:
             _say(f"cait-fem: resuming from {args.resume} at t = {options['resume'].t_s:g} s",
                  *(f"  {key}: {old!r} -> {new!r}" for key, (old, new) in changed.items()))
 
-    _state.update(phase="start", output=os.path.abspath(args.output))
-    from mpi4py import MPI
-    comm = MPI.COMM_WORLD
-    rank = comm.Get_rank()
+    interrupts.state.update(phase="start", output=os.path.abspath(args.output))
     try:
         simulate = _simulate_function()
     except ImportError as exc:
-        _error(f"cannot load the solver: {exc}", rank)
+        _error(f"cannot load the solver: {exc}")
         return EXIT_SOLVER
+    from mpi4py import MPI
+    comm = MPI.COMM_WORLD
+    rank = comm.Get_rank()
     if comm.Get_size() > 1:
-        _state["ranks_agree"] = lambda signum: comm.allreduce(signum, op=MPI.MAX)
-        _agreed_interruption()  # one that came during the start
-    _state.update(phase="run", output=os.path.abspath(args.output))
+        interrupts.state["ranks_agree"] = lambda signum: comm.allreduce(signum, op=MPI.MAX)
+        interrupts.agreed_interruption()  # one that came during the start
+    interrupts.state.update(phase="run", output=os.path.abspath(args.output))
     reporter = make_reporter(exp.run.t_end_s, quiet=args.quiet, comm=comm, desc=exp.name)
     try:
         with ResultSet(args.output, owned=_run_set_names(), comm=comm) as staged:
             if exp.geometry.kind != "slab":
                 options.update(exports_dir=staged.staging, overwrite=True)
-            _state["set"] = staged
+            interrupts.state["set"] = staged
             try:
-                result = simulate(exp, progress=_Tracker(reporter), comm=comm, **options)
+                result = simulate(exp, progress=interrupts.ProgressTracker(reporter), comm=comm, **options)
             finally:
                 reporter.close()
-            _agreed_interruption()
+            interrupts.agreed_interruption()
             if "exported_files" in result.metadata:  # as they will be named after the commit
                 result.metadata["exported_files"] = [str(staged.final_path(p))
                                                      for p in result.metadata["exported_files"]]
-            _state["phase"] = "writing of the results"
+            interrupts.state["phase"] = "writing of the results"
             result.save(staged.staging, overwrite=True, comm=comm)
             if not args.no_plots:
                 result.plot(staged.staging, overwrite=True, comm=comm)
@@ -395,17 +286,22 @@ def cmd_fit(args) -> int:
     if case is None:
         return EXIT_USAGE
 
+    try:
+        _simulate_function()  # the solver stack, loaded with signals held back
+    except ImportError as exc:
+        _error(f"cannot load the solver: {exc}")
+        return EXIT_SOLVER
     from mpi4py import MPI
 
     from .fit import run_fit
     comm = MPI.COMM_WORLD
     rank = comm.Get_rank()
-    _state.update(phase="fit", output=os.path.abspath(args.output))
+    interrupts.state.update(phase="fit", output=os.path.abspath(args.output))
     try:
         with ResultSet(args.output, owned=previous_fit_names, comm=comm) as staged:
-            _state["set"] = staged
+            interrupts.state["set"] = staged
             result = run_fit(case, comm=comm, quiet=args.quiet)
-            _state["phase"] = "writing of the results"
+            interrupts.state["phase"] = "writing of the results"
             result.save(staged.staging, overwrite=True, comm=comm)
             paths = staged.commit()
     except (ConfigError, SolverError) as exc:
@@ -441,12 +337,12 @@ def cmd_mesh(args) -> int:
                               "its mesh from that file, there is nothing to generate (remove mesh_file)")
         from cait_fem.output.result_set import check_output_file
         check_output_file(args.output, overwrite=args.overwrite, what="mesh output")
-        if _launcher_rank() != 0:  # under mpirun one rank writes the file
+        if interrupts.launcher_rank() != 0:  # under mpirun one rank writes the file
             return EXIT_OK
         from cait_fem.mesh.gmsh_sample import write_msh
-        _state.update(phase="meshing", output=os.path.abspath(args.output))
+        interrupts.state.update(phase="meshing", output=os.path.abspath(args.output))
         path = write_msh(geometry, exp.glass.thickness_m, exp.mesh, args.output, overwrite=args.overwrite)
-        _state["committed"] = True
+        interrupts.state["committed"] = True
     except ConfigError as exc:
         _error(str(exc))
         return EXIT_USAGE
@@ -462,9 +358,9 @@ def main(argv=None) -> int:
     if args.command is None:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
-    _state.clear()  # (main() may run several times in one process, e.g. in tests)
+    interrupts.state.clear()  # (main() may run several times in one process, e.g. in tests)
     if getattr(args, "output", None):
-        _state["output"] = os.path.abspath(args.output)
+        interrupts.state["output"] = os.path.abspath(args.output)
     return {"run": cmd_run, "fit": cmd_fit, "check": cmd_check, "mesh": cmd_mesh}[args.command](args)
 
 
@@ -481,40 +377,25 @@ def console() -> None:
     long-lived process, which could then never collect cycles among the frozen objects."""
     import gc
 
-    _prepare_process()
+    interrupts.prepare_process()
     gc.freeze()
     gc.set_threshold(10_000, *gc.get_threshold()[1:])
     try:
         code = main()
     except (Interrupted, KeyboardInterrupt) as exc:
-        code = _on_interrupt(exc)
+        code = interrupts.on_interrupt(exc)
     except BaseException:
         # Interrupted inside a PETSc callback (an SNES residual or Jacobian) comes back as a
         # petsc4py.PETSc.Error that only chains it; the signal is what ended the command.
-        if "signal" not in _state:
+        if "signal" not in interrupts.state:
             raise
-        code = _on_interrupt(Interrupted(_state["signal"]))
+        code = interrupts.on_interrupt(Interrupted(interrupts.state["signal"]))
     gc.freeze()
     try:
         sys.stdout.flush()
     except BrokenPipeError:
         _silence_stdout()
     sys.exit(code)
-
-
-def _on_interrupt(exc: BaseException) -> int:
-    """The one line and the exit code 128 + signal number (130 SIGINT, 143 SIGTERM). The
-    staged and temporary files are gone by now: the ``with`` blocks removed them while the
-    exception unwound."""
-    signum = exc.signum if isinstance(exc, Interrupted) else int(signal.SIGINT)
-    for s in (signal.SIGINT, signal.SIGTERM):  # a second signal must not cut this short
-        signal.signal(s, signal.SIG_IGN)
-    if _launcher_rank() == 0:
-        try:
-            print(("\n" if sys.stderr.isatty() else "") + _interrupted_message(signum), file=sys.stderr)
-        except (BrokenPipeError, OSError):
-            pass
-    return 128 + signum
 
 
 if __name__ == "__main__":

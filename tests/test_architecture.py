@@ -31,14 +31,14 @@ LAYERS = [
     ("post", ["cait_fem.post"]),
     ("run", ["cait_fem.run"]),
     ("fit", ["cait_fem.fit"]),
-    ("interface", ["cait_fem.cli", "cait_fem"]),  # "cait_fem": the package's __init__ only
+    ("interface", ["cait_fem.cli", "cait_fem.interrupts", "cait_fem"]),  # "cait_fem": the package's __init__ only
 ]
 
 # Importable without DOLFINx and its stack: whole subpackages, and single modules of the
 # others (docs/architecture.md).
 PURE_PACKAGES = ["cait_fem.physics", "cait_fem.case", "cait_fem.analysis", "cait_fem.output"]
 PURE_MODULES = [
-    "cait_fem", "cait_fem.errors", "cait_fem.fileio", "cait_fem.cli",
+    "cait_fem", "cait_fem.errors", "cait_fem.fileio", "cait_fem.cli", "cait_fem.interrupts",
     "cait_fem.fit", "cait_fem.fit.config", "cait_fem.fit.parameters", "cait_fem.fit.problem",
     "cait_fem.fit.result", "cait_fem.fit.plots",
     "cait_fem.fem.scales", "cait_fem.solver.bdf", "cait_fem.solver.columns", "cait_fem.solver.stepsize",

@@ -12,10 +12,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 from support.compare import approx
+from support.fit_files import fails, load
 
 from cait_fem.analysis.measured import write_profile_csv
-from cait_fem.errors import ConfigError
-from cait_fem.fit.config import fit_case_from_dict, load_fit_case
+from cait_fem.fit.config import fit_case_from_dict
 from cait_fem.fit.problem import FitProblem
 
 DEMOS = Path(__file__).resolve().parents[1] / "demos"
@@ -46,19 +46,6 @@ def d(tmp_path):
     return tmp_path
 
 
-def load(d, text):
-    path = d / "fit.toml"
-    path.write_text(text)
-    return load_fit_case(path)
-
-
-def fails(d, text, *fragments):
-    with pytest.raises(ConfigError) as info:
-        load(d, text)
-    message = str(info.value)
-    for fragment in fragments:
-        assert fragment in message, f"{fragment!r} not in {message!r}"
-    return message
 
 
 def param_fails(d, entry, *fragments, experiments=K_EXP):

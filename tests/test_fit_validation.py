@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 from support.cases import CONTRACT_CASE_TOML
 from support.compare import approx
+from support.fit_files import fails, load
 
 from cait_fem import cli
 from cait_fem.analysis.measured import read_profile_csv, write_profile_csv
@@ -22,7 +23,7 @@ from cait_fem.analysis.sims_resolution import INTERPOLATE_ABOVE, broaden, model_
 from cait_fem.case.case_file import experiment_from_dict, load_case
 from cait_fem.case.experiment import Beam, CurrentFront, MeshSettings, PotentialFront, RunSettings, SolverSettings
 from cait_fem.errors import ConfigError
-from cait_fem.fit.config import MAX_DATA_POINTS, load_fit_case
+from cait_fem.fit.config import MAX_DATA_POINTS
 from cait_fem.fit.problem import uninformative
 
 DEMOS = Path(__file__).resolve().parents[1] / "demos"
@@ -44,19 +45,6 @@ def d(tmp_path):
     return tmp_path
 
 
-def load(d, text, encoding="utf-8"):
-    path = d / "fit.toml"
-    path.write_bytes(text.encode(encoding))
-    return load_fit_case(path)
-
-
-def fails(d, text, *fragments):
-    with pytest.raises(ConfigError) as info:
-        load(d, text)
-    message = str(info.value)
-    for fragment in fragments:
-        assert fragment in message, f"{fragment!r} not in {message!r}"
-    return message
 
 
 # ----------------------------------------------------------------------------- item 3

@@ -20,8 +20,8 @@ import cait_fem as cf
 from cait_fem import cli
 from cait_fem.case import estimates
 from cait_fem.case.case_file import experiment_from_dict
-from cait_fem.case.experiment import check_same_structure
 from cait_fem.case.geometry import Geometry
+from cait_fem.case.structure import check_same_structure
 from cait_fem.errors import ConfigError, SolverError
 from cait_fem.mesh.depth_grading import graded_nodes_m
 from cait_fem.mesh.lateral_grading import lateral_nodes_m

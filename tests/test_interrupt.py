@@ -12,6 +12,7 @@ import subprocess
 import time
 
 import pytest
+from support.cases import section_case_toml
 from support.paths import BIN, ROOT
 
 pytestmark = pytest.mark.dolfinx
@@ -152,51 +153,13 @@ def test_interrupted_while_writing_the_new_set(sets, signum):
     reached = wait_for_staged(p, work, "profiles.csv")
     p.send_signal(signum)
     _, err = p.communicate(timeout=300)
-    if not reached or p.returncode == 0:
-        pytest.skip("the run finished before the signal")
+    # the case runs for seconds after the moment the signal is sent: finishing first
+    # would mean this test checked nothing
+    assert reached and p.returncode != 0, "the run finished before the signal: lengthen the case"
     assert p.returncode == 128 + signum, err
     assert err.strip() == err.strip().splitlines()[0], err
     assert "during the writing of the results" in err and "previous results are kept" in err, err
     assert snapshot(work) == old
-
-
-SECTION_CASE = """name = "section_interrupt"
-[glass]
-preset = "Li3B7O12"
-temperature_K = 300
-thickness_m = 1e-6
-[[species]]
-name = "Li"
-role = "native"
-diffusion = { model = "sed", fwhm_eV = 0.25, vacancy_fraction = 0.10, D_bulk_m2_s = 1e-17 }
-[[species]]
-name = "K"
-role = "foreign"
-diffusion = { model = "constant", D_m2_s = 5.6e-21 }
-[front]
-type = "beam"
-current_density_A_m2 = 1e-2
-E_kin_eV = 10.0
-sigma_E_eV = 0.5
-[back]
-type = "electrode"
-[run]
-t_end_s = T_END
-output_times_s = [10, 20, 30, 40, 50, 60, 70, 80, 90]
-time_tolerance = 5e-3
-[mesh]
-front_spacing_m = 1e-9
-fine_depth_m = 30e-9
-growth_ratio = 1.3
-bulk_spacing_m = 0.2e-6
-[geometry]
-kind = "section"
-radius_m = 1e-6
-spot_radius_m = 0.3e-6
-rim_spacing_m = 10e-9
-lateral_growth_ratio = 1.5
-lateral_max_spacing_m = 0.5e-6
-"""
 
 
 def tree_bytes(directory) -> dict:
@@ -206,8 +169,10 @@ def tree_bytes(directory) -> dict:
 def test_interrupted_2d_overwrite_keeps_the_previous_fields(tmp_path):
     """`--overwrite` of a 2D run no longer empties the previous fields.bp when it starts:
     the new VTX series is written into the staging directory."""
-    (tmp_path / "old.toml").write_text(SECTION_CASE.replace("T_END", "100"))
-    (tmp_path / "new.toml").write_text(SECTION_CASE.replace("T_END", "100").replace("= 5e-3", "= 1e-3"))
+    outputs = [10, 20, 30, 40, 50, 60, 70, 80, 90]
+    (tmp_path / "old.toml").write_text(section_case_toml("section_interrupt", 1e-6, 100.0, outputs, 5e-3))
+    # the new run takes seconds beyond the moment its VTX series appears
+    (tmp_path / "new.toml").write_text(section_case_toml("section_interrupt", 1e-6, 1000.0, outputs, 1e-3))
     p = cait_fem(["run", "old.toml", "-o", "out", "--quiet"], tmp_path)
     assert p.wait(timeout=600) == 0, p.stderr.read()
     out = tmp_path / "out"
@@ -215,11 +180,12 @@ def test_interrupted_2d_overwrite_keeps_the_previous_fields(tmp_path):
     assert any(k.startswith("fields.bp/") for k in before)
     p = cait_fem(["run", "new.toml", "-o", "out", "--quiet", "--overwrite"], tmp_path)
     reached = wait_for_staged(p, out, "fields.bp")  # the new series has started
-    time.sleep(0.3)  # ... and holds some output times
+    time.sleep(0.1)  # ... and holds some output times
     p.send_signal(signal.SIGTERM)
     _, err = p.communicate(timeout=300)
-    if not reached or p.returncode == 0:
-        pytest.skip("the run finished before the signal")
+    # the case runs for seconds after the moment the signal is sent: finishing first
+    # would mean this test checked nothing
+    assert reached and p.returncode != 0, "the run finished before the signal: lengthen the case"
     assert p.returncode == 143, err
     assert "interrupted by SIGTERM" in err and "Traceback" not in err
     assert tree_bytes(out) == before
@@ -236,8 +202,9 @@ def test_interrupted_run_with_checkpoints_leaves_no_temporary_file(sets):
         time.sleep(0.005)
     p.send_signal(signal.SIGINT)  # while the next checkpoints are being written
     _, err = p.communicate(timeout=300)
-    if p.returncode == 0:
-        pytest.skip("the run finished before the signal")
+    # the case runs for seconds after the moment the signal is sent: finishing first
+    # would mean this test checked nothing
+    assert p.returncode != 0, "the run finished before the signal: lengthen the case"
     assert p.returncode == 130, err
     assert sorted(q.name for q in work.iterdir()) == ["checkpoint"]  # no result set, no staging
     assert not [q.name for q in (work / "checkpoint").iterdir() if q.name.startswith(".")]
@@ -267,8 +234,9 @@ def test_interrupted_fit_keeps_the_previous_fit(tmp_path):
     time.sleep(1.0)  # into the forward solves
     p.send_signal(signal.SIGINT)
     _, err = p.communicate(timeout=300)
-    if p.returncode == 0:
-        pytest.skip("the fit finished before the signal")
+    # the case runs for seconds after the moment the signal is sent: finishing first
+    # would mean this test checked nothing
+    assert p.returncode != 0, "the fit finished before the signal: lengthen the case"
     assert p.returncode == 130, err
     assert err.strip().startswith("cait-fem: interrupted by SIGINT during the fit;") and "\n" not in err.strip(), err
     assert {q.name: q.read_bytes() for q in out.iterdir()} == old
@@ -287,8 +255,9 @@ def test_interrupted_run_under_mpirun_prints_one_line(sets):
         time.sleep(0.005)
     p.send_signal(signal.SIGTERM)  # mpirun passes it on to every rank
     _, err = p.communicate(timeout=300)
-    if p.returncode == 0:
-        pytest.skip("the run finished before the signal")
+    # the case runs for seconds after the moment the signal is sent: finishing first
+    # would mean this test checked nothing
+    assert p.returncode != 0, "the run finished before the signal: lengthen the case"
     ours = [line for line in err.splitlines() if line.startswith("cait-fem")]
     assert len(ours) == 1 and ours[0].startswith("cait-fem: interrupted by SIGTERM"), err
     assert "Traceback" not in err and "PETSC" not in err.upper(), err

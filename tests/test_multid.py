@@ -10,6 +10,7 @@ import textwrap
 
 import numpy as np
 import pytest
+from support.cases import section_case_toml
 from support.compare import approx
 from support.experiments import BEAM, SECTION_SPOT, disc_cpr_experiment, experiment
 from support.paths import BIN, script_prelude
@@ -246,46 +247,11 @@ def test_cpr_on_two_ranks_equals_serial_3d(tmp_path):
     assert its / solves <= 1.2 * cpr.potential_iterations / cpr.potential_solves
 
 
-SECTION_CASE = """
-name = "spot2d"
-[glass]
-preset = "Li3B7O12"
-thickness_m = 2e-6
-[[species]]
-name = "Li"
-role = "native"
-[[species]]
-name = "K"
-role = "foreign"
-[front]
-type = "beam"
-current_density_A_m2 = 1e-2
-E_kin_eV = 10.0
-sigma_E_eV = 0.5
-[run]
-t_end_s = T_END
-output_times_s = [100]
-time_tolerance = 5e-3
-[mesh]
-front_spacing_m = 1e-9
-fine_depth_m = 30e-9
-growth_ratio = 1.3
-bulk_spacing_m = 0.2e-6
-[geometry]
-kind = "section"
-radius_m = 1e-6
-spot_radius_m = 0.3e-6
-rim_spacing_m = 10e-9
-lateral_growth_ratio = 1.5
-lateral_max_spacing_m = 0.5e-6
-"""
-
-
 def test_cli_runs_a_2d_case_with_checkpoints_and_resumes_it(tmp_path):
     from cait_fem import cli
     short, longer = tmp_path / "short.toml", tmp_path / "longer.toml"
-    short.write_text(SECTION_CASE.replace("T_END", "100"))
-    longer.write_text(SECTION_CASE.replace("T_END", "300"))
+    short.write_text(section_case_toml("spot2d", 2e-6, 100.0, [100], 5e-3))
+    longer.write_text(section_case_toml("spot2d", 2e-6, 300.0, [100], 5e-3))
     out = tmp_path / "out"
     assert cli.main(["run", str(short), "-o", str(out), "--quiet", "--checkpoint"]) == 0
     names = {p.name for p in out.iterdir()}

@@ -6,7 +6,7 @@ import pytest
 from support.compare import approx
 
 import cait_fem as cf
-from cait_fem.case.experiment import check_same_structure
+from cait_fem.case.structure import check_same_structure
 from cait_fem.errors import ConfigError
 from cait_fem.fem.scales import LENGTH_SCALE_M, Scales
 from cait_fem.fem.state import StateLayout

@@ -50,7 +50,8 @@ from dolfinx import fem
 from dolfinx import mesh as dmesh
 from scipy.constants import e as _ELEMENTARY_CHARGE
 
-from cait_fem.case.experiment import Beam, CurrentFront, Experiment, Physics, PotentialFront, check_same_structure
+from cait_fem.case.experiment import Beam, CurrentFront, Experiment, Physics, PotentialFront
+from cait_fem.case.structure import check_same_structure
 from cait_fem.errors import ConfigError
 from cait_fem.mesh import tags
 from cait_fem.physics.boundary_laws import landing_fraction

@@ -68,7 +68,8 @@ except ModuleNotFoundError:  # Python 3.10: the same parser as the tomli package
 
 from cait_fem.analysis.measured import MeasuredProfile, read_profile_csv
 from cait_fem.case.case_file import experiment_from_dict, experiment_to_dict, load_case
-from cait_fem.case.experiment import Experiment, check_same_structure
+from cait_fem.case.experiment import Experiment
+from cait_fem.case.structure import check_same_structure
 from cait_fem.errors import ConfigError
 
 from .parameters import MEASUREMENT_PATHS, ParameterSpec, read_value, split_path

@@ -147,3 +147,42 @@ def validate_facet_tags(domain, facet_tags, source: str) -> None:
                                                     for v in values[np.isin(indices, interior)]})))
         raise ConfigError(f"{source}: {n_interior} facets tagged {', '.join(names)} are not on the boundary: "
                           "facet tags must mark boundary facets only")
+
+
+def check_user_mesh(mesh, comm, experiment, unit_m: float):
+    """Check a user's ``(domain, facet_tags)`` against the experiment (ConfigError naming
+    what is wrong): a pair, the geometry's dimension, a simplex mesh, its communicator,
+    the facet tags of :mod:`cait_fem.mesh.tags`, depths 0 .. glass.thickness_m."""
+    from mpi4py import MPI
+
+    from dolfinx import mesh as dmesh
+
+    if not (isinstance(mesh, (tuple, list)) and len(mesh) == 2 and isinstance(mesh[0], dmesh.Mesh)):
+        raise ConfigError(f"mesh = {type(mesh).__name__} is not allowed: a pair (domain, facet_tags) of a "
+                          "dolfinx.mesh.Mesh and its facet MeshTags")
+    domain, facet_tags = mesh
+    geometry, thickness = experiment.geometry, experiment.glass.thickness_m
+    tdim = domain.topology.dim
+    if tdim != geometry.dimension:
+        raise ConfigError(f"mesh: a {tdim}D mesh, but geometry.kind = {geometry.kind!r} needs a "
+                          f"{geometry.dimension}D mesh")
+    if domain.geometry.dim != tdim:
+        raise ConfigError(f"mesh: geometric dimension {domain.geometry.dim} differs from its topological "
+                          f"dimension {tdim}; the depth must be the last of {tdim} coordinates")
+    simplex = {1: dmesh.CellType.interval, 2: dmesh.CellType.triangle, 3: dmesh.CellType.tetrahedron}[tdim]
+    if domain.topology.cell_type != simplex:
+        raise ConfigError(f"mesh: cells of type {domain.topology.cell_type.name} are not allowed: only "
+                          f"simplices ({simplex.name})")
+    if comm is not None and MPI.Comm.Compare(comm, domain.comm) not in (MPI.IDENT, MPI.CONGRUENT):
+        raise ConfigError("comm: differs from the mesh's communicator; pass the mesh's (or none)")
+    if facet_tags is not None and (not isinstance(facet_tags, dmesh.MeshTags) or facet_tags.dim != tdim - 1):
+        raise ConfigError(f"mesh: facet_tags = {facet_tags!r} is not allowed: MeshTags of dimension {tdim - 1} "
+                          "(the facets)")
+    validate_facet_tags(domain, facet_tags, "mesh")
+    x = domain.geometry.x[:, tdim - 1]
+    lo = domain.comm.allreduce(float(x.min()) if x.size else np.inf, op=MPI.MIN) * unit_m
+    hi = domain.comm.allreduce(float(x.max()) if x.size else -np.inf, op=MPI.MAX) * unit_m
+    if not np.allclose([lo, hi], [0.0, thickness], rtol=1e-6, atol=1e-6 * thickness):
+        raise ConfigError(f"mesh spans depths {lo:g} .. {hi:g} m (its last coordinate, in units of mesh_unit_m = "
+                          f"{unit_m!r} m), but the sample spans 0 .. glass.thickness_m = {thickness!r} m")
+    return domain, facet_tags

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from cait_fem.case.case_file import experiment_from_dict, experiment_to_dict, parameters_with_units
-from cait_fem.case.experiment import check_same_structure
+from cait_fem.case.structure import check_same_structure
 from cait_fem.errors import ConfigError
 from cait_fem.fileio import atomic_path, to_jsonable, write_json_atomic
 from cait_fem.output.result_set import deferred_signals

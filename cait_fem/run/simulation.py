@@ -15,7 +15,6 @@ from pathlib import Path
 from mpi4py import MPI  # (MPI is initialised by mpi4py before PETSc/DOLFINx)
 
 import numpy as np
-from dolfinx import mesh as dmesh
 from scipy import constants as sc
 
 from cait_fem.case.experiment import Experiment, PotentialFront
@@ -26,7 +25,8 @@ from cait_fem.fem.observables import Observables
 from cait_fem.fem.scales import LENGTH_SCALE_M, Scales
 from cait_fem.fem.state import StateLayout
 from cait_fem.mesh.depth_grading import graded_nodes_m
-from cait_fem.mesh.interval import create_interval_mesh
+from cait_fem.mesh.interval import create_interval_mesh, tag_ends
+from cait_fem.mesh.tag_check import check_user_mesh
 from cait_fem.output.result import Result
 from cait_fem.post.axis_profile import AxisProfile
 from cait_fem.solver.newton import NewtonSolver
@@ -59,13 +59,13 @@ class Simulation:
         depths = graded_nodes_m(experiment.glass.thickness_m, experiment.mesh) / self.scales.length_m
         self.user_mesh = mesh is not None
         if mesh is not None:
-            self.domain, self.facet_tags = _user_mesh(mesh, comm, experiment, self.scales.length_m)
+            self.domain, self.facet_tags = check_user_mesh(mesh, comm, experiment, self.scales.length_m)
             self.comm = self.domain.comm
         else:
             self.comm = comm if comm is not None else MPI.COMM_WORLD
             if geometry.kind == "slab":
                 self.domain = create_interval_mesh(self.comm, depths)
-                self.facet_tags = _tag_ends(self.domain, depths[-1])
+                self.facet_tags = tag_ends(self.domain, depths[-1])
             else:
                 from cait_fem.mesh.gmsh_sample import create_mesh
                 self.domain, _, self.facet_tags = create_mesh(self.comm, geometry, experiment.glass.thickness_m,
@@ -375,53 +375,6 @@ def _warn_if_front_left_fine_mesh(result: Result) -> None:
                    "profiles")
         result.stats.setdefault("warnings", []).append(message)
         warnings.warn(message, stacklevel=3)
-
-
-def _tag_ends(domain, x_back: float) -> dmesh.MeshTags:
-    fdim = domain.topology.dim - 1
-    front = dmesh.locate_entities_boundary(domain, fdim, lambda x: np.isclose(x[0], 0.0))
-    back = dmesh.locate_entities_boundary(domain, fdim, lambda x: np.isclose(x[0], x_back))
-    idx = np.concatenate([front, back]).astype(np.int32)
-    vals = np.concatenate([np.full(len(front), FRONT_TAG), np.full(len(back), BACK_TAG)]).astype(np.int32)
-    order = np.argsort(idx)
-    return dmesh.meshtags(domain, fdim, idx[order], vals[order])
-
-
-def _user_mesh(mesh, comm, experiment: Experiment, unit_m: float):
-    """Check a user's ``(domain, facet_tags)`` against the experiment (ConfigError naming
-    what is wrong): a pair, the geometry's dimension, a simplex mesh, its communicator,
-    the facet tags of :mod:`cait_fem.mesh.tags`, depths 0 .. glass.thickness_m."""
-    from cait_fem.mesh.tag_check import validate_facet_tags
-
-    if not (isinstance(mesh, (tuple, list)) and len(mesh) == 2 and isinstance(mesh[0], dmesh.Mesh)):
-        raise ConfigError(f"mesh = {type(mesh).__name__} is not allowed: a pair (domain, facet_tags) of a "
-                          "dolfinx.mesh.Mesh and its facet MeshTags")
-    domain, facet_tags = mesh
-    geometry, thickness = experiment.geometry, experiment.glass.thickness_m
-    tdim = domain.topology.dim
-    if tdim != geometry.dimension:
-        raise ConfigError(f"mesh: a {tdim}D mesh, but geometry.kind = {geometry.kind!r} needs a "
-                          f"{geometry.dimension}D mesh")
-    if domain.geometry.dim != tdim:
-        raise ConfigError(f"mesh: geometric dimension {domain.geometry.dim} differs from its topological "
-                          f"dimension {tdim}; the depth must be the last of {tdim} coordinates")
-    simplex = {1: dmesh.CellType.interval, 2: dmesh.CellType.triangle, 3: dmesh.CellType.tetrahedron}[tdim]
-    if domain.topology.cell_type != simplex:
-        raise ConfigError(f"mesh: cells of type {domain.topology.cell_type.name} are not allowed: only "
-                          f"simplices ({simplex.name})")
-    if comm is not None and MPI.Comm.Compare(comm, domain.comm) not in (MPI.IDENT, MPI.CONGRUENT):
-        raise ConfigError("comm: differs from the mesh's communicator; pass the mesh's (or none)")
-    if facet_tags is not None and (not isinstance(facet_tags, dmesh.MeshTags) or facet_tags.dim != tdim - 1):
-        raise ConfigError(f"mesh: facet_tags = {facet_tags!r} is not allowed: MeshTags of dimension {tdim - 1} "
-                          "(the facets)")
-    validate_facet_tags(domain, facet_tags, "mesh")
-    x = domain.geometry.x[:, tdim - 1]
-    lo = domain.comm.allreduce(float(x.min()) if x.size else np.inf, op=MPI.MIN) * unit_m
-    hi = domain.comm.allreduce(float(x.max()) if x.size else -np.inf, op=MPI.MAX) * unit_m
-    if not np.allclose([lo, hi], [0.0, thickness], rtol=1e-6, atol=1e-6 * thickness):
-        raise ConfigError(f"mesh spans depths {lo:g} .. {hi:g} m (its last coordinate, in units of mesh_unit_m = "
-                          f"{unit_m!r} m), but the sample spans 0 .. glass.thickness_m = {thickness!r} m")
-    return domain, facet_tags
 
 
 def simulate(experiment: Experiment, *, progress=None, comm=None, initial=None, resume=None,
