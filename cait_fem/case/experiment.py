@@ -411,8 +411,9 @@ class Experiment:
     def __post_init__(self):
         # The physics checks (species, front, flux) and the canonical species order are
         # Physics's; building it here validates them.
-        object.__setattr__(self, "species", Physics(self.glass, tuple(self.species), self.front, self.back,
-                                                    self.flux).species)
+        physics = Physics(self.glass, tuple(self.species), self.front, self.back, self.flux)
+        object.__setattr__(self, "species", physics.species)
+        object.__setattr__(self, "_physics", physics)  # validated once; not a field
         _require(isinstance(self.geometry, Geometry), "geometry", self.geometry, "a cait_fem.case.geometry.Geometry")
         _require(self.mesh.front_spacing_m < self.glass.thickness_m, "mesh.front_spacing_m",
                  self.mesh.front_spacing_m, f"must be < glass.thickness_m = {self.glass.thickness_m!r}")
@@ -423,7 +424,7 @@ class Experiment:
     @property
     def physics(self) -> Physics:
         """The physics part of this experiment (no run, solver, mesh or geometry settings)."""
-        return Physics(self.glass, self.species, self.front, self.back, self.flux)
+        return self._physics
 
     @property
     def native(self) -> Species:
