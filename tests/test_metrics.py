@@ -38,9 +38,12 @@ def test_linear_interpolation_between_nodes():
     # 0.7 -> 0.1 between 2 and 3: 0.5 is reached a third of the way
     assert metrics.x50(depth, foreign) == approx(2 + 1 / 3)
     plateau = metrics.plateau_level(depth, native, foreign)
-    assert plateau == approx(np.median([0.0, 0.1, 0.3]))  # nodes 0, 1, 2 <= 0.9 x50 = 2.1
-    # (0.1 + 1)/2 = 0.55 between 0.3 (x = 2) and 0.9 (x = 3)
-    assert metrics.front_position(depth, native, plateau, 2 + 1 / 3) == approx(2 + 0.25 / 0.6)
+    # over [0, 0.9 x50 = 2.1] the profile is 0 -> 0.1 on [0, 1], 0.1 -> 0.3 on [1, 2],
+    # 0.3 -> 0.36 on [2, 2.1]; half of 2.1 is 1.05, and theta < m on 1 + (m - 0.1)/0.2
+    # of it for m in [0.1, 0.3]: m = 0.1 + 0.05 * 0.2 = 0.11
+    assert plateau == approx(0.11, rel=1e-12)
+    # (0.11 + 1)/2 = 0.555 between 0.3 (x = 2) and 0.9 (x = 3)
+    assert metrics.front_position(depth, native, plateau, 2 + 1 / 3) == approx(2 + 0.255 / 0.6)
 
 
 def test_ramp_plateau_is_the_median_over_the_first_nine_tenths():
@@ -49,6 +52,46 @@ def test_ramp_plateau_is_the_median_over_the_first_nine_tenths():
     # x50 = FRONT (the step), median of a linear ramp over [0, 0.9 FRONT] is its middle value
     assert m["x50_m"] == approx(FRONT, rel=1e-3)
     assert m["plateau_native"] == approx(0.05 + 0.1 * 0.45, abs=1e-4)
+
+
+def test_depth_median_of_a_linear_profile_is_its_middle_value():
+    # values 2x on [0, 3]: half of the length lies below the value at 1.5
+    assert metrics.depth_median([0.0, 3.0], [0.0, 6.0], 0.0, 3.0) == approx(3.0, rel=1e-12)
+    assert metrics.depth_median([0.0, 1.0, 3.0], [0.0, 2.0, 6.0], 0.0, 3.0) == approx(3.0, rel=1e-12)
+    assert metrics.depth_median([0.0, 1.0], [0.4, 0.4], 0.0, 1.0) == 0.4
+    assert math.isnan(metrics.depth_median([0.0, 1.0], [0.0, 1.0], 0.5, 0.5))
+
+
+def _graded(end, first, ratio):
+    """Nodes from 0 to ``end`` growing geometrically from ``first`` by ``ratio``."""
+    x, h = [0.0], first
+    while x[-1] < end:
+        x.append(min(x[-1] + h, end))
+        h *= ratio
+    return np.array(x)
+
+
+@pytest.mark.parametrize("profile", ["ramp", "surface_dip"])
+def test_metrics_do_not_depend_on_the_grading(profile):
+    """The same profile sampled on a uniform mesh and on one graded from 0.01 nm at the
+    surface (dozens of nodes in the first nanometres, where theta_native is lowest) gives
+    the same metrics: they are taken over depth, not over nodes."""
+    def native_of(x):
+        ramp = 0.05 + 0.1 * x / FRONT
+        if profile == "surface_dip":  # a low surface layer a few nm thick, as in a CAIT run
+            ramp = ramp - 0.04 * np.exp(-x / 3e-9)
+        return ramp + (1 - ramp) * 0.5 * (1 + np.tanh((x - FRONT) / W))
+
+    uniform = np.linspace(0.0, 200e-9, 20001)
+    graded = np.unique(np.concatenate([_graded(5e-9, 0.01e-9, 1.08), np.arange(5e-9, 200e-9, 0.2e-9), [200e-9]]))
+    a = metrics.profile_metrics(uniform, native_of(uniform), 1 - native_of(uniform))
+    b = metrics.profile_metrics(graded, native_of(graded), 1 - native_of(graded))
+    assert graded.size < uniform.size / 10 and np.sum(graded < 5e-9) > 40
+    for key in a:  # the width's 10/90 % points carry the 0.2 nm sampling's interpolation error
+        assert b[key] == approx(a[key], rel=3e-3 if key == "front_width_m" else 2e-4), key
+    # a median over nodes would not pass: it is pulled towards the dense surface nodes
+    inside = graded <= 0.9 * b["x50_m"]
+    assert abs(np.median(native_of(graded)[inside]) - a["plateau_native"]) > 2e-3
 
 
 def test_no_front_gives_nan():

@@ -4,9 +4,11 @@ Profiles are nodal values theta(x) = n / n_bg on depths ``depth`` [m] sorted asc
 (0 = front surface), linear between nodes. The definitions follow docs/model.md section 8.3:
 
 - x_50: the first depth where the total foreign fraction drops below 0.5;
-- plateau: the median of the native fraction over the nodes in [0, 0.9 x_50] (the
-  plateau is a slow ramp, the median is robust to its ends; the nodes there are equally
-  spaced on the project's meshes, so each counts once);
+- plateau: the median over depth of the native fraction in [0, 0.9 x_50], i.e. the level
+  below which theta_native lies on half of that depth range (the plateau is a slow ramp,
+  the median is robust to its ends). It is taken over the piecewise-linear profile, not
+  over the nodes: graded meshes put many nodes into the first nanometres, where
+  theta_native is lowest, and a median over nodes moved with the grading;
 - front position: the first crossing of theta_native = (plateau + 1) / 2 beyond 0.5 x_50;
 - front width: x(90 %) - x(10 %) of the rise from the plateau to 1, both beyond 0.5 x_50.
 
@@ -19,7 +21,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-__all__ = ["x50", "plateau_level", "front_position", "front_width", "profile_metrics",
+__all__ = ["x50", "depth_median", "plateau_level", "front_position", "front_width", "profile_metrics",
            "excess_charge", "integrate_lumped"]
 
 
@@ -39,12 +41,43 @@ def x50(depth, theta_foreign) -> float:
     return _crossing(depth[i - 1], depth[i], f[i - 1], f[i], 0.5)
 
 
+def depth_median(depth, values, start: float, end: float) -> float:
+    """Median over depth of the piecewise-linear profile ``values`` on [``start``, ``end``]
+    [m]: the level m for which values < m on exactly half of the interval's length. It
+    does not depend on where the nodes are, only on the profile; NaN for an empty interval."""
+    depth, values = np.asarray(depth, dtype=float), np.asarray(values, dtype=float)
+    if not (np.isfinite(start) and np.isfinite(end) and end > start):
+        return float("nan")
+    inner = (depth > start) & (depth < end)
+    x = np.concatenate(([start], depth[inner], [end]))
+    y = np.interp(x, depth, values)
+    lo, hi = np.minimum(y[:-1], y[1:]), np.maximum(y[:-1], y[1:])
+    length = np.diff(x)
+    flat = hi == lo
+
+    def below(level):  # depth on which the profile is < level (linear within each cell)
+        part = np.where(flat, (lo < level).astype(float),
+                        np.clip((level - lo) / np.where(flat, 1.0, hi - lo), 0.0, 1.0))
+        return float(np.sum(length * part))
+
+    half = 0.5 * (end - start)
+    a, b = float(lo.min()), float(hi.max())
+    if a == b:
+        return a
+    # below() is continuous and non-decreasing in the level: bisect to round-off
+    for _ in range(200):
+        mid = 0.5 * (a + b)
+        if mid in (a, b):
+            break
+        a, b = (mid, b) if below(mid) < half else (a, mid)
+    return 0.5 * (a + b)
+
+
 def plateau_level(depth, theta_native, theta_foreign) -> float:
-    """Median of ``theta_native`` over the nodes with depth in [0, 0.9 x_50]; NaN without x_50."""
-    depth, native = np.asarray(depth, dtype=float), np.asarray(theta_native, dtype=float)
+    """Median over depth of ``theta_native`` on [0, 0.9 x_50] (:func:`depth_median`);
+    NaN without x_50."""
     x = x50(depth, theta_foreign)
-    inside = (depth >= 0.0) & (depth <= 0.9 * x)
-    return float(np.median(native[inside])) if inside.any() else float("nan")
+    return depth_median(depth, theta_native, 0.0, 0.9 * x) if np.isfinite(x) else float("nan")
 
 
 def _first_reach(depth, values, level, start) -> float:
