@@ -1,0 +1,28 @@
+"""Refined numerics of an experiment: the same physics on finer space and time
+resolution. What a convergence check, a spatial error estimate and a fit's numerical
+error (docs/fitting.md) compare against. Pure."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from .experiment import Experiment
+
+
+def refined_numerics(exp: Experiment, factor: float = 2.0) -> Experiment:
+    """``exp`` with every mesh spacing divided by ``factor`` and the time tolerance
+    tightened so that the steps shrink by about ``factor`` too: the BDF local error per
+    step scales as h^(p+1) (p = 2 for BDF2, 1 for BDF1), so the tolerance is divided by
+    ``factor**(p+1)``. ``mesh.max_cells`` and ``run.max_steps`` grow with the work."""
+    if not factor >= 1.0:
+        raise ValueError(f"refinement factor = {factor!r}: must be >= 1")
+    m, r = exp.mesh, exp.run
+    order = 2 if r.scheme == "bdf2" else 1
+    mesh = dataclasses.replace(m, front_spacing_m=m.front_spacing_m / factor,
+                               surface_spacing_m=m.surface_spacing_m / factor,
+                               bulk_spacing_m=max(m.bulk_spacing_m / factor, m.front_spacing_m / factor),
+                               growth_ratio=1.0 + (m.growth_ratio - 1.0) / factor,
+                               max_cells=int(m.max_cells * factor ** exp.geometry.dimension))
+    run = dataclasses.replace(r, time_tolerance=r.time_tolerance / factor ** (order + 1),
+                              max_steps=int(r.max_steps * factor))
+    return dataclasses.replace(exp, mesh=mesh, run=run)
