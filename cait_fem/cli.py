@@ -341,7 +341,8 @@ def cmd_mesh(args) -> int:
             return EXIT_OK
         from cait_fem.mesh.gmsh_sample import write_msh
         interrupts.state.update(phase="meshing", output=os.path.abspath(args.output))
-        path = write_msh(geometry, exp.glass.thickness_m, exp.mesh, args.output, overwrite=args.overwrite)
+        path = write_msh(geometry, exp.glass.thickness_m, exp.mesh, args.output, overwrite=args.overwrite,
+                         resolution=exp.depth_resolution)
         interrupts.state["committed"] = True
     except ConfigError as exc:
         _error(str(exc))

@@ -36,6 +36,8 @@ import math
 
 from cait_fem.errors import ConfigError
 
+from .resolution import explicit_resolution
+
 #: default of ``mesh.max_cells``: the SCALE3D benchmark's largest mesh (2.1e6 tets,
 #: bench/scale3d.py) passes; a 1D mesh never comes near it.
 DEFAULT_MAX_CELLS = 5_000_000
@@ -73,23 +75,35 @@ def geometric_cells(length_m: float, first_m: float, ratio: float, max_m: float)
     return growing + _ceil((length_m - covered) / max_m)
 
 
-def depth_cells(thickness_m: float, mesh) -> dict:
+def depth_cells(thickness_m: float, mesh, resolution=None) -> dict:
     """Cells of the 1D depth grading of ``mesh`` (:class:`~cait_fem.case.experiment.MeshSettings`)
-    over ``thickness_m`` [m], by region: ``surface`` (graded from surface_spacing_m),
-    ``fine`` (front_spacing_m up to fine_depth_m), ``bulk`` (growing to bulk_spacing_m) and
-    ``total``."""
-    h0, g = mesh.front_spacing_m, mesh.growth_ratio
+    with the rule ``resolution`` (:class:`~cait_fem.case.resolution.DepthResolution`;
+    default the explicit settings) over ``thickness_m`` [m], by region: ``surface`` (graded
+    from surface_spacing_m), ``fine`` (the rule's spacing up to its fine depth), ``bulk``
+    (growing to bulk_spacing_m) and ``total``."""
+    res = resolution if resolution is not None else explicit_resolution(mesh)
+    h0, g = res.front_spacing_m, mesh.growth_ratio
     s = min(mesh.surface_spacing_m, h0)
     surface = max(_ceil(math.log(h0 / s) / math.log(g)), 0) if s < h0 else 0
     start = s * math.expm1(surface * math.log(g)) / (g - 1.0)
-    fine_end = min(mesh.fine_depth_m, thickness_m)
-    fine = max(_round((fine_end - start) / h0), 1)
-    reached = start + fine * h0
+    fine_end = min(res.fine_depth_m, thickness_m)
+    slope, cap = res.spacing_slope, res.max_front_spacing_m
+    if slope == 0.0:
+        fine = max(_round((fine_end - start) / h0), 1)
+        reached, h_end = start + fine * h0, h0
+    else:  # x + h0/slope grows by (1 + slope) per cell up to the cap, then uniform
+        shift = h0 / slope
+        grow_end = min(fine_end, max((cap - h0) / slope, start))
+        grown = max(_ceil(math.log((grow_end + shift) / (start + shift)) / math.log1p(slope)), 0)
+        x = (start + shift) * math.exp(grown * math.log1p(slope)) - shift
+        uniform = max(_ceil((fine_end - x) / cap), 0)
+        fine, reached = grown + uniform, x + uniform * cap
+        h_end = cap if uniform else min(h0 + slope * x, cap)
     if reached >= thickness_m:  # the fine region reaches the back (its overshoot is dropped)
-        fine = max(_ceil((thickness_m - start) / h0), 1)
+        fine = max(_ceil((thickness_m - start) / h0), 1) if slope == 0.0 else fine
         bulk = 0
     else:
-        bulk = geometric_cells(thickness_m - reached, h0 * g, g, mesh.bulk_spacing_m)
+        bulk = geometric_cells(thickness_m - reached, h_end * g, g, mesh.bulk_spacing_m)
     return {"surface": surface, "fine": fine, "bulk": bulk, "total": surface + fine + bulk}
 
 
@@ -163,13 +177,13 @@ def front_triangles(geometry) -> float:
     return total
 
 
-def mesh_size(geometry, thickness_m: float, mesh) -> dict:
+def mesh_size(geometry, thickness_m: float, mesh, resolution=None) -> dict:
     """The estimated mesh of ``geometry`` (:class:`~cait_fem.case.geometry.Geometry`) over
     ``thickness_m`` [m] with the depth grading ``mesh`` (MeshSettings): ``dimension``,
     ``depth_cells`` (1D grading; ``depth_regions`` by region), ``lateral`` (lateral cells
     in 2D, front-face triangles in 3D, None in 1D), ``cells`` and ``nodes`` (None for a
     mesh from ``geometry.mesh_file``)."""
-    depth = depth_cells(thickness_m, mesh)
+    depth = depth_cells(thickness_m, mesh, resolution)
     n_d = depth["total"]
     out = {"dimension": geometry.dimension, "depth_cells": n_d, "depth_regions": depth, "lateral": None}
     if geometry.kind == "slab":
@@ -188,7 +202,8 @@ def mesh_size(geometry, thickness_m: float, mesh) -> dict:
 
 def mesh_estimate(experiment) -> dict:
     """:func:`mesh_size` of an Experiment's geometry, thickness and mesh settings."""
-    return mesh_size(experiment.geometry, experiment.glass.thickness_m, experiment.mesh)
+    return mesh_size(experiment.geometry, experiment.glass.thickness_m, experiment.mesh,
+                     experiment.depth_resolution)
 
 
 def minimum_steps(run) -> int | float:
@@ -215,7 +230,7 @@ def minimum_steps(run) -> int | float:
     return ramp + _ceil(rest) if math.isfinite(rest) else math.inf
 
 
-def _mesh_culprit(geometry, mesh, estimate) -> str:
+def _mesh_culprit(geometry, mesh, estimate, resolution=None) -> str:
     """The setting that makes the mesh large, as advice in case-file keys."""
     regions = estimate["depth_regions"]
     lateral = estimate["lateral"] or 1
@@ -223,8 +238,7 @@ def _mesh_culprit(geometry, mesh, estimate) -> str:
     depth_advice = {
         "surface": f"mesh.surface_spacing_m = {mesh.surface_spacing_m!r} (with mesh.growth_ratio = "
                    f"{mesh.growth_ratio!r}) gives {regions['surface']:.3g} surface cells",
-        "fine": f"mesh.front_spacing_m = {mesh.front_spacing_m!r} over mesh.fine_depth_m = "
-                f"{mesh.fine_depth_m!r} gives {regions['fine']:.3g} depth cells",
+        "fine": _fine_advice(mesh, resolution, regions["fine"]),
         "bulk": f"mesh.bulk_spacing_m = {mesh.bulk_spacing_m!r} (with mesh.growth_ratio = "
                 f"{mesh.growth_ratio!r}) gives {regions['bulk']:.3g} bulk cells",
     }[depth_key]
@@ -238,11 +252,22 @@ def _mesh_culprit(geometry, mesh, estimate) -> str:
             "depth cells: coarsen them")
 
 
-def check_mesh_size(geometry, thickness_m: float, mesh) -> dict:
+def _fine_advice(mesh, resolution, cells) -> str:
+    res = resolution if resolution is not None else explicit_resolution(mesh)
+    if mesh.front_spacing_m is not None:
+        return (f"mesh.front_spacing_m = {mesh.front_spacing_m!r} over {res.fine_depth_m:.3g} m (mesh.fine_depth_m) "
+                f"gives {cells:.3g} depth cells")
+    return (f"the depth rule (mesh.cells_per_field_length = {mesh.cells_per_field_length!r}: "
+            f"{res.front_spacing_m:.3g} m at the surface growing by {res.spacing_slope:.3g} per metre of depth to "
+            f"{res.fine_depth_m:.3g} m) gives "
+            f"{cells:.3g} depth cells; lower mesh.cells_per_field_length or set mesh.front_spacing_m")
+
+
+def check_mesh_size(geometry, thickness_m: float, mesh, resolution=None) -> dict:
     """Refuse (ConfigError) a mesh whose estimate (:func:`mesh_size`) exceeds
     ``mesh.max_cells``; for a ``geometry.mesh_file``, the depth axis only. Returns the estimate."""
     try:
-        estimate = mesh_size(geometry, thickness_m, mesh)
+        estimate = mesh_size(geometry, thickness_m, mesh, resolution)
     except ArithmeticError:  # lengths so far apart that their ratios leave floating point
         raise ConfigError(f"the mesh of glass.thickness_m = {thickness_m!r} with geometry.radius_m = "
                           f"{geometry.radius_m!r} and the spacings of [mesh] and [geometry] cannot be counted "
@@ -251,7 +276,7 @@ def check_mesh_size(geometry, thickness_m: float, mesh) -> dict:
     cells = estimate["cells"] if estimate["cells"] is not None else estimate["depth_cells"]
     if cells > limit:
         raise ConfigError(f"mesh.max_cells = {limit!r} is exceeded: the {estimate['dimension']}D mesh would have "
-                          f"about {cells:.3g} cells; {_mesh_culprit(geometry, mesh, estimate)}, or raise "
+                          f"about {cells:.3g} cells; {_mesh_culprit(geometry, mesh, estimate, resolution)}, or raise "
                           "mesh.max_cells if the machine can hold such a mesh")
     return estimate
 
@@ -277,5 +302,6 @@ def check_steps(run) -> int:
 
 def check_size(experiment) -> dict:
     """Both checks for an Experiment; returns ``{"mesh": mesh_size(...), "min_steps": n}``."""
-    mesh = check_mesh_size(experiment.geometry, experiment.glass.thickness_m, experiment.mesh)
+    mesh = check_mesh_size(experiment.geometry, experiment.glass.thickness_m, experiment.mesh,
+                           experiment.depth_resolution)
     return {"mesh": mesh, "min_steps": check_steps(experiment.run)}

@@ -18,6 +18,7 @@ from cait_fem.physics.diffusion import DiffusionLaw, check_diffusivity_range
 
 from .estimates import DEFAULT_MAX_CELLS, check_size
 from .geometry import Geometry
+from .resolution import DepthResolution, depth_resolution
 
 
 def _require(condition: bool, field_name: str, value, allowed: str) -> None:
@@ -182,37 +183,75 @@ class BackElectrode:
 
 @dataclass(frozen=True)
 class MeshSettings:
-    """Graded 1D mesh: from ``surface_spacing_m`` at the surface (resolving the Debye
-    layer) growing by ``growth_ratio`` per cell to ``front_spacing_m``, uniform over the
-    first ``fine_depth_m`` (where profiles and fronts live), then geometric growth by
-    ``growth_ratio`` up to ``bulk_spacing_m``, constant to the back electrode.
+    """The depth mesh and its accuracy (docs/numerics.md section 4).
+
+    By default the spacing follows the case (:mod:`cait_fem.case.resolution`): graded from
+    ``surface_spacing_m`` at the surface (resolving the Debye layer), then
+    ``cells_per_field_length`` cells per field length of the front, (k_B T / e) / E, which
+    grows with depth, at most ``max_front_spacing_m``, over the depth the front can reach
+    by the end of the run; then geometric growth by ``growth_ratio`` up to
+    ``bulk_spacing_m``, constant to the back electrode. ``front_spacing_m`` (uniform
+    spacing) and ``fine_depth_m`` [m] replace the rule's values when given.
+
+    ``spatial_tolerance`` [theta]: the largest acceptable estimated spatial error of the
+    profiles (RMS over the profile's depth range, docs/numerics.md section 4); the run
+    warns when its estimate exceeds it, and when the pointwise estimate exceeds 10 times
+    it. ``estimate_spatial_error``: compute that estimate (a second solve on every other
+    node, about half the cost of the run). ``max_refinements``: when the estimate exceeds
+    the tolerance, :func:`cait_fem.simulate` refines the depth mesh by the factor the
+    estimate asks for (second order) and runs again, at most this many times (0: only
+    warn).
 
     ``max_cells``: the largest mesh (cells of the whole 1D/2D/3D mesh, as estimated by
     :mod:`cait_fem.case.estimates` before meshing) an experiment may ask for; a guard
     against a spacing that would need more memory than the machine has, not a setting
     of the mesh itself."""
 
-    front_spacing_m: float = 0.2e-9
+    front_spacing_m: float | None = None
     surface_spacing_m: float = 0.01e-9
-    fine_depth_m: float = 300e-9
+    fine_depth_m: float | None = None
     growth_ratio: float = 1.08
     bulk_spacing_m: float = 20e-6
+    cells_per_field_length: float = 2.0
+    max_front_spacing_m: float = 0.3e-9
+    spatial_tolerance: float = 1e-3
+    estimate_spatial_error: bool = True
+    max_refinements: int = 2
     max_cells: int = DEFAULT_MAX_CELLS
 
     def __post_init__(self):
-        _positive("mesh.front_spacing_m", self.front_spacing_m)
+        if self.front_spacing_m is not None:
+            _positive("mesh.front_spacing_m", self.front_spacing_m)
         _positive("mesh.surface_spacing_m", self.surface_spacing_m)
-        ok = _is_real(self.fine_depth_m) and self.fine_depth_m >= 0
-        _require(ok and math.isfinite(self.fine_depth_m), "mesh.fine_depth_m", self.fine_depth_m,
-                 "must be a finite number >= 0")
+        if self.fine_depth_m is not None:
+            ok = _is_real(self.fine_depth_m) and self.fine_depth_m >= 0
+            _require(ok and math.isfinite(self.fine_depth_m), "mesh.fine_depth_m", self.fine_depth_m,
+                     "must be a finite number >= 0")
         ok = _is_real(self.growth_ratio) and math.isfinite(self.growth_ratio)
         _require(ok and 1.0 < self.growth_ratio <= 2.0, "mesh.growth_ratio", self.growth_ratio,
                  "must lie in (1, 2]")
         _positive("mesh.bulk_spacing_m", self.bulk_spacing_m)
-        _require(self.bulk_spacing_m >= self.front_spacing_m, "mesh.bulk_spacing_m", self.bulk_spacing_m,
-                 f"must be >= mesh.front_spacing_m = {self.front_spacing_m!r}")
+        if self.front_spacing_m is not None:
+            _require(self.bulk_spacing_m >= self.front_spacing_m, "mesh.bulk_spacing_m", self.bulk_spacing_m,
+                     f"must be >= mesh.front_spacing_m = {self.front_spacing_m!r}")
+        ok = _is_real(self.cells_per_field_length) and math.isfinite(self.cells_per_field_length)
+        _require(ok and 0.1 <= self.cells_per_field_length <= 1000, "mesh.cells_per_field_length",
+                 self.cells_per_field_length, "must lie in [0.1, 1000]")
+        _positive("mesh.max_front_spacing_m", self.max_front_spacing_m)
+        _require(self.bulk_spacing_m >= self.max_front_spacing_m, "mesh.bulk_spacing_m", self.bulk_spacing_m,
+                 f"must be >= mesh.max_front_spacing_m = {self.max_front_spacing_m!r}")
+        _positive("mesh.spatial_tolerance", self.spatial_tolerance)
+        _require(isinstance(self.estimate_spatial_error, bool), "mesh.estimate_spatial_error",
+                 self.estimate_spatial_error, "true or false")
+        _require(_is_count(self.max_refinements) and 0 <= self.max_refinements <= 5, "mesh.max_refinements",
+                 self.max_refinements, "an integer from 0 to 5")
         _require(isinstance(self.max_cells, int) and not isinstance(self.max_cells, bool) and self.max_cells > 0,
                  "mesh.max_cells", self.max_cells, "a positive integer")
+
+
+#: MeshSettings fields that are not part of a case's structure (what compiled forms and
+#: the mesh fix): guards and accuracy checks
+MESH_CHECK_FIELDS = ("max_cells", "spatial_tolerance", "estimate_spatial_error", "max_refinements")
 
 
 @dataclass(frozen=True)
@@ -225,7 +264,7 @@ class RunSettings:
     t_end_s: float
     output_times_s: tuple[float, ...] = ()
     scheme: str = "bdf2"
-    time_tolerance: float = 1e-3
+    time_tolerance: float = 2e-4
     dt_initial_s: float = 1e-9
     dt_max_s: float | None = None
     max_steps: int = 200_000
@@ -292,11 +331,11 @@ class SolverSettings:
       serial, but the iterations grow with the mesh, and in parallel both need many
       iterations or break down (no global coupling of the potential)."""
 
-    newton_atol: float = 1e-7
+    newton_atol: float = 1e-6
     potential_atol: float = 1e-5
     max_newton_iterations: int = 12
     linear_solver: str = "auto"
-    jacobian_lag: int = 1
+    jacobian_lag: int = 2
     preconditioner: str = "ilu"
     ilu_levels: int = 1
     krylov_rtol: float = 1e-8
@@ -415,8 +454,11 @@ class Experiment:
         object.__setattr__(self, "species", physics.species)
         object.__setattr__(self, "_physics", physics)  # validated once; not a field
         _require(isinstance(self.geometry, Geometry), "geometry", self.geometry, "a cait_fem.case.geometry.Geometry")
-        _require(self.mesh.front_spacing_m < self.glass.thickness_m, "mesh.front_spacing_m",
-                 self.mesh.front_spacing_m, f"must be < glass.thickness_m = {self.glass.thickness_m!r}")
+        if self.mesh.front_spacing_m is not None:
+            _require(self.mesh.front_spacing_m < self.glass.thickness_m, "mesh.front_spacing_m",
+                     self.mesh.front_spacing_m, f"must be < glass.thickness_m = {self.glass.thickness_m!r}")
+        # resolved once: the mesh a Simulation builds for this case (pure, microseconds)
+        object.__setattr__(self, "_depth_resolution", depth_resolution(self))
         # Before any mesh or step: a mesh beyond mesh.max_cells, or a run that cannot
         # finish in run.max_steps, is refused here, in microseconds.
         check_size(self)
@@ -425,6 +467,11 @@ class Experiment:
     def physics(self) -> Physics:
         """The physics part of this experiment (no run, solver, mesh or geometry settings)."""
         return self._physics
+
+    @property
+    def depth_resolution(self) -> DepthResolution:
+        """The depth rule this case's mesh is built with (:mod:`cait_fem.case.resolution`)."""
+        return self._depth_resolution
 
     @property
     def native(self) -> Species:

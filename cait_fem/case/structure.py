@@ -9,7 +9,7 @@ from dataclasses import fields
 
 from cait_fem.errors import ConfigError
 
-from .experiment import Experiment
+from .experiment import MESH_CHECK_FIELDS, Experiment
 
 
 def structure_of(exp) -> dict:
@@ -20,7 +20,8 @@ def structure_of(exp) -> dict:
     ``exp``: an Experiment or a Physics (which has no mesh and geometry)."""
     out = {f"glass.{f.name}": getattr(exp.glass, f.name) for f in fields(exp.glass)}
     if isinstance(exp, Experiment):
-        out.update({f"mesh.{f}": getattr(exp.mesh, f) for f in exp.mesh.__dataclass_fields__ if f != "max_cells"})
+        out.update({f"mesh.{f}": getattr(exp.mesh, f) for f in exp.mesh.__dataclass_fields__
+                    if f not in MESH_CHECK_FIELDS})
     out["flux"] = exp.flux
     out["species"] = [f"{s.name} ({s.role})" for s in exp.species]
     for s in exp.species:

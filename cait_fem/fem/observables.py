@@ -33,6 +33,9 @@ class Observables:
         w = forms.weights
         self.mass = self._node_weights(w["storage"] * v[n] * forms.storage_measure)
         self.front = self._node_weights(w["front"] * v[n] * forms.front_measure)
+        # only the front's nodes carry front weight: the influx law is evaluated there only
+        self._front_nodes = np.flatnonzero(self.front)
+        self._front_weights = self.front[self._front_nodes]
 
     def _node_weights(self, integrand) -> np.ndarray:
         vec = fem.assemble_vector(fem.form(integrand))
@@ -73,15 +76,19 @@ class Observables:
             a0, a1, a2 = (c.value for c in f.bdf)
             w_rate = (a0 * u[:, n] + a1 * self._rows(f.u_n)[:, n] + a2 * self._rows(f.u_nm1)[:, n]) * f.inv_dt.value
             rate = self.mass @ w_rate
+        psi_front = u[self._front_nodes, p]
         local = np.array([
             self.mass @ u[:, n],
             self.mass @ u[:, lay.foreign_slice].sum(axis=1),
-            self.front @ u[:, p],
-            self.front.sum(),
-            self.front @ self.influx_density(u[:, p]),
+            self._front_weights @ psi_front,
+            self._front_weights.sum(),
+            self._front_weights @ self.influx_density(psi_front),
             rate,
         ], dtype=float)
-        total = self.comm.allreduce(local, op=MPI.SUM)
+        total = local
+        if self.comm.size > 1:
+            total = np.empty_like(local)
+            self.comm.Allreduce(local, total, op=MPI.SUM)
         area = total[3]
         return {
             "native_deviation": total[0] / area,

@@ -73,7 +73,8 @@ class Ensemble:
         t0 = time.perf_counter()
         try:
             # a replayed (finite-difference) solve only needs the final profiles
-            r = sim.run(task.experiment, schedule_s=task.schedule_s, record_series=task.schedule_s is None)
+            r = sim.run(task.experiment, schedule_s=task.schedule_s, record_series=task.schedule_s is None,
+                        spatial_estimate=False)  # the fit's own numerical check: docs/fitting.md
         except SolverError as exc:
             return ForwardOutput(sim.depth_m, tuple(s.name for s in task.experiment.species),
                                  np.zeros((len(task.experiment.species), sim.depth_m.size)), np.zeros(1),

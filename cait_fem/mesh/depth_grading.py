@@ -1,9 +1,10 @@
-"""Graded 1D depth mesh: fine and uniform where the profiles live, geometric toward the bulk.
+"""Graded 1D depth mesh: fine where fronts will pass, geometric toward the bulk.
 
-The front of a CAIT profile is a few nm wide and travels ~100 nm, so the spacing must be
-small over the whole depth the front may reach (docs/model.md section 8.5), not only at the
-surface; beyond that the fields are smooth (ohmic bulk) and the spacing grows by a fixed
-ratio up to the bulk spacing, which is kept to the back electrode.
+The spacing follows :class:`cait_fem.case.resolution.DepthResolution`: geometric from
+``mesh.surface_spacing_m`` at the surface (the Debye layer is ~0.03 nm thick) up to the
+rule's spacing at that depth, then ``h(x) = front_spacing_m + spacing_slope * x`` (capped)
+over the fine region where fronts travel (docs/numerics.md section 4), then geometric
+with ``growth_ratio`` up to ``bulk_spacing_m``, kept to the back electrode.
 """
 
 from __future__ import annotations
@@ -13,28 +14,34 @@ import numpy as np
 from cait_fem.case.estimates import check_mesh_size
 from cait_fem.case.experiment import MeshSettings
 from cait_fem.case.geometry import Geometry
+from cait_fem.case.resolution import DepthResolution, explicit_resolution
 
 
-def graded_nodes_m(thickness_m: float, settings: MeshSettings) -> np.ndarray:
-    """Node depths [m], ascending from 0 (front) to ``thickness_m`` (back electrode):
-    geometric from ``surface_spacing_m`` at the surface up to ``front_spacing_m``, uniform
-    to ``fine_depth_m``, geometric again up to ``bulk_spacing_m``. ConfigError, before any
-    array is built, when the count exceeds ``settings.max_cells``."""
-    check_mesh_size(Geometry(), thickness_m, settings)
-    h0 = settings.front_spacing_m
-    # The surface space-charge layer is a Debye length (~0.03 nm) thick: grade into it.
+def graded_nodes_m(thickness_m: float, settings: MeshSettings, resolution: DepthResolution | None = None) -> np.ndarray:
+    """Node depths [m], ascending from 0 (front) to ``thickness_m`` (back electrode).
+    ``resolution``: the case's rule (``Experiment.depth_resolution``); without it, the
+    explicit spacings of ``settings``. ConfigError, before any array is built, when the
+    count exceeds ``settings.max_cells``."""
+    res = resolution if resolution is not None else explicit_resolution(settings)
+    check_mesh_size(Geometry(), thickness_m, settings, res)
+    g = settings.growth_ratio
+    h0, slope, cap = res.front_spacing_m, res.spacing_slope, res.max_front_spacing_m
     surface = [0.0]
     h = min(settings.surface_spacing_m, h0)
     while h < h0:
         surface.append(surface[-1] + h)
-        h *= settings.growth_ratio
+        h *= g
     start = surface[-1]
-    fine_end = min(settings.fine_depth_m, thickness_m)
-    n_fine = max(int(round((fine_end - start) / h0)), 1)
-    nodes = surface[:-1] + list(start + h0 * np.arange(n_fine + 1))
-    h = h0
+    fine_end = min(res.fine_depth_m, thickness_m)
+    if slope == 0.0:  # uniform: a whole number of cells up to fine_end
+        n_fine = max(int(round((fine_end - start) / h0)), 1)
+        nodes = surface[:-1] + list(start + h0 * np.arange(n_fine + 1))
+        h = h0
+    else:
+        nodes = surface[:-1] + list(_growing(start, fine_end, h0, slope, cap))
+        h = nodes[-1] - nodes[-2]
     while nodes[-1] < thickness_m:
-        h = min(h * settings.growth_ratio, settings.bulk_spacing_m)
+        h = min(h * g, settings.bulk_spacing_m)
         nodes.append(nodes[-1] + h)
     x = np.asarray(nodes)
     x[-1] = thickness_m
@@ -43,4 +50,18 @@ def graded_nodes_m(thickness_m: float, settings: MeshSettings) -> np.ndarray:
         x = np.delete(x, -2)
     if x[-2] >= thickness_m:  # fine region reached the back: drop overshooting nodes
         x = np.append(x[x < thickness_m], thickness_m)
+    return x
+
+
+def _growing(start: float, end: float, h0: float, slope: float, cap: float) -> np.ndarray:
+    """Nodes from ``start`` with x_{i+1} - x_i = min(h0 + slope x_i, cap) until ``end`` is
+    passed; in closed form: x_i + h0/slope grows by (1 + slope) per cell until the cap."""
+    shift = h0 / slope
+    x_cap = (cap - h0) / slope  # the spacing reaches the cap here
+    grow_end = min(end, max(x_cap, start))
+    n = int(np.ceil(np.log((grow_end + shift) / (start + shift)) / np.log1p(slope))) if grow_end > start else 0
+    x = (start + shift) * (1.0 + slope) ** np.arange(n + 1) - shift
+    if x[-1] < end:
+        n_u = int(np.ceil((end - x[-1]) / cap))
+        x = np.concatenate([x, x[-1] + cap * np.arange(1, n_u + 1)])
     return x

@@ -179,10 +179,12 @@ def _classify_boundary(gmsh, geometry: Geometry, unit_m: float) -> dict[str, lis
     return groups
 
 
-def build_gmsh_model(geometry: Geometry, thickness_m: float, mesh_settings, unit_m: float = 1e-9) -> None:
+def build_gmsh_model(geometry: Geometry, thickness_m: float, mesh_settings, unit_m: float = 1e-9,
+                     resolution=None) -> None:
     """Build and mesh the sample of ``geometry`` (thickness ``thickness_m``, depth grading
-    ``mesh_settings``) in the current gmsh model, coordinates in units of ``unit_m``, with
-    the physical groups of :mod:`cait_fem.mesh.tags`. The caller initialises gmsh."""
+    ``mesh_settings`` with the rule ``resolution``: ``Experiment.depth_resolution``) in the
+    current gmsh model, coordinates in units of ``unit_m``, with the physical groups of
+    :mod:`cait_fem.mesh.tags`. The caller initialises gmsh."""
     import gmsh
 
     if geometry.kind == "slab":
@@ -190,8 +192,8 @@ def build_gmsh_model(geometry: Geometry, thickness_m: float, mesh_settings, unit
     if geometry.radius_m is None:
         raise ConfigError(f'geometry.radius_m is missing: required to build a mesh of kind "{geometry.kind}"')
     # before gmsh: a rim spacing that would make a mesh of hundreds of MB is refused here
-    check_mesh_size(geometry, thickness_m, mesh_settings)
-    depth_m = graded_nodes_m(thickness_m, mesh_settings)
+    check_mesh_size(geometry, thickness_m, mesh_settings, resolution)
+    depth_m = graded_nodes_m(thickness_m, mesh_settings, resolution)
     extent_m = math.hypot(2.0 * geometry.radius_m, thickness_m)
     finest_m = min(float(np.min(np.diff(depth_m))), 0.5 * geometry.rim_spacing_m)
     # gmsh merges mesh nodes closer than Geometry.Tolerance times the model size.
@@ -215,7 +217,7 @@ def build_gmsh_model(geometry: Geometry, thickness_m: float, mesh_settings, unit
 
 
 def write_msh(geometry: Geometry, thickness_m: float, mesh_settings, path, overwrite: bool = False,
-              verbose: bool = False) -> Path:
+              verbose: bool = False, resolution=None) -> Path:
     """Build the mesh of ``geometry`` and write it to ``path`` (gmsh MSH 4.1, coordinates
     in nm), atomically: a reader never sees a half-written file. An existing file is
     replaced only with ``overwrite=True``."""
@@ -226,7 +228,7 @@ def write_msh(geometry: Geometry, thickness_m: float, mesh_settings, path, overw
         raise ConfigError(f"mesh output {str(target)!r} already exists: not overwritten (use overwrite=True "
                           "or --overwrite)")
     with gmsh_session(verbose) as gmsh:
-        build_gmsh_model(geometry, thickness_m, mesh_settings, unit_m=1e-9)
+        build_gmsh_model(geometry, thickness_m, mesh_settings, unit_m=1e-9, resolution=resolution)
         gmsh.option.setNumber("Mesh.MshFileVersion", MSH_FORMAT_VERSION)
         gmsh.option.setNumber("Mesh.SaveAll", 0)  # only the tagged entities: no internal interfaces
         with atomic_path(target) as tmp:
@@ -241,7 +243,8 @@ def write_msh(geometry: Geometry, thickness_m: float, mesh_settings, path, overw
     return target
 
 
-def create_mesh(comm, geometry: Geometry, thickness_m: float, mesh_settings, length_scale_m: float):
+def create_mesh(comm, geometry: Geometry, thickness_m: float, mesh_settings, length_scale_m: float,
+                resolution=None):
     """The DOLFINx mesh of ``geometry``, distributed over ``comm``, with coordinates in
     units of ``length_scale_m`` (the solver's length scale): built with gmsh on rank 0,
     or read there from ``geometry.mesh_file``. Returns (domain, cell_tags, facet_tags),
@@ -259,7 +262,7 @@ def create_mesh(comm, geometry: Geometry, thickness_m: float, mesh_settings, len
             model = gmsh.model
             try:
                 if geometry.mesh_file is None:
-                    build_gmsh_model(geometry, thickness_m, mesh_settings, unit_m=unit_m)
+                    build_gmsh_model(geometry, thickness_m, mesh_settings, unit_m=unit_m, resolution=resolution)
                 else:
                     geometry.check_mesh_file()  # a directory "is a directory", not "does not exist"
                     gmsh.merge(str(geometry.mesh_file))

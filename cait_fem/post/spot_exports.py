@@ -54,7 +54,7 @@ class SpotExports:
         domain = sim.domain
         x = domain.geometry.x
         lateral_max = self.comm.allreduce(float(x[:, 0].max(initial=-np.inf)), op=MPI.MAX)
-        fine_nm = exp.mesh.fine_depth_m / sc.length_m
+        fine_nm = exp.depth_resolution.fine_depth_m / sc.length_m
         rim = lateral_max if geometry.full_spot else geometry.spot_radius_m / sc.length_m
         self.rim_nm = rim
         half = 2.0 * fine_nm if rim_half_width_nm is None else float(rim_half_width_nm)

@@ -17,8 +17,10 @@ from mpi4py import MPI  # (MPI is initialised by mpi4py before PETSc/DOLFINx)
 import numpy as np
 from scipy import constants as sc
 
+from cait_fem.analysis.spatial_error import richardson_estimate
 from cait_fem.case.experiment import Experiment, PotentialFront
-from cait_fem.errors import ConfigError
+from cait_fem.case.refinement import refined_mesh
+from cait_fem.errors import ConfigError, SolverError
 from cait_fem.fem.backend import require_dolfinx
 from cait_fem.fem.forms import BACK_TAG, FRONT_TAG, NPPForms
 from cait_fem.fem.observables import Observables
@@ -36,6 +38,10 @@ from . import checkpoint
 from .callbacks import Callback, CallbackList, ExportAdapter, ProgressAdapter, StepInfo
 from .record import SERIES, RunRecord  # noqa: F401 (SERIES: the time series' keys, also here)
 
+#: the pointwise spatial error estimate may reach this multiple of mesh.spatial_tolerance
+#: (the RMS standard is 1e-3, the pointwise one 1e-2: docs/numerics.md section 4)
+PEAK_FACTOR = 10.0
+
 
 class Simulation:
     """One experiment on one mesh, forms compiled once.
@@ -49,14 +55,21 @@ class Simulation:
     ``back_electrode`` = 2), in 2D/3D the lateral coordinates 0 at the spot centre (the
     depth profile of the Result is sampled there). Its communicator is the run's
     (``comm``, if given, must be it).
-    ``mesh_unit_m`` is also the length scale of the forms (:class:`~cait_fem.fem.scales.Scales`)."""
+    ``mesh_unit_m`` is also the length scale of the forms (:class:`~cait_fem.fem.scales.Scales`).
+    ``depth_resolution``: build the mesh with this rule instead of ``experiment``'s
+    (:class:`~cait_fem.case.resolution.DepthResolution`; e.g. the checkpoint's, so that a run
+    resumed with a later ``t_end_s`` continues on the mesh it was written on)."""
 
-    def __init__(self, experiment: Experiment, comm=None, *, mesh=None, mesh_unit_m: float = LENGTH_SCALE_M):
+    def __init__(self, experiment: Experiment, comm=None, *, mesh=None, mesh_unit_m: float = LENGTH_SCALE_M,
+                 depth_resolution=None):
         require_dolfinx()
         self.experiment = experiment
         self.scales = Scales.of(experiment, mesh_unit_m)
         geometry = experiment.geometry
-        depths = graded_nodes_m(experiment.glass.thickness_m, experiment.mesh) / self.scales.length_m
+        self.depth_resolution = depth_resolution if depth_resolution is not None else experiment.depth_resolution
+        depths = graded_nodes_m(experiment.glass.thickness_m, experiment.mesh,
+                                self.depth_resolution) / self.scales.length_m
+        self._depth_nodes = depths
         self.user_mesh = mesh is not None
         if mesh is not None:
             self.domain, self.facet_tags = check_user_mesh(mesh, comm, experiment, self.scales.length_m)
@@ -69,7 +82,8 @@ class Simulation:
             else:
                 from cait_fem.mesh.gmsh_sample import create_mesh
                 self.domain, _, self.facet_tags = create_mesh(self.comm, geometry, experiment.glass.thickness_m,
-                                                              experiment.mesh, self.scales.length_m)
+                                                              experiment.mesh, self.scales.length_m,
+                                                              resolution=self.depth_resolution)
         self.forms = NPPForms(self.domain, self.facet_tags, experiment.physics, length_scale_m=self.scales.length_m,
                               front_tag=FRONT_TAG, back_tag=BACK_TAG, axisymmetric=geometry.axisymmetric)
         self.layout = self.forms.layout
@@ -85,7 +99,7 @@ class Simulation:
     # -- the run --------------------------------------------------------------------------
     def run(self, experiment: Experiment | None = None, progress=None, initial=None,
             schedule_s=None, record_series: bool = True, checkpoint_dir=None, resume=None,
-            exports=(), callbacks=()) -> Result:
+            exports=(), callbacks=(), spatial_estimate: bool | None = None) -> Result:
         """Integrate from t = 0 to ``run.t_end_s``. ``experiment``: new parameter values for
         the same structure (no recompilation). ``initial``: start from the final state of a
         previous run on the same sample (a sequential experiment, e.g. double CAIT): a
@@ -106,9 +120,17 @@ class Simulation:
         Shorthands: ``progress``: a reporter (``update(t_s, dt_s, newton_iterations)`` after
         every step, ``close()`` at the end); ``exports``: objects whose ``write(t_s)`` is called
         at every output time (the caller closes them); ``checkpoint_dir``: write a checkpoint
-        there at every output time (the latest replaces the previous one)."""
+        there at every output time (the latest replaces the previous one).
+
+        ``spatial_estimate``: estimate the profiles' spatial error (docs/numerics.md section 4)
+        by a second run on every other node replaying this run's steps; into
+        ``result.stats`` (``spatial_error_estimate``, RMS in theta, its largest pointwise
+        value and per output time) with a warning above ``mesh.spatial_tolerance``. Default:
+        ``mesh.estimate_spatial_error`` for a run of a generated 1D mesh with error control
+        (not a replay), started from the pristine glass or a Result."""
         wall0 = _time.perf_counter()
-        events = self._callbacks(callbacks, progress, exports, checkpoint_dir)
+        steps = _StepTimes()
+        events = self._callbacks([*callbacks, steps], progress, exports, checkpoint_dir)
         try:
             self._load_parameters(experiment)
             record = self._start(initial, resume, record_series)
@@ -118,8 +140,58 @@ class Simulation:
             raise
         events.on_end(None)
         result = self._result(record, stats, wall0)
+        if self._estimates_spatial_error(spatial_estimate, schedule_s, initial, resume):
+            self._estimate_spatial_error(result, steps.t_s, initial)
+            result.stats["wall_time_s"] = _time.perf_counter() - wall0
         _warn_if_front_left_fine_mesh(result)
         return result
+
+    # -- spatial error ------------------------------------------------------------------
+    def _estimates_spatial_error(self, wanted, schedule_s, initial, resume) -> bool:
+        if wanted is None:
+            wanted = self.experiment.mesh.estimate_spatial_error and schedule_s is None
+        if not wanted:
+            return False
+        if self.user_mesh or self.experiment.geometry.kind != "slab":
+            return False  # no coarse companion of a user's or a 2D/3D mesh (docs/numerics.md section 4)
+        return resume is None and not isinstance(initial, checkpoint.Checkpoint)
+
+    def _companion(self) -> Simulation:
+        """The same case on every other node of this mesh (built once, forms from the JIT cache)."""
+        if getattr(self, "_coarse", None) is None:
+            coarse = self._depth_nodes[::2]
+            if coarse[-1] != self._depth_nodes[-1]:
+                coarse = np.append(coarse, self._depth_nodes[-1])
+            domain = create_interval_mesh(self.comm, coarse)
+            self._coarse = Simulation(self.experiment, self.comm, mesh=(domain, tag_ends(domain, coarse[-1])),
+                                      mesh_unit_m=self.scales.length_m)
+        return self._coarse
+
+    def _estimate_spatial_error(self, result: Result, step_times_s, initial) -> None:
+        """Richardson estimate against the companion run taking the same steps, into
+        ``result.stats`` (and a warning when it exceeds ``mesh.spatial_tolerance``)."""
+        t0 = _time.perf_counter()
+        tolerance = self.experiment.mesh.spatial_tolerance
+        try:
+            coarse = self._companion().run(self.experiment, initial=initial, schedule_s=step_times_s,
+                                           record_series=False, spatial_estimate=False)
+        except SolverError as exc:
+            _warn(result, f"the spatial error could not be estimated: the run on every other node failed ({exc})")
+            result.stats.update(spatial_error_estimate=None, spatial_error_estimate_max=None)
+            return
+        est = richardson_estimate(result.depth_m, result.theta, coarse.depth_m, coarse.theta)
+        rms, peak = max(est["rms"]), max(est["max"])
+        result.stats.update(spatial_error_estimate=rms, spatial_error_estimate_max=peak,
+                            spatial_tolerance=tolerance,
+                            spatial_error_by_output={"time_s": [float(t) for t in result.output_times_s],
+                                                     "rms": est["rms"], "max": est["max"],
+                                                     "profile_range_m": est["range_m"]},
+                            spatial_estimate_wall_s=_time.perf_counter() - t0)
+        if rms > tolerance or peak > PEAK_FACTOR * tolerance:
+            which = (f"RMS {rms:.2g}" if rms > tolerance else f"pointwise {peak:.2g}")
+            _warn(result, f"estimated spatial error of the profiles {which} exceeds mesh.spatial_tolerance = "
+                          f"{tolerance:g}{'' if rms > tolerance else f' x {PEAK_FACTOR:g}'} (theta): refine the "
+                          "depth mesh (raise mesh.cells_per_field_length, lower mesh.max_front_spacing_m)")
 
     def _callbacks(self, callbacks, progress, exports, checkpoint_dir) -> CallbackList:
         """All of a run's callbacks: progress first, the checkpoint last, so that a run
@@ -346,6 +418,7 @@ class Simulation:
             "scales": self.scales.to_dict(),
             "diffusion_floor_m2_s": {s.name: s.diffusion.floor_m2_s(T) for s in self.experiment.species},
             "mesh_cells": self.cells,
+            "depth_resolution": self.depth_resolution.to_dict(),
             # a resumed run: its checkpoint and the parameters changed since ({key: [old, new]})
             **(getattr(self, "_resumed", None) or {}),
             **({"mesh": "user-supplied (domain, facet_tags)"} if self.user_mesh else {}),
@@ -364,17 +437,72 @@ class _CheckpointWriter(Callback):
         self.sim._checkpoint(self.directory, step.record)
 
 
+def refinement_factor(stats: dict, tolerance: float) -> float:
+    """How much finer the depth mesh must be for the estimates in ``stats`` to meet
+    ``tolerance`` (RMS) and PEAK_FACTOR * ``tolerance`` (pointwise): the error is second
+    order in the spacing, with a margin of 1.2; between 1.5 and 4."""
+    need = max(stats["spatial_error_estimate"] / tolerance,
+               stats["spatial_error_estimate_max"] / (PEAK_FACTOR * tolerance))
+    return float(min(max(1.2 * need**0.5, 1.5), 4.0))
+
+
+def _converged_run(experiment: Experiment, comm, resolution, progress=None, **options) -> Result:
+    """Run ``experiment``; while its estimated spatial error exceeds ``mesh.spatial_tolerance``,
+    refine the depth mesh (:func:`refinement_factor`) and run again, at most
+    ``mesh.max_refinements`` times. The discarded attempts are listed in
+    ``result.stats["mesh_refinements"]``."""
+    attempts = []
+    exp = experiment
+    while True:
+        result = Simulation(exp, comm=comm, depth_resolution=resolution).run(progress=progress, **options)
+        s, tolerance = result.stats, exp.mesh.spatial_tolerance
+        estimate = s.get("spatial_error_estimate")
+        within = estimate is None or (estimate <= tolerance
+                                      and s["spatial_error_estimate_max"] <= PEAK_FACTOR * tolerance)
+        if within or len(attempts) >= experiment.mesh.max_refinements:
+            break
+        factor = refinement_factor(s, tolerance)
+        attempts.append({"cells": s["cells"], "steps": s["steps"], "spatial_error_estimate": estimate,
+                         "spatial_error_estimate_max": s["spatial_error_estimate_max"],
+                         "wall_time_s": s["wall_time_s"], "refined_by": factor})
+        if (comm or MPI.COMM_WORLD).rank == 0:
+            print(f"cait-fem: estimated spatial error {estimate:.2g} (pointwise {s['spatial_error_estimate_max']:.2g})"
+                  f" above mesh.spatial_tolerance = {tolerance:g}: the depth mesh is refined {factor:.2g}x and the "
+                  "run repeated", flush=True)
+        exp = refined_mesh(exp, factor, everywhere=False)
+        resolution, progress = None, None  # a reporter is closed by the run it reported
+    if attempts:
+        result.stats["mesh_refinements"] = attempts
+        result.stats["wall_time_s"] += sum(a["wall_time_s"] for a in attempts)
+    return result
+
+
+class _StepTimes(Callback):
+    """The end times [s] of a run's accepted steps, to replay them."""
+
+    def __init__(self):
+        self.t_s: list[float] = []
+
+    def on_step(self, step: StepInfo) -> None:
+        self.t_s.append(step.t_s)
+
+
+def _warn(result: Result, message: str) -> None:
+    """A warning printed (Python warnings) and kept in ``result.stats["warnings"]``."""
+    result.stats.setdefault("warnings", []).append(message)
+    warnings.warn(message, stacklevel=4)
+
+
 def _warn_if_front_left_fine_mesh(result: Result) -> None:
     """The mesh coarsens beyond mesh.fine_depth_m; a front out there is poorly resolved."""
-    fine = result.experiment.mesh.fine_depth_m
+    fine = result.metadata["depth_resolution"]["fine_depth_m"]
     foreign = result.theta[-1, 1:].sum(axis=0)
     reached = result.depth_m[foreign > 0.5].max(initial=0.0)
     if reached > 0.9 * fine:
-        message = (f"the replaced zone reaches {reached * 1e9:.0f} nm, near or beyond mesh.fine_depth_m = "
-                   f"{fine * 1e9:.0f} nm where the mesh coarsens: raise mesh.fine_depth_m for accurate "
+        message = (f"the replaced zone reaches {reached * 1e9:.0f} nm, near or beyond the fine region's end at "
+                   f"{fine * 1e9:.0f} nm where the mesh coarsens: set mesh.fine_depth_m deeper for accurate "
                    "profiles")
-        result.stats.setdefault("warnings", []).append(message)
-        warnings.warn(message, stacklevel=3)
+        _warn(result, message)
 
 
 def simulate(experiment: Experiment, *, progress=None, comm=None, initial=None, resume=None,
@@ -388,15 +516,18 @@ def simulate(experiment: Experiment, *, progress=None, comm=None, initial=None, 
     ``result.metadata["exported_files"]``. The exports are staged and moved into
     ``exports_dir`` as a unit after the run (:mod:`cait_fem.output.result_set`): an
     interrupted or failed run leaves the earlier exports there as they were."""
+    # a checkpoint's state lives on the mesh it was written on: build that one
+    ckpt = resume if resume is not None else initial if isinstance(initial, checkpoint.Checkpoint) else None
+    resolution = ckpt.experiment.depth_resolution if ckpt is not None else None
     if exports_dir is None or experiment.geometry.kind == "slab":
-        return Simulation(experiment, comm=comm).run(progress=progress, initial=initial, resume=resume,
-                                                     checkpoint_dir=checkpoint_dir)
+        return _converged_run(experiment, comm, resolution, progress=progress, initial=initial, resume=resume,
+                              checkpoint_dir=checkpoint_dir)
     from cait_fem.output.result_set import ResultSet, check_output_place
     from cait_fem.post.spot_exports import OUTPUT_FILES as SPOT_FILES
     from cait_fem.post.spot_exports import SpotExports
 
     check_output_place(exports_dir, SPOT_FILES, overwrite=overwrite)  # before the mesh is built
-    sim = Simulation(experiment, comm=comm)
+    sim = Simulation(experiment, comm=comm, depth_resolution=resolution)
     with ResultSet(exports_dir, owned=SPOT_FILES, comm=sim.comm) as staged:
         exports = SpotExports(sim, staged.staging)
         result = sim.run(progress=progress, initial=initial, resume=resume, checkpoint_dir=checkpoint_dir,

@@ -1,0 +1,135 @@
+"""The depth resolution a case needs: how fine the mesh must be where fronts will pass.
+
+A CAIT front is held together by the field behind it. Its width is a few field lengths
+l = (k_B T / e) / E, E the field in the replaced zone (docs/numerics.md section 4):
+
+* while the beam lands in full, E = j / sigma_f, sigma_f = z^2 e^2 n_bg D_f / (k_B T), so
+  l_j = D_f / v with v = j / (z e n_bg) the speed the beam current drives: the foreign
+  ion's diffusion length over its drift;
+* once the surface potential nears its ceiling U (the beam's kinetic energy; a contact's
+  potential), E <= U / x, so l <= x k_B T / (e U): the front sharpens in proportion to its
+  depth.
+
+The rule is h(x) = min(h_cap, c (l_j + x k_B T / (e U))) with c = 1 / ``mesh.cells_per_field_length``
+and h_cap = ``mesh.max_front_spacing_m``: geometric growth from the surface, which a
+static mesh can afford over the whole path of the front (a slow ion's front moves
+~100 nm, and it is sharpest near the surface). The region it covers ends at 1.5 times
+the deepest the front can reach by ``run.t_end_s``: the charge the front condition can
+deliver fills at most j t / (z e n_bg (1 - 0.3)) (plateau below 0.3), and a
+potential-limited front travels x^2 = 2 D_f (e U / k_B T) t.
+
+Explicit ``mesh.front_spacing_m`` / ``mesh.fine_depth_m`` override the rule (uniform
+spacing there, as before). Pure: no DOLFINx.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import constants as sc
+
+#: beam-ion kinetic energy spread counted into the surface-potential ceiling: ions of
+#: E_kin + 3 sigma_E still land, so the surface can charge that far
+BEAM_SPREAD_SIGMAS = 3.0
+#: the plateau fraction of the native ion below which the replaced zone is assumed to
+#: lie when its depth is estimated from the delivered charge
+PLATEAU_BOUND = 0.3
+#: the fine region reaches this multiple of the estimated deepest front
+REACH_MARGIN = 1.5
+#: the fine region never ends shallower than this [m] (early outputs, slow ions)
+MIN_FINE_DEPTH_M = 30e-9
+#: without a front estimate (explicit spacing, a front type the rule does not know)
+DEFAULT_FINE_DEPTH_M = 300e-9
+
+
+@dataclass(frozen=True)
+class DepthResolution:
+    """A resolved depth rule: spacing ``front_spacing_m + spacing_slope * x`` [m] from the
+    end of the surface grading to ``fine_depth_m``, capped at ``max_front_spacing_m``;
+    ``basis`` says where the numbers came from (for the run's metadata)."""
+
+    front_spacing_m: float
+    spacing_slope: float
+    max_front_spacing_m: float
+    fine_depth_m: float
+    basis: str
+
+    def spacing_m(self, depth_m):
+        """Target spacing [m] at ``depth_m`` [m] in the fine region."""
+        return np.minimum(self.front_spacing_m + self.spacing_slope * np.asarray(depth_m, dtype=float),
+                          self.max_front_spacing_m)
+
+    def to_dict(self) -> dict:
+        return {"front_spacing_m": self.front_spacing_m, "spacing_slope": self.spacing_slope,
+                "max_front_spacing_m": self.max_front_spacing_m, "fine_depth_m": self.fine_depth_m,
+                "basis": self.basis}
+
+
+def _slowest_foreign_D_m2_s(exp) -> float:
+    """The smallest D [m^2/s] of any foreign species over theta in [0, 1] at the case's T."""
+    theta = np.linspace(0.0, 1.0, 21)
+    T = exp.glass.temperature_K
+    return float(min(np.min(s.diffusion.diffusivity_m2_s(theta, T)) for s in exp.foreign))
+
+
+def _front_drive(exp) -> tuple[float | None, float | None]:
+    """(j [A/m^2] or None, surface potential ceiling U [V] or None) of the front condition;
+    (None, None) for a front type the rule does not know."""
+    front = exp.front
+    kind = getattr(front, "type", None)
+    if kind == "beam":
+        return front.current_density_A_m2, front.E_kin_eV + BEAM_SPREAD_SIGMAS * front.sigma_E_eV
+    if kind == "current":
+        return front.current_density_A_m2, None
+    if kind == "potential":
+        return None, abs(front.U_V)
+    return None, None
+
+
+def depth_resolution(exp) -> DepthResolution:
+    """The depth rule of an :class:`~cait_fem.case.experiment.Experiment` (module doc)."""
+    mesh, glass = exp.mesh, exp.glass
+    cap = mesh.max_front_spacing_m
+    if mesh.front_spacing_m is not None:
+        fine = mesh.fine_depth_m if mesh.fine_depth_m is not None else DEFAULT_FINE_DEPTH_M
+        return DepthResolution(mesh.front_spacing_m, 0.0, mesh.front_spacing_m, fine,
+                               "mesh.front_spacing_m (uniform)")
+    c = 1.0 / mesh.cells_per_field_length
+    kT_e = sc.k * glass.temperature_K / sc.e
+    j, U = _front_drive(exp)
+    D_f = _slowest_foreign_D_m2_s(exp)
+    z = exp.beam_species.charge_number
+    n_bg, t_end = glass.n_bg_m3, exp.run.t_end_s
+    v = j / (z * sc.e * n_bg) if j else 0.0
+    l_j = D_f / v if v > 0 else math.inf
+    slope = c * kT_e / U if U else 0.0
+    if not math.isfinite(l_j) and slope == 0.0:
+        h0, basis = cap, "no front drive known: mesh.max_front_spacing_m"
+    else:
+        h0 = min(c * l_j, cap) if math.isfinite(l_j) else 0.0
+        basis = "field length of the front (docs/numerics.md section 4)"
+    reach = []
+    if v > 0:
+        reach.append(v * t_end / (1.0 - PLATEAU_BOUND))
+    if U:
+        reach.append(math.sqrt(2.0 * D_f * (U / kT_e) * t_end))
+    if mesh.fine_depth_m is not None:
+        fine = mesh.fine_depth_m
+    elif reach:
+        fine = max(REACH_MARGIN * min(reach), MIN_FINE_DEPTH_M)
+    else:
+        fine = DEFAULT_FINE_DEPTH_M
+    if h0 == 0.0:  # a potential front has no l_j: the rule starts at the surface grading
+        h0 = mesh.surface_spacing_m
+    return DepthResolution(min(h0, cap), slope, cap, min(fine, glass.thickness_m), basis)
+
+
+def explicit_resolution(mesh) -> DepthResolution:
+    """The rule of a bare :class:`~cait_fem.case.experiment.MeshSettings` without a case:
+    uniform ``front_spacing_m`` (``max_front_spacing_m`` when not given) to ``fine_depth_m``
+    (300 nm when not given)."""
+    h = mesh.front_spacing_m if mesh.front_spacing_m is not None else mesh.max_front_spacing_m
+    fine = mesh.fine_depth_m if mesh.fine_depth_m is not None else DEFAULT_FINE_DEPTH_M
+    return DepthResolution(h, 0.0, h, fine, "explicit mesh settings (uniform)")
