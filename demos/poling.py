@@ -75,8 +75,9 @@ def run(exp):
 
 
 def plot(result, anode, two, directory):
-    from cait_fem.output.plots import save_figure, shades
     from matplotlib.figure import Figure
+
+    from cait_fem.output.plots import save_figure, shades
 
     x_nm = result.depth_m * 1e9
     near = x_nm < 3 * W_DEPLETION_M * 1e9
@@ -157,7 +158,8 @@ def main():
     print(f"  int J dt (back electrode)      {passed:.5g} C/m^2")
     print(f"  depleted charge e n int(1-th)  {depleted:.5g} C/m^2")
     print(f"  anode charge                   {anode.charge_C_m2[-1]:.5g} C/m^2")
-    print(f"  maximum field                  {np.max(-np.diff(result.potential_V[-1]) / np.diff(result.depth_m)):.3g} V/m")
+    field = -np.diff(result.potential_V[-1]) / np.diff(result.depth_m)
+    print(f"  maximum field                  {field.max():.3g} V/m")
     print(f"  {result.stats['steps']} steps, {wall:.1f} s")
     print(f"Two carriers (H+ from the anode, D_H = {hydrogen.diffusion.D_m2_s:g} m^2/s):")
     print(f"  H+ layer (theta_H = 1/2)       {half_depth_nm(1 - two.theta[-1, 1], two.depth_m):.2f} nm")
