@@ -5,7 +5,7 @@ supplies protons; a field between the front and the grounded back electrode driv
 in, and the native Li+ ions leave at the back. Two models of the source:
 
 * a potential front: the surface is kept protonated (H+ fraction 1) at 10 V; the current
-  is what the glass lets through (docs/model.md section 4.4);
+  is what the glass lets through (docs/model.md section 4.8);
 * a current front: a fixed H+ influx (here the mean current of the first run), the
   surface potential rising as needed.
 

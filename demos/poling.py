@@ -5,7 +5,7 @@ the back electrode is grounded and takes up the Na+ ions that arrive (the cathod
 anode lets no ion through, so the Na+ ions are driven away from it and leave behind a
 layer of bare anionic background: the depletion layer. It grows until the whole voltage
 drops across it, at the width w = sqrt(2 eps0 eps_r U / (e n_bg)) (docs/model.md section
-4.4). The current in the external circuit rises with the voltage ramp and dies away as the
+4.6). The current in the external circuit rises with the voltage ramp and dies away as the
 layer takes over the voltage; its time integral is the charge of the depleted layer.
 
 A second run adds a slow second carrier, H+, supplied by the anode (a contact that holds

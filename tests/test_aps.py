@@ -1,4 +1,4 @@
-"""Alkali-proton substitution: H+ entering through a potential front (docs/model.md section 4.4).
+"""Alkali-proton substitution: H+ entering through a potential front (docs/model.md section 4.8).
 
 Expected values are Ohm's law with Nernst-Einstein conductivities sigma_i = e^2 n_bg D_i /
 (k_B T): one conductor when D_H = D_Li, two resistors in series (the proton layer and the

@@ -1,4 +1,4 @@
-"""Thermal electro-poling: a blocking anode on the front (docs/model.md section 4.4).
+"""Thermal electro-poling: a blocking anode on the front (docs/model.md section 4.6).
 
 Expected values come from electrostatics and the Poisson-Boltzmann equilibrium, never from
 earlier runs: the full-depletion width sqrt(2 eps U / (e n_bg)), the linearised

@@ -153,7 +153,7 @@ def _voltage_series(front, times_key: str, values_key: str, *, first_time_zero: 
 
 
 class _VoltageHistory:
-    """The front potential U(t) of a contact front (docs/model.md section 4.4): ``voltage``
+    """The front potential U(t) of a contact front (docs/model.md section 4.7): ``voltage``
     "constant" (``U_V`` [V]), "ramp" (from 0 at ``ramp_rate_V_s`` [V/s], signed, until
     ``U_V`` [V] is reached, then held), "steps" (``step_U_V[i]`` [V] from ``step_times_s[i]``
     [s] on; the first time is 0) or "table" (linear interpolation in (``table_times_s`` [s],
@@ -230,7 +230,7 @@ class PotentialFront(_VoltageHistory):
     ``surface_fraction`` = n_f / n_bg [-] of foreign ``species`` (default: the first): a
     contact that supplies that ion (an ion-conducting paste, a molten salt, a hydrogen
     plasma or corona for H+ in alkali-proton substitution). U is ``U_V`` [V] or a
-    voltage history (``voltage``, see :class:`_VoltageHistory`; docs/model.md section 4.4)."""
+    voltage history (``voltage``, see :class:`_VoltageHistory`; docs/model.md section 4.7)."""
 
     # defaults only so that U_V may be left out for a voltage history while the field
     # order (U_V, surface_fraction, species) stays that of positional calls
@@ -254,7 +254,7 @@ class PotentialFront(_VoltageHistory):
 
 @dataclass(frozen=True)
 class AnodeFront(_VoltageHistory):
-    """Blocking anode on the front (thermal electro-poling, docs/model.md section 4.4): the
+    """Blocking anode on the front (thermal electro-poling, docs/model.md section 4.6): the
     front is held at U(t) [V] (``U_V`` or a voltage history, see :class:`_VoltageHistory`)
     and no ion crosses it (zero normal flux of every species); the back electrode is the
     cathode. A case with this front needs no foreign species."""

@@ -89,7 +89,7 @@ class GlassPreset:
 #   3.3); D_bulk = 1e-17 m^2/s is the project's benchmark value, not a measured one.
 # - foreign ions: K+ 5.6e-21 m^2/s is the benchmark value; Rb+ and Cs+ are DEMO VALUES,
 #   NOT FITTED, chosen only to be slower than K+ in the paper's order (K > Rb > Cs).
-# - H+ (alkali-proton substitution, docs/model.md section 4.4): 1e-20 m^2/s is ASSUMED, not
+# - H+ (alkali-proton substitution, docs/model.md section 4.8): 1e-20 m^2/s is ASSUMED, not
 #   measured or fitted: protons that replace alkali ions in oxide glasses are reported to
 #   move far more slowly than the alkali ions they replace, so the value is set three
 #   orders of magnitude below the native D_bulk, of the order of the heavy foreign ions.

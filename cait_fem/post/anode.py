@@ -2,7 +2,7 @@
 
 At a blocking anode no ion crosses the front, so the current that flows in the external
 circuit at the front is the displacement current: the rate of the anode's surface charge
-sigma_a = eps0 eps_r E(0) (docs/model.md section 4.4). It is read off the Poisson equation's
+sigma_a = eps0 eps_r E(0) (docs/model.md section 4.6). It is read off the Poisson equation's
 residual on the front nodes with a test function g that is 1 there and 0 elsewhere,
 
     sigma_a = e n_bg L [ lambda~^2 int grad psi . grad g  -  int rho g (lumped) ],

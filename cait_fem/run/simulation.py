@@ -169,7 +169,7 @@ class Simulation:
 
     def _voltage_breaks(self) -> tuple:
         """(dimensionless time, jump) of the kinks and jumps of the front's voltage history
-        before t_end: the stepper lands on them (docs/model.md section 4.4)."""
+        before t_end: the stepper lands on them (docs/model.md section 4.7)."""
         front, ts = self.experiment.front, self.scales.time_s
         if not isinstance(front, (PotentialFront, AnodeFront)):
             return ()
