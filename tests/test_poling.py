@@ -160,3 +160,19 @@ def test_current_integral_equals_depleted_charge(front):
         assert r.surface_potential_V[upto][-1] == approx(front.voltage_at(tk), rel=1e-9)
     # the anode's own charge at the end against the depleted charge (+ eps E(d), < 2 %)
     assert anode.charge_C_m2[-1] == approx(depleted, rel=0.02)
+
+
+def test_a_jump_on_an_output_time_still_restarts_the_stepper():
+    c = Stepsize([4.0, 10.0], dt_initial=1.0, max_order=2, tolerance=1e-3, max_retries=3, breaks=[(4.0, True)])
+    while c.t < 4.0:
+        step = c.propose()
+        c.accepted(step, None, 2)
+    assert step.hits and step.at_break
+    assert c.order() == 1 and c.propose().h == 1.0
+
+
+def test_anode_case_round_trips_through_toml(tmp_path):
+    from cait_fem.case.case_file import dump_case, load_case
+
+    exp = _experiment(cf.AnodeFront(voltage="steps", step_times_s=(0.0, 0.3), step_U_V=(5.0, 10.0)), t_end_s=1.0)
+    assert load_case(dump_case(exp, tmp_path / "poling.toml")) == exp

@@ -126,6 +126,8 @@ class Stepsize:
             self.replay = [te for te in self.replay if te > self.t * (1.0 + REACHED_RTOL)]
         self.k = sum(1 for target in self.targets if target <= self.t * (1.0 + REACHED_RTOL))
         self.retries = 0
+        if any(jump and abs(tb - self.t) <= REACHED_RTOL * tb for tb, jump in self.breaks):
+            self.n_states = 1  # stopped right after a jump: restart there, as the run did
 
     # -- state ----------------------------------------------------------------------------
     @property
@@ -154,14 +156,16 @@ class Stepsize:
         target = self.targets[self.k]
         remaining = target - self.t
         brk = self._next_break()
+        on_target = False  # the break is the output time: landing there serves both
         if brk is not None and brk >= target * (1.0 - LANDING_RTOL):
-            brk = None  # on (or beyond) the output time: landing there serves both
+            on_target = brk <= target * (1.0 + LANDING_RTOL)
+            brk = None
         if self.replay:
             h = self.replay[0] - self.t
             hits = truncated = h >= remaining * (1.0 - LANDING_RTOL)
             if hits:
                 h = remaining
-            at_break = brk is not None and self.t + h >= brk * (1.0 - LANDING_RTOL)
+            at_break = (brk is not None and self.t + h >= brk * (1.0 - LANDING_RTOL)) or (hits and on_target)
         else:
             stop = remaining if brk is None else brk - self.t
             h = min(self.h_next, self.dt_max)
@@ -173,7 +177,7 @@ class Stepsize:
                 h = stop
             elif truncated:
                 h = 0.5 * stop  # two equal steps rather than a sliver before the output time
-            hits, at_break = lands and brk is None, lands and brk is not None
+            hits, at_break = lands and brk is None, lands and (brk is not None or on_target)
         return Step(self.t, h, order, min(order, self.n_states - 1), hits, truncated, at_break)
 
     def wants_error_estimate(self, step: Step) -> bool:
