@@ -26,11 +26,12 @@ def test_the_aps_demo_case_reads_protons_from_the_presets():
     assert isinstance(exp.front, cf.PotentialFront) and exp.front.voltage_at(123.0) == 10.0
 
 
-def _aps(D_H, t_end_s, outputs):
+def _aps(D_H, t_end_s, outputs, front=None):
     glass = cf.Glass.preset("Li3B7O12", temperature_K=T, thickness_m=THICKNESS)
     species = (cf.Species("Li", "native", cf.ConstantD(D_m2_s=D_LI)),
                cf.Species("H", "foreign", cf.ConstantD(D_m2_s=D_H)))
-    exp = cf.Experiment(glass=glass, species=species, front=cf.PotentialFront(U_V=U, surface_fraction=1.0),
+    front = front or cf.PotentialFront(U_V=U, surface_fraction=1.0)
+    exp = cf.Experiment(glass=glass, species=species, front=front,
                         run=cf.RunSettings(t_end_s=t_end_s, output_times_s=outputs), name="aps")
     return exp, cf.simulate(exp)
 
@@ -70,3 +71,16 @@ def test_slow_protons_limit_the_current_by_their_layer():
         assert drop / current == approx(layer / s_h, rel=3e-2)
         # and the layer does limit it: well below the ohmic current of the pristine glass
         assert current < 0.8 * s_li * U / THICKNESS
+
+
+@pytest.mark.dolfinx
+def test_a_ramped_potential_front_follows_ohms_law():
+    """The same one-conductor glass under U(t) = 20 V/s t up to 10 V (a voltage history,
+    docs/model.md section 4.7): j(t) = sigma U(t) / d during and after the ramp."""
+    front = cf.PotentialFront(surface_fraction=1.0, voltage="ramp", U_V=U, ramp_rate_V_s=20.0)
+    exp, r = _aps(D_LI, 1.0, (0.25,), front=front)
+    sigma = _sigma(exp, D_LI)
+    for t in (0.25, 0.5, 1.0):
+        assert np.interp(t, r.time_s, r.current_density_A_m2) == approx(sigma * front.voltage_at(t) / THICKNESS,
+                                                                         rel=1e-2)
+    assert np.min(np.abs(r.time_s - 0.5)) < 1e-12  # the stepper landed on the ramp's end
