@@ -6,7 +6,7 @@ PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed
 RESULTS ?= results/k_cait
 
-.PHONY: demo demo-spot paper test test-fast lint bench bench-fit bench-3d setup clean
+.PHONY: demo demo-spot paper test test-fast lint bench bench-fit bench-3d bench-poling setup clean
 
 setup: $(STAMP)
 
@@ -48,6 +48,9 @@ bench-fit: $(STAMP)
 bench-3d: $(STAMP)
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) bench/scale3d.py
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) bench/scale3d.py --size direct --solver mumps
+
+bench-poling: $(STAMP)
+	$(PY) bench/poling_aps.py
 
 clean:
 	rm -rf $(VENV) results .pytest_cache

@@ -22,8 +22,9 @@ __version__ = "0.1.0"
 # handlers as its first act, and importing these (NumPy, SciPy) took 0.5-0.9 s in which an
 # interruption ended in a KeyboardInterrupt traceback.
 _PURE_NAMES = {"load_case": "case.case_file", "Geometry": "case.geometry", "Result": "output.result",
-               **dict.fromkeys(("BackElectrode", "Beam", "CurrentFront", "Experiment", "Glass", "MeshSettings",
-                                "Physics", "PotentialFront", "RunSettings", "SolverSettings", "Species"),
+               **dict.fromkeys(("AnodeFront", "BackElectrode", "Beam", "CurrentFront", "Experiment", "Glass",
+                                "MeshSettings", "Physics", "PotentialFront", "RunSettings", "SolverSettings",
+                                "Species"),
                                "case.experiment"),
                **dict.fromkeys(("ArrheniusD", "ConstantD", "DiffusionLaw", "GaussianSED", "TabulatedD"),
                                "physics.diffusion")}
@@ -56,7 +57,7 @@ def __dir__():
 
 
 __all__ = [
-    "ArrheniusD", "BackElectrode", "Beam", "ConfigError", "ConstantD", "CurrentFront",
+    "AnodeFront", "ArrheniusD", "BackElectrode", "Beam", "ConfigError", "ConstantD", "CurrentFront",
     "DiffusionLaw", "Experiment", "GaussianSED", "Geometry", "Glass", "MeshSettings", "NPPForms", "Physics",
     "PotentialFront",
     "Result", "RunSettings", "Simulation", "SolverError", "SolverSettings", "Species", "SpotExports",

@@ -32,6 +32,7 @@ from cait_fem.errors import ConfigError
 from cait_fem.physics.diffusion import DiffusionLaw, diffusion_law_from_dict
 
 from .experiment import (
+    AnodeFront,
     BackElectrode,
     Beam,
     CurrentFront,
@@ -45,7 +46,7 @@ from .experiment import (
 )
 from .geometry import Geometry
 
-FRONT_TYPES = {"beam": Beam, "potential": PotentialFront, "current": CurrentFront}
+FRONT_TYPES = {"beam": Beam, "potential": PotentialFront, "current": CurrentFront, "anode": AnodeFront}
 BACK_TYPES = {"electrode": BackElectrode}
 TOP_LEVEL_KEYS = ("name", "flux", "glass", "species", "front", "back", "run", "mesh", "solver", "geometry")
 GLASS_KEYS = ("preset", "n_bg_m3", "eps_r", "temperature_K", "thickness_m", "name")
@@ -328,7 +329,8 @@ def dump_case(exp: Experiment, path: str | os.PathLike) -> Path:
 
 
 # ----------------------------------------------------------------------------- units
-_UNIT_SUFFIXES = (("_A_m2", "A/m^2"), ("_m2_s", "m^2/s"), ("_m_s", "m/s"), ("_m3", "m^-3"), ("_m2", "m^-2"),
+_UNIT_SUFFIXES = (("_V_s", "V/s"), ("_A_m2", "A/m^2"), ("_m2_s", "m^2/s"), ("_m_s", "m/s"), ("_m3", "m^-3"),
+                  ("_m2", "m^-2"),
                   ("_nm", "nm"), ("_m", "m"), ("_s", "s"), ("_K", "K"), ("_eV", "eV"), ("_V", "V"),
                   ("_C_m2", "C/m^2"), ("_u", "u"))
 _SPECIAL_UNITS = {"potential_atol": "k_B T / e", "newton_atol": "1 (theta = n / n_bg)",

@@ -128,20 +128,150 @@ class Beam:
         _positive("front.sigma_E_eV", self.sigma_E_eV)
 
 
-@dataclass(frozen=True)
-class PotentialFront:
-    """Front held at potential ``U_V`` [V] with a fixed foreign-ion surface fraction
-    ``surface_fraction`` = n_f / n_bg [-] of foreign ``species`` (default: the first)."""
+VOLTAGE_HISTORIES = ("constant", "ramp", "steps", "table")
+# keys each voltage history needs (the others must be absent)
+_VOLTAGE_KEYS = {"constant": ("U_V",), "ramp": ("U_V", "ramp_rate_V_s"),
+                 "steps": ("step_times_s", "step_U_V"), "table": ("table_times_s", "table_U_V")}
+_OPTIONAL_VOLTAGE_KEYS = ("U_V", "ramp_rate_V_s", "step_times_s", "step_U_V", "table_times_s", "table_U_V")
 
-    U_V: float
-    surface_fraction: float
+
+def _voltage_series(front, times_key: str, values_key: str, *, first_time_zero: bool) -> None:
+    times, values = getattr(front, times_key), getattr(front, values_key)
+    for key, arr in ((times_key, times), (values_key, values)):
+        _require(isinstance(arr, (list, tuple)) and len(arr) >= 1, f"front.{key}", arr,
+                 "a non-empty array of finite numbers")
+        object.__setattr__(front, key, tuple(arr))
+        for i, v in enumerate(arr):
+            _require(_is_real(v) and math.isfinite(v), f"front.{key}[{i}]", v, "must be a finite number")
+    _require(len(times) == len(values), f"front.{values_key}", list(values),
+             f"one value per entry of front.{times_key} ({len(times)})")
+    _require(all(b > a for a, b in zip(times, times[1:])), f"front.{times_key}", list(times),
+             "must be strictly increasing")
+    if first_time_zero:
+        _require(times[0] == 0, f"front.{times_key}[0]", times[0], "must be 0 (the history starts at t = 0)")
+    else:
+        _require(times[0] >= 0, f"front.{times_key}[0]", times[0], "must be >= 0")
+
+
+class _VoltageHistory:
+    """The front potential U(t) of a contact front (docs/model.md section 4.7): ``voltage``
+    "constant" (``U_V`` [V]), "ramp" (from 0 at ``ramp_rate_V_s`` [V/s], signed, until
+    ``U_V`` [V] is reached, then held), "steps" (``step_U_V[i]`` [V] from ``step_times_s[i]``
+    [s] on; the first time is 0) or "table" (linear interpolation in (``table_times_s`` [s],
+    ``table_U_V`` [V]), held at the end values outside the table)."""
+
+    def _check_voltage(self) -> None:
+        kind = self.voltage
+        _require(isinstance(kind, str) and kind in VOLTAGE_HISTORIES, "front.voltage", kind,
+                 "one of " + ", ".join(f'"{k}"' for k in VOLTAGE_HISTORIES))
+        needed = _VOLTAGE_KEYS[kind]
+        for key in _OPTIONAL_VOLTAGE_KEYS:
+            value = getattr(self, key)
+            if key in needed:
+                _require(value is not None, f"front.{key}", value, f'required with front.voltage = "{kind}"')
+            else:
+                _require(value is None, f"front.{key}", value,
+                         f'not used with front.voltage = "{kind}" (keys of it: {", ".join(needed)})')
+        if self.U_V is not None:
+            _require(_is_real(self.U_V) and math.isfinite(self.U_V), "front.U_V", self.U_V, "must be a finite number")
+        if kind == "ramp":
+            r = self.ramp_rate_V_s
+            _require(_is_real(r) and math.isfinite(r) and r != 0, "front.ramp_rate_V_s", r,
+                     "must be a finite number != 0 with the sign of front.U_V")
+            _require(self.U_V != 0 and (r > 0) == (self.U_V > 0), "front.ramp_rate_V_s", r,
+                     f"must have the sign of front.U_V = {self.U_V!r} (a ramp from 0 towards it; != 0)")
+        elif kind == "steps":
+            _voltage_series(self, "step_times_s", "step_U_V", first_time_zero=True)
+        elif kind == "table":
+            _voltage_series(self, "table_times_s", "table_U_V", first_time_zero=False)
+
+    def voltage_at(self, t_s: float, left: bool = False) -> float:
+        """U(t) [V] at time ``t_s`` [s]; at a jump of "steps" the value after it, or with
+        ``left`` the value before it (for a time step that ends on the jump; times within a
+        relative 1e-9 of the jump count as on it, against the rounding of t)."""
+        kind = self.voltage
+        if kind == "constant":
+            return float(self.U_V)
+        if kind == "ramp":
+            return float(self.U_V) * min(1.0, self.ramp_rate_V_s * t_s / self.U_V)
+        if kind == "steps":
+            times, values = self.step_times_s, self.step_U_V
+            if left:
+                i = sum(1 for t in times if t < t_s * (1.0 - 1e-9)) - 1
+            else:
+                i = sum(1 for t in times if t <= t_s * (1.0 + 1e-9)) - 1
+            return float(values[max(i, 0)])
+        return float(_interp(t_s, self.table_times_s, self.table_U_V))
+
+    def voltage_breaks_s(self) -> tuple[tuple[float, bool], ...]:
+        """Times [s] > 0 where U(t) has a kink or a jump, as (time, jump): the time stepper
+        lands on them so that no step straddles one, and restarts after a jump."""
+        kind = self.voltage
+        if kind == "ramp":
+            return ((self.U_V / self.ramp_rate_V_s, False),)
+        if kind == "steps":
+            return tuple((float(t), True) for t in self.step_times_s if t > 0)
+        if kind == "table":
+            return tuple((float(t), False) for t in self.table_times_s if t > 0)
+        return ()
+
+
+def _interp(t: float, times, values) -> float:
+    if t <= times[0]:
+        return values[0]
+    for (t0, v0), (t1, v1) in zip(zip(times, values), zip(times[1:], values[1:])):
+        if t <= t1:
+            return v0 + (v1 - v0) * (t - t0) / (t1 - t0)
+    return values[-1]
+
+
+@dataclass(frozen=True)
+class PotentialFront(_VoltageHistory):
+    """Front held at potential U [V] with a fixed foreign-ion surface fraction
+    ``surface_fraction`` = n_f / n_bg [-] of foreign ``species`` (default: the first): a
+    contact that supplies that ion (an ion-conducting paste, a molten salt, a hydrogen
+    plasma or corona for H+ in alkali-proton substitution). U is ``U_V`` [V] or a
+    voltage history (``voltage``, see :class:`_VoltageHistory`; docs/model.md section 4.7)."""
+
+    # defaults only so that U_V may be left out for a voltage history while the field
+    # order (U_V, surface_fraction, species) stays that of positional calls
+    U_V: float | None = None
+    surface_fraction: float | None = None
     species: str | None = None
+    voltage: str = "constant"
+    ramp_rate_V_s: float | None = None
+    step_times_s: tuple[float, ...] | None = None
+    step_U_V: tuple[float, ...] | None = None
+    table_times_s: tuple[float, ...] | None = None
+    table_U_V: tuple[float, ...] | None = None
     type: str = field(default="potential", init=False)
 
     def __post_init__(self):
-        _require(_is_real(self.U_V) and math.isfinite(self.U_V), "front.U_V", self.U_V,
-                 "must be a finite number")
+        self._check_voltage()
+        _require(self.surface_fraction is not None, "front.surface_fraction", None,
+                 'required with front.type = "potential": a fraction in [0, 1]')
         _fraction("front.surface_fraction", self.surface_fraction)
+
+
+@dataclass(frozen=True)
+class AnodeFront(_VoltageHistory):
+    """Blocking anode on the front (thermal electro-poling, docs/model.md section 4.6): the
+    front is held at U(t) [V] (``U_V`` or a voltage history, see :class:`_VoltageHistory`)
+    and no ion crosses it (zero normal flux of every species); the back electrode is the
+    cathode. A case with this front needs no foreign species."""
+
+    U_V: float | None = None
+    voltage: str = "constant"
+    ramp_rate_V_s: float | None = None
+    step_times_s: tuple[float, ...] | None = None
+    step_U_V: tuple[float, ...] | None = None
+    table_times_s: tuple[float, ...] | None = None
+    table_U_V: tuple[float, ...] | None = None
+    type: str = field(default="anode", init=False)
+    species: None = field(default=None, init=False)
+
+    def __post_init__(self):
+        self._check_voltage()
 
 
 @dataclass(frozen=True)
@@ -159,7 +289,7 @@ class CurrentFront:
                  self.current_density_A_m2, "must be a finite number >= 0")
 
 
-Front = Beam | PotentialFront | CurrentFront
+Front = Beam | PotentialFront | CurrentFront | AnodeFront
 
 
 @dataclass(frozen=True)
@@ -383,14 +513,17 @@ class Physics:
         natives = [s.name for s in species if s.role == "native"]
         _require(len(natives) == 1, "species.role", natives, 'exactly one species with role = "native"')
         foreign = [s.name for s in species if s.role == "foreign"]
-        _require(len(foreign) >= 1, "species.role", foreign, 'at least one species with role = "foreign"')
+        # an anode lets no ion in: a poling case may have the native ions only
+        if not isinstance(self.front, AnodeFront):
+            _require(len(foreign) >= 1, "species.role", foreign, 'at least one species with role = "foreign" '
+                     '(none only with front.type = "anode")')
         # Canonical order, relied on by the forms and results: native first, then the
         # foreign species as given (the first one enters at the front).
         native = next(s for s in species if s.role == "native")
         object.__setattr__(self, "species", (native,) + tuple(s for s in species if s.role == "foreign"))
         _require(isinstance(self.glass, Glass), "glass", self.glass, "a cait_fem Glass")
-        _require(isinstance(self.front, (Beam, PotentialFront, CurrentFront)), "front", self.front,
-                 "a Beam, PotentialFront or CurrentFront")
+        _require(isinstance(self.front, (Beam, PotentialFront, CurrentFront, AnodeFront)), "front", self.front,
+                 "a Beam, PotentialFront, CurrentFront or AnodeFront")
         _require(isinstance(self.back, BackElectrode), "back", self.back, "a cait_fem BackElectrode")
         _require(self.flux in ("ideal", "thermodynamic"), "flux", self.flux,
                  'one of "ideal", "thermodynamic"')
@@ -419,6 +552,8 @@ class Physics:
         """Index in ``species`` of the foreign species that enters at the front
         (``front.species``, default the first foreign species)."""
         names = [s.name for s in self.species]
+        if isinstance(self.front, AnodeFront):
+            return None  # nothing enters
         return names.index(self.front.species) if self.front.species is not None else 1
 
     @property

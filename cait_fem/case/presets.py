@@ -89,12 +89,16 @@ class GlassPreset:
 #   3.3); D_bulk = 1e-17 m^2/s is the project's benchmark value, not a measured one.
 # - foreign ions: K+ 5.6e-21 m^2/s is the benchmark value; Rb+ and Cs+ are DEMO VALUES,
 #   NOT FITTED, chosen only to be slower than K+ in the paper's order (K > Rb > Cs).
+# - H+ (alkali-proton substitution, docs/model.md section 4.8): 1e-20 m^2/s is ASSUMED, not
+#   measured or fitted: protons that replace alkali ions in oxide glasses are reported to
+#   move far more slowly than the alkali ions they replace, so the value is set three
+#   orders of magnitude below the native D_bulk, of the order of the heavy foreign ions.
 GLASSES = {
     "Li3B7O12": GlassPreset(
         name="Li3B7O12", composition={"Li2O": 1.5, "B2O3": 3.5}, elements={"Li": 3, "B": 7, "O": 12},
         density_kg_m3=2250.0, mobile_per_formula_unit=3, eps_r=8.0, native_ion="Li",
         native_diffusion={"model": "sed", "fwhm_eV": 0.25, "vacancy_fraction": 0.10, "D_bulk_m2_s": 1e-17},
-        foreign_D_m2_s={"K": 5.6e-21, "Rb": 2.0e-21, "Cs": 6.0e-22},
+        foreign_D_m2_s={"K": 5.6e-21, "Rb": 2.0e-21, "Cs": 6.0e-22, "H": 1.0e-20},
     ),
 }
 

@@ -74,17 +74,26 @@ def _slowest_foreign_D_m2_s(exp) -> float:
     return float(min(np.min(s.diffusion.diffusivity_m2_s(theta, T)) for s in exp.foreign))
 
 
+def _peak_voltage_V(front) -> float:
+    """The largest |U| [V] of a contact front's voltage history."""
+    values = [front.U_V] + list(front.step_U_V or ()) + list(front.table_U_V or ())
+    return max(abs(v) for v in values if v is not None)
+
+
 def _front_drive(exp) -> tuple[float | None, float | None]:
-    """(j [A/m^2] or None, surface potential ceiling U [V] or None) of the front condition;
-    (None, None) for a front type the rule does not know."""
+    """(j [A/m^2] or None, surface potential ceiling U [V] or None) of the front condition
+    that drives foreign ions in; (None, None) for a front that lets none in (a blocking
+    anode) or that the rule does not know."""
     front = exp.front
     kind = getattr(front, "type", None)
+    if not exp.foreign:
+        return None, None
     if kind == "beam":
         return front.current_density_A_m2, front.E_kin_eV + BEAM_SPREAD_SIGMAS * front.sigma_E_eV
     if kind == "current":
         return front.current_density_A_m2, None
     if kind == "potential":
-        return None, abs(front.U_V)
+        return None, _peak_voltage_V(front) or None
     return None, None
 
 
@@ -99,10 +108,9 @@ def depth_resolution(exp) -> DepthResolution:
     c = 1.0 / mesh.cells_per_field_length
     kT_e = sc.k * glass.temperature_K / sc.e
     j, U = _front_drive(exp)
-    D_f = _slowest_foreign_D_m2_s(exp)
-    z = exp.beam_species.charge_number
+    D_f = _slowest_foreign_D_m2_s(exp) if (j or U) else 0.0
     n_bg, t_end = glass.n_bg_m3, exp.run.t_end_s
-    v = j / (z * sc.e * n_bg) if j else 0.0
+    v = j / (exp.beam_species.charge_number * sc.e * n_bg) if j else 0.0
     l_j = D_f / v if v > 0 else math.inf
     slope = c * kT_e / U if U else 0.0
     if not math.isfinite(l_j) and slope == 0.0:

@@ -16,7 +16,9 @@ The semi-discrete system is M d(u)/dt + G(u) = 0 with, per test function v,
   exchange (boundary terms), lambda~^2 int grad psi . grad v_psi - int rho v_psi (Poisson),
   independent of the time discretisation;
 * Dirichlet conditions: psi = 0 (and, reversible, w = 0) at the back electrode; psi = U and
-  theta_f = surface fraction at a potential front.
+  theta_f = surface fraction at a potential front; psi = U at a blocking anode, whose
+  zero ion flux is the natural condition (no boundary term). U may follow a voltage
+  history: :meth:`NPPForms.set_time` sets it per step.
 
 :class:`NPPForms` exposes the three separately (``storage``, ``spatial_residual``,
 ``dirichlet_bcs``), so that other code can put its own time discretisation around them, and
@@ -50,7 +52,7 @@ from dolfinx import fem
 from dolfinx import mesh as dmesh
 from scipy.constants import e as _ELEMENTARY_CHARGE
 
-from cait_fem.case.experiment import Beam, CurrentFront, Experiment, Physics, PotentialFront
+from cait_fem.case.experiment import AnodeFront, Beam, CurrentFront, Experiment, Physics, PotentialFront
 from cait_fem.case.structure import check_same_structure
 from cait_fem.errors import ConfigError
 from cait_fem.mesh import tags
@@ -137,7 +139,7 @@ class NPPForms:
     stepper: ``u_n``, ``u_nm1`` (previous states), ``inv_dt`` and ``bdf`` (Constants 1/dt and
     a0, a1, a2, set by :meth:`set_bdf`), ``F`` and its Jacobian ``J``.
     ``charges``: the charge numbers z_i as floats, ``front_index``: the component of the
-    species entering at the front. Parameter Constants: ``debye2`` ((lambda_D / L)^2),
+    species entering at the front (None for a blocking anode). Parameter Constants: ``debye2`` ((lambda_D / L)^2),
     ``law_constants`` (per species, the dimensionless diffusion-law parameters),
     ``front_constants``, ``back_rate``; updated by :meth:`set_parameters`.
     """
@@ -193,6 +195,7 @@ class NPPForms:
         self.front_tag, self.back_tag = int(front_tag), int(back_tag)
         self.axisymmetric = axisymmetric
         self.source = source
+        self.time_s = 0.0  # the time [s] the front's voltage history is evaluated at
         self.layout = StateLayout.of(self.physics)
         self.front_index = self.physics.front_species_index
         self.charges = [float(z) for z in self.layout.charge_numbers]
@@ -246,8 +249,10 @@ class NPPForms:
         return self.layout.psi
 
     # -- parameters ---------------------------------------------------------------------
-    def _front_values(self) -> dict:
+    def _front_values(self, left: bool = False) -> dict:
         front, sc = self.physics.front, self.scales
+        if isinstance(front, AnodeFront):
+            return {"U": front.voltage_at(self.time_s, left) / sc.potential_V}
         z = self.charges[self.front_index]
         if isinstance(front, (Beam, CurrentFront)):
             flux = front.current_density_A_m2 / (z * _ELEMENTARY_CHARGE) / sc.flux_m2_s
@@ -256,7 +261,7 @@ class NPPForms:
                 vals["E_kin"] = front.E_kin_eV / sc.potential_V
                 vals["sigma_E"] = front.sigma_E_eV / sc.potential_V
             return vals
-        return {"U": front.U_V / sc.potential_V, "surface_fraction": front.surface_fraction}
+        return {"U": front.voltage_at(self.time_s, left) / sc.potential_V, "surface_fraction": front.surface_fraction}
 
     def _back_rate(self) -> float:
         back, sc = self.physics.back, self.scales
@@ -281,6 +286,15 @@ class NPPForms:
         for k, v in self._front_values().items():
             self.front_constants[k].value = v
         self.back_rate.value = self._back_rate()
+
+    def set_time(self, t: float, left: bool = False) -> None:
+        """Boundary values at the dimensionless time ``t`` (in ``scales.time_s``): the
+        front potential of a voltage history. ``left``: at a jump of the history, the value
+        before it. Constants only: nothing is recompiled."""
+        front = self.physics.front
+        if isinstance(front, (PotentialFront, AnodeFront)):
+            self.time_s = float(t) * self.scales.time_s
+            self.front_constants["U"].value = self._front_values(left)["U"]
 
     def set_bdf(self, dt: float, a: tuple[float, float, float]) -> None:
         """Step ``dt`` (dimensionless, in ``scales.time_s``) and BDF coefficients a0, a1, a2
@@ -409,12 +423,14 @@ class NPPForms:
             fixed.insert(0, (lay.native, self.back_tag))
         if isinstance(self.physics.front, PotentialFront):
             fixed += [(lay.psi, self.front_tag), (self.front_index, self.front_tag)]
+        elif isinstance(self.physics.front, AnodeFront):
+            fixed.append((lay.psi, self.front_tag))
         return fixed
 
     def dirichlet_bcs(self) -> list[fem.DirichletBC]:
         """The Dirichlet conditions on ``V`` (values are Constants: :meth:`set_parameters`
         updates them): psi = 0 and, reversible, w = 0 on the back electrode; psi = U and
-        theta_f = surface fraction on a potential front."""
+        theta_f = surface fraction on a potential front; psi = U on an anode."""
         fdim = self.domain.topology.dim - 1
         values = {(self.layout.psi, self.front_tag): self.front_constants.get("U"),
                   (self.front_index, self.front_tag): self.front_constants.get("surface_fraction")}

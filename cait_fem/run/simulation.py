@@ -18,7 +18,7 @@ import numpy as np
 from scipy import constants as sc
 
 from cait_fem.analysis.spatial_error import richardson_estimate
-from cait_fem.case.experiment import Experiment, PotentialFront
+from cait_fem.case.experiment import AnodeFront, Experiment, PotentialFront
 from cait_fem.case.refinement import refined_mesh
 from cait_fem.errors import ConfigError, SolverError
 from cait_fem.fem.backend import require_dolfinx
@@ -213,6 +213,7 @@ class Simulation:
         """Set the state at t = 0 into the forms and start the run's record; with ``resume``,
         continue the checkpoint's record (its ``stepper_state`` is where stepping resumes)."""
         f, sc_ = self.forms, self.scales
+        f.set_time(0.0)  # a voltage history starts again with every run
         f.u.x.array[:] = self._initial_state(initial)
         f.u_n.x.array[:] = f.u.x.array
         f.u_nm1.x.array[:] = f.u.x.array
@@ -230,12 +231,21 @@ class Simulation:
         """Step through the output times, recording into ``record`` and telling ``events``;
         the stepper's statistics."""
         sc_ = self.scales
-        stepper = AdaptiveBDF(self.forms, self.newton, self.experiment.run, sc_.time_s, self.n_owned, self.comm)
+        stepper = AdaptiveBDF(self.forms, self.newton, self.experiment.run, sc_.time_s, self.n_owned, self.comm,
+                              breaks=self._voltage_breaks())
         schedule = None if schedule_s is None else [t / sc_.time_s for t in schedule_s]
         stepper.integrate([t / sc_.time_s for t in self.experiment.run.all_output_times_s],
                           partial(self._store_step, record), schedule, resume=record.stepper_state,
                           after_step=partial(self._step_done, record, events))
         return stepper.stats.as_dict()
+
+    def _voltage_breaks(self) -> tuple:
+        """(dimensionless time, jump) of the kinks and jumps of the front's voltage history
+        before t_end: the stepper lands on them (docs/model.md section 4.7)."""
+        front, ts = self.experiment.front, self.scales.time_s
+        if not isinstance(front, (PotentialFront, AnodeFront)):
+            return ()
+        return tuple((t / ts, jump) for t, jump in front.voltage_breaks_s() if t < self.experiment.run.t_end_s)
 
     def _store_step(self, record: RunRecord, step) -> None:
         """Record an accepted step (the forms hold its solution and BDF coefficients)."""
@@ -346,10 +356,11 @@ class Simulation:
         depth_axis = self.domain.geometry.dim - 1
         x = f.V.tabulate_dof_coordinates()[:, depth_axis] * sc_.length_m
         if initial is None:
-            if isinstance(exp.front, PotentialFront):
+            if isinstance(exp.front, (PotentialFront, AnodeFront)):
                 # The potential is algebraic: start Newton from the charge-free (Laplace)
                 # field between the contact at U and the grounded back electrode.
-                state[:, lay.psi] = exp.front.U_V / sc_.potential_V * (1.0 - x / exp.glass.thickness_m)
+                U = exp.front.voltage_at(0.0)
+                state[:, lay.psi] = U / sc_.potential_V * (1.0 - x / exp.glass.thickness_m)
             return state.ravel()
         if abs(initial.depth_m[-1] - exp.glass.thickness_m) > 1e-9 * exp.glass.thickness_m:
             raise ConfigError(f"initial state: sample thickness {initial.depth_m[-1]!r} m differs from "

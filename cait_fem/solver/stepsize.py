@@ -20,7 +20,11 @@ are dimensionless (the stepper's time scale). The rules, in the order they apply
 * consecutive failed attempts of one step (Newton failures and rejections together) are
   limited to ``max_retries``;
 * replay of a schedule (``schedule``): the step ends are given, no error test is made and
-  the proposal is not used; a Newton failure abandons the replay for adaptive stepping.
+  the proposal is not used; a Newton failure abandons the replay for adaptive stepping;
+* break times (``breaks``: kinks and jumps of a boundary value, e.g. a voltage history):
+  steps land on them like on output times (but store nothing); after a jump the stepper
+  restarts as at t = 0 (order 1, step ``dt_initial``), since the history before it
+  says nothing about the solution after it.
 
 The order is 1 for the first step (one state known) and ``max_order`` once enough states
 are known; the error is estimated from the second step at order 1 and from the third at
@@ -70,6 +74,8 @@ class Step:
     predictor_order: int
     hits: bool
     truncated: bool
+    #: the step ends on a break time (``Stepsize(breaks=...)``)
+    at_break: bool = False
 
     @property
     def t_end(self) -> float:
@@ -83,7 +89,8 @@ class Stepsize:
     ``dt_initial``, ``dt_max``: first and largest step; ``max_order``: 1 (BDF1) or 2 (BDF2);
     ``tolerance``: bound of the local error estimate; ``max_retries``: failed attempts in
     a row before giving up; ``schedule``: increasing step end times to replay (an earlier
-    run's; they must contain the targets). All times dimensionless.
+    run's; they must contain the targets); ``breaks``: (time, jump) pairs, times the steps
+    land on, and after a jump restart from (see module doc). All times dimensionless.
 
     Use: ``step = propose()``, solve, then ``newton_failed(step)``, or
     ``accepts(err)`` and ``accepted(step, err, newton_iterations)`` or ``rejected(step, err)``;
@@ -91,7 +98,7 @@ class Stepsize:
     """
 
     def __init__(self, targets, *, dt_initial: float, max_order: int, tolerance: float,
-                 max_retries: int, dt_max: float = np.inf, schedule=None):
+                 max_retries: int, dt_max: float = np.inf, schedule=None, breaks=()):
         if max_order not in (1, 2):
             raise ValueError(f"max_order = {max_order!r}: BDF1 or BDF2 (1 or 2)")
         self.targets = [float(t) for t in targets]
@@ -100,6 +107,9 @@ class Stepsize:
         self.max_retries = max_retries
         self.dt_max = dt_max
         self.replay = list(schedule) if schedule is not None else None
+        self.breaks = sorted((float(t), bool(jump)) for t, jump in breaks)
+        self.b = 0  # index of the next break time
+        self.dt_initial = dt_initial
         self.t = 0.0
         self.h_next = dt_initial
         self.steps: list[float] = []  # previous accepted step sizes, newest first, at most 2
@@ -116,6 +126,8 @@ class Stepsize:
             self.replay = [te for te in self.replay if te > self.t * (1.0 + REACHED_RTOL)]
         self.k = sum(1 for target in self.targets if target <= self.t * (1.0 + REACHED_RTOL))
         self.retries = 0
+        if any(jump and abs(tb - self.t) <= REACHED_RTOL * tb for tb, jump in self.breaks):
+            self.n_states = 1  # stopped right after a jump: restart there, as the run did
 
     # -- state ----------------------------------------------------------------------------
     @property
@@ -131,27 +143,42 @@ class Stepsize:
     def order(self) -> int:
         return min(self.max_order, self.n_states)
 
+    def _next_break(self) -> float | None:
+        """The first break time after t (None if none is left)."""
+        while self.b < len(self.breaks) and self.breaks[self.b][0] <= self.t * (1.0 + REACHED_RTOL):
+            self.b += 1
+        return self.breaks[self.b][0] if self.b < len(self.breaks) else None
+
     # -- decisions ------------------------------------------------------------------------
     def propose(self) -> Step:
         """The next attempt."""
         order = self.order()
-        remaining = self.targets[self.k] - self.t
+        target = self.targets[self.k]
+        remaining = target - self.t
+        brk = self._next_break()
+        on_target = False  # the break is the output time: landing there serves both
+        if brk is not None and brk >= target * (1.0 - LANDING_RTOL):
+            on_target = brk <= target * (1.0 + LANDING_RTOL)
+            brk = None
         if self.replay:
             h = self.replay[0] - self.t
             hits = truncated = h >= remaining * (1.0 - LANDING_RTOL)
             if hits:
                 h = remaining
+            at_break = (brk is not None and self.t + h >= brk * (1.0 - LANDING_RTOL)) or (hits and on_target)
         else:
+            stop = remaining if brk is None else brk - self.t
             h = min(self.h_next, self.dt_max)
             if order == 2:
                 h = min(h, bdf.MAX_BDF2_RATIO * self.steps[0])
-            hits = h >= remaining * (1.0 - LANDING_RTOL)
-            truncated = hits or 2.0 * h > remaining
-            if hits:
-                h = remaining
+            lands = h >= stop * (1.0 - LANDING_RTOL)
+            truncated = lands or 2.0 * h > stop
+            if lands:
+                h = stop
             elif truncated:
-                h = 0.5 * remaining  # two equal steps rather than a sliver before the output time
-        return Step(self.t, h, order, min(order, self.n_states - 1), hits, truncated)
+                h = 0.5 * stop  # two equal steps rather than a sliver before the output time
+            hits, at_break = lands and brk is None, lands and (brk is not None or on_target)
+        return Step(self.t, h, order, min(order, self.n_states - 1), hits, truncated, at_break)
 
     def wants_error_estimate(self, step: Step) -> bool:
         """Whether ``step`` is tested: not when replaying, nor before the predictor has
@@ -194,3 +221,8 @@ class Stepsize:
             grow = min(grow, 1.0 if newton_iterations <= NEWTON_TARGET + 2 else 0.5)
         self.h_next = max(step.h * grow, carried) if step.truncated else step.h * grow
         self.k += step.hits
+        if step.at_break:
+            jump = self.breaks[self.b][1]
+            self.b += 1
+            if jump:
+                self.n_states, self.steps, self.h_next = 1, [], self.dt_initial

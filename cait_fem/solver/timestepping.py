@@ -78,6 +78,9 @@ class AdaptiveBDF:
     n_owned: int
     comm: MPI.Comm
     stats: StepperStats = field(default_factory=StepperStats)
+    #: (time, jump) pairs, dimensionless: kinks and jumps of time-dependent boundary values
+    #: that steps land on (:class:`~cait_fem.solver.stepsize.Stepsize`)
+    breaks: tuple = ()
 
     def _error_estimate(self, step: Step, history, steps) -> float:
         """Local error of the accepted Newton solution, max over owned concentration dofs."""
@@ -99,13 +102,18 @@ class AdaptiveBDF:
         return Stepsize(targets, dt_initial=run.dt_initial_s / self.time_scale_s,
                         dt_max=(run.dt_max_s or np.inf) / self.time_scale_s,
                         max_order=2 if run.scheme == "bdf2" else 1, tolerance=run.time_tolerance,
-                        max_retries=run.max_retries, schedule=schedule)
+                        max_retries=run.max_retries, schedule=schedule, breaks=self.breaks)
 
     def _set_up(self, step: Step, history, steps) -> tuple[float, float, float]:
-        """BDF coefficients and previous states into the forms, the predictor into ``u``."""
+        """BDF coefficients, previous states and, for forms with time-dependent boundary
+        values (``set_time``), those at the step's end into the forms; the predictor into ``u``."""
         f = self.forms
         a = bdf.coefficients(step.order, step.h, steps[0] if steps else None)
         f.set_bdf(step.h, a)
+        if hasattr(f, "set_time"):
+            # a step ending on a jump takes the value before it (left): the jump acts from
+            # the next step on
+            f.set_time(step.t_end, left=step.at_break)
         f.u_n.x.array[:] = history[-1][1]
         f.u_nm1.x.array[:] = history[-2][1] if len(history) >= 2 else history[-1][1]
         f.u.x.array[:] = bdf.predict(step.predictor_order, step.h, history)
