@@ -31,9 +31,12 @@ Space discretisation (docs/numerics.md has the derivation and the reasons):
   one-point (midpoint) quadrature of the flux term and lumped (vertex-quadrature) storage
   and charge terms this is exactly the Scharfetter-Gummel / Il'in-Allen-Southwell
   exponentially fitted box scheme: an M-matrix for every step size, so profiles stay in
-  [0, 1] however strong the drift. In 2D/3D it is streamline artificial diffusion with the
-  same optimal coefficient.
-* D_i(theta) is evaluated at the quadrature point from the same law the user gave; UFL
+  [0, 1] however strong the drift. In 2D/3D the same flux is applied along every cell
+  edge (edge-averaged exponential fitting, :meth:`NPPForms.edge_fluxes`) and the storage
+  is lumped layer by layer on meshes layered in depth (:func:`_layer_lumping`): a
+  laterally uniform state then satisfies the 1D equations node by node.
+* D_i(theta) is evaluated at the quadrature point (2D/3D: at the edge midpoints) from the
+  same law the user gave; UFL
   differentiates it, so dD/dtheta enters the Jacobian exactly.
 
 Every physical parameter that may change between runs (diffusion-law parameters, beam and
@@ -134,7 +137,8 @@ class NPPForms:
     :meth:`storage`: the lumped storage form of given time derivatives;
     ``storage_measure``, ``flux_measure``, ``front_measure``, ``back_measure``: the
     measures the terms use, and ``weights``: their integrand weights (1, or the r-weights
-    of an axisymmetric mesh); :meth:`dirichlet_bcs`: the Dirichlet conditions. For the
+    of an axisymmetric mesh; the storage weight of a 2D/3D mesh layered in depth also
+    carries the layer-lumping factor); :meth:`dirichlet_bcs`: the Dirichlet conditions. For the
     residual ``F = storage(BDF rate) + spatial_residual (- source)`` used by cait_fem's
     stepper: ``u_n``, ``u_nm1`` (previous states), ``inv_dt`` and ``bdf`` (Constants 1/dt and
     a0, a1, a2, set by :meth:`set_bdf`), ``F`` and its Jacobian ``J``.
