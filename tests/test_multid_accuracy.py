@@ -6,10 +6,11 @@ meshes are layered in depth at the 1D grading, so the axis column has the 1D nod
 multi-D scheme must give the 1D profile there (docs/numerics.md section 7b).
 
 Before the edge-averaged fluxes and the layer lumping (one-point streamline flux and
-row-sum lumping on the triangles), this case gave on the axis, 600 s, 0.5 nm spacing:
-RMS 6.4e-3 and max 3.1e-2 (first order: RMS 3.6e-3 at 0.25 nm, 1.9e-3 at 0.125 nm),
-and with ``flux = "thermodynamic"`` the same to two digits. After: both 2e-16 (the 1D
-equations row by row, up to round-off)."""
+row-sum lumping on the triangles), this case gave on the axis (RMS over 0-40 nm, max):
+6.8e-3 and 3.1e-2 (first order in the depth spacing: 3.8e-3 / 1.7e-2 at 0.25 nm), with
+``flux = "thermodynamic"`` 4.8e-3 and 1.1e-2; the layer-lumping test failed by up to half
+a layer's mass. After: RMS 3e-16 and max 1.4e-15 (the 1D equations node by node, up to
+round-off)."""
 
 import dataclasses
 
