@@ -28,6 +28,7 @@ K = cf.Species("K", "foreign", cf.ConstantD(D_m2_s=5.6e-21))
 # matter for a laterally uniform solution, the depth grading is the 1D one
 FULL_FRONT = Geometry(kind="axisymmetric", radius_m=2e-6, rim_spacing_m=1e-6, lateral_max_spacing_m=1e-6)
 RMS_MAX, ABS_MAX = 1e-3, 1e-2  # the standard of issue 12 item 1
+MMS_LAMBDA2 = 0.05  # dimensionless (lambda_D / L)^2 of the manufactured-solution problem
 
 
 def k_case(geometry=Geometry(), flux="ideal"):
@@ -90,3 +91,97 @@ def test_layer_lumping_gives_every_node_the_1d_mass_times_its_lateral_weight():
     lateral[1:] += dr * (r[:-1] + 2 * r[1:]) / 6
     expected = lateral[np.searchsorted(r, np.round(x[:, 0], 6))] * half[np.searchsorted(depth_nm, x[:, 1] - 1e-9)]
     assert np.allclose(mass, expected, rtol=1e-10, atol=0)
+
+
+def _mms_experiment(z_foreign: int, flux: str):
+    """Li (SED law) and a foreign ion M of charge z_foreign on a sample one length scale
+    thick with (lambda_D / L)^2 = 0.05: space charge and drift both matter."""
+    from scipy import constants as sc
+
+    from cait_fem.fem.scales import LENGTH_SCALE_M
+
+    T, eps_r = 300.0, 8.0
+    n_bg = sc.epsilon_0 * eps_r * sc.k * T / (sc.e**2 * LENGTH_SCALE_M**2 * MMS_LAMBDA2)
+    glass = cf.Glass(n_bg_m3=n_bg, eps_r=eps_r, temperature_K=T, thickness_m=LENGTH_SCALE_M)
+    native = cf.Species("Li", "native", cf.GaussianSED(fwhm_eV=0.15, vacancy_fraction=0.1, D_bulk_m2_s=1e-17))
+    foreign = cf.Species("M", "foreign", cf.ConstantD(D_m2_s=4e-18), charge_number=z_foreign)
+    return cf.Experiment(glass=glass, species=(native, foreign), front=cf.CurrentFront(current_density_A_m2=0.0),
+                         run=cf.RunSettings(t_end_s=1.0), flux=flux)
+
+
+def _mms_2d_l2_errors(n: int, z_foreign: int, flux: str, diagonal: str) -> np.ndarray:
+    """L2 errors of (w, theta_f, psi) of the stationary NPP problem with fields that vary
+    in both directions, on an n x n unit square of triangles (``diagonal``: how the
+    squares are split), Dirichlet data on the whole boundary, sources from the continuous
+    equations (UFL, no fitting term)."""
+    import math
+
+    from mpi4py import MPI
+
+    import ufl
+    from dolfinx import fem
+    from dolfinx import mesh as dmesh
+
+    from cait_fem.fem.forms import BACK_TAG, FRONT_TAG, NPPForms
+    from cait_fem.fem.scales import Scales
+    from cait_fem.physics.ops import ufl_ops
+    from cait_fem.solver.newton import NewtonSolver
+
+    exp = _mms_experiment(z_foreign, flux)
+    scales = Scales.of(exp)
+    domain = dmesh.create_unit_square(MPI.COMM_WORLD, n, n, dmesh.CellType.triangle,
+                                      diagonal=getattr(dmesh.DiagonalType, diagonal))
+    fdim = 1
+    front = dmesh.locate_entities_boundary(domain, fdim, lambda x: np.isclose(x[1], 0.0))
+    back = dmesh.locate_entities_boundary(domain, fdim, lambda x: np.isclose(x[1], 1.0))
+    idx = np.concatenate([front, back]).astype(np.int32)
+    vals = np.concatenate([np.full(len(front), FRONT_TAG), np.full(len(back), BACK_TAG)]).astype(np.int32)
+    order = np.argsort(idx)
+    tags = dmesh.meshtags(domain, fdim, idx[order], vals[order])
+    X, Y = ufl.SpatialCoordinate(domain)
+    exact = [-0.5 + 0.35 * ufl.cos(np.pi * Y) * (1.0 + 0.3 * ufl.sin(2.0 * X)),   # w = theta_Li - 1
+             0.4 + 0.3 * ufl.sin(2.0 * Y + X),                                  # theta_M
+             3.0 * ufl.sin(1.5 * Y) + Y**2 + 0.5 * ufl.cos(2.0 * X) * Y]         # psi
+    dx8 = ufl.Measure("dx", domain=domain, metadata={"quadrature_degree": 8})
+    T, ops = exp.glass.temperature_K, ufl_ops()
+
+    def source(v):
+        thetas = [1.0 + exact[0], exact[1]]
+        f = 0
+        for i, (s, th) in enumerate(zip(exp.physics.species, thetas)):
+            params = s.diffusion.nondim_parameters(T, scales.D_ref_m2_s)
+            G = s.diffusion.thermodynamic_factor(th, params, ops) if flux == "thermodynamic" else 1.0
+            J = -s.diffusion.relative(th, params, ops) * (G * ufl.grad(th) + s.charge_number * th * ufl.grad(exact[2]))
+            f += ufl.div(J) * v[i]
+        rho = sum(s.charge_number * e for s, e in zip(exp.physics.species, exact[:2]))
+        return (f + (-MMS_LAMBDA2 * ufl.div(ufl.grad(exact[2])) - rho) * v[2]) * dx8
+
+    forms = NPPForms(domain, tags, exp.physics, source=source)
+    forms.inv_dt.value = 0.0  # stationary: no storage
+    boundary = dmesh.locate_entities_boundary(domain, fdim, lambda x: np.full(x.shape[1], True))
+    bcs = []
+    for comp in range(3):
+        sub = forms.V.sub(comp)
+        Vc, _ = sub.collapse()
+        g = fem.Function(Vc)
+        g.interpolate(fem.Expression(exact[comp], Vc.element.interpolation_points))
+        bcs.append(fem.dirichletbc(g, fem.locate_dofs_topological((sub, Vc), fdim, boundary), sub))
+    newton = NewtonSolver(forms, bcs, cf.SolverSettings(newton_atol=1e-12, potential_atol=1e-12,
+                                                         max_newton_iterations=30), domain.comm)
+    forms.u.interpolate(fem.Expression(ufl.as_vector([0.9 * e for e in exact]), forms.V.element.interpolation_points))
+    converged, _, reason = newton.solve()
+    assert converged, f"Newton failed on {n} x {n} (reason {reason})"
+    return np.array([math.sqrt(domain.comm.allreduce(fem.assemble_scalar(fem.form((forms.u[c] - exact[c]) ** 2 * dx8)),
+                                                     op=MPI.SUM)) for c in range(3)])
+
+
+@pytest.mark.parametrize("z_foreign, flux, diagonal", [(1, "ideal", "right"), (2, "ideal", "left"),
+                                                       (1, "thermodynamic", "crossed")])
+def test_edge_fluxes_are_second_order_in_l2_on_a_genuinely_2d_problem(z_foreign, flux, diagonal):
+    """The edge-averaged fluxes are exact for laterally uniform states; this checks they
+    stay consistent when the fields vary across the drift too (measured rates 1.98-2.00
+    from 16 to 32 cells, errors within 20 % of those of the streamline scheme before)."""
+    errors = np.array([_mms_2d_l2_errors(n, z_foreign, flux, diagonal) for n in (8, 16, 32)])
+    rates = np.log2(errors[:-1] / errors[1:])
+    assert np.all(errors[-1] < 2e-3), errors
+    assert np.all(rates[-1] > 1.85) and np.all(rates[-1] < 2.3), rates
