@@ -10,7 +10,10 @@ row-sum lumping on the triangles), this case gave on the axis (RMS over 0-40 nm,
 6.8e-3 and 3.1e-2 (first order in the depth spacing: 3.8e-3 / 1.7e-2 at 0.25 nm), with
 ``flux = "thermodynamic"`` 4.8e-3 and 1.1e-2; the layer-lumping test failed by up to half
 a layer's mass. After: RMS 3e-16 and max 1.4e-15 (the 1D equations node by node, up to
-round-off)."""
+round-off).
+
+Beyond layered states: the edge fluxes converge at second order in L2 on a manufactured
+solution that varies in both directions."""
 
 import dataclasses
 
