@@ -188,3 +188,24 @@ def test_edge_fluxes_are_second_order_in_l2_on_a_genuinely_2d_problem(z_foreign,
     rates = np.log2(errors[:-1] / errors[1:])
     assert np.all(errors[-1] < 2e-3), errors
     assert np.all(rates[-1] > 1.85) and np.all(rates[-1] < 2.3), rates
+
+
+def test_forms_refuse_a_surface_mesh_embedded_in_3d():
+    """The edge fluxes need as many coordinates as dimensions: a triangle mesh with three
+    coordinates is a ConfigError naming both dimensions, not a wrong kernel."""
+    from mpi4py import MPI
+
+    import basix.ufl
+    import ufl
+    from dolfinx import mesh as dmesh
+
+    from cait_fem.errors import ConfigError
+    from cait_fem.fem.forms import NPPForms
+
+    cells = np.array([[0, 1, 2], [1, 3, 2]], dtype=np.int64)
+    x = np.array([[0.0, 0.0, 0.0], [1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [1.0, 1.0, 0.0]])
+    element = ufl.Mesh(basix.ufl.element("Lagrange", "triangle", 1, shape=(3,)))
+    domain = dmesh.create_mesh(MPI.COMM_SELF, cells, element, x)
+    facets = dmesh.meshtags(domain, 1, np.array([], dtype=np.int32), np.array([], dtype=np.int32))
+    with pytest.raises(ConfigError, match="geometric dimension 3 differs from its topological dimension 2"):
+        NPPForms(domain, facets, k_case().physics)

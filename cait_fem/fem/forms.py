@@ -188,6 +188,11 @@ class NPPForms:
         if axisymmetric and domain.topology.dim != 2:
             raise ConfigError(f"axisymmetric = True needs a 2D (r, depth) mesh, this one is "
                               f"{domain.topology.dim}D")
+        if domain.topology.dim > 1 and domain.geometry.dim != domain.topology.dim:
+            # the edge fluxes build edge vectors and barycentric gradients in d x d
+            raise ConfigError(f"domain: geometric dimension {domain.geometry.dim} differs from its topological "
+                              f"dimension {domain.topology.dim}; a 2D/3D mesh needs as many coordinates as "
+                              "dimensions (the depth last)")
         for name, tag in (("front_tag", front_tag), ("back_tag", back_tag)):
             if isinstance(tag, bool) or not isinstance(tag, (int, np.integer)):
                 raise ConfigError(f"{name} = {tag!r} is not allowed: an integer facet tag value")
