@@ -36,8 +36,7 @@ Space discretisation (docs/numerics.md has the derivation and the reasons):
   is lumped layer by layer on meshes layered in depth (:func:`_layer_lumping`): a
   laterally uniform state then satisfies the 1D equations node by node.
 * D_i(theta) is evaluated at the quadrature point (2D/3D: at the edge midpoints) from the
-  same law the user gave; UFL
-  differentiates it, so dD/dtheta enters the Jacobian exactly.
+  same law the user gave; UFL differentiates it, so dD/dtheta enters the Jacobian exactly.
 
 Every physical parameter that may change between runs (diffusion-law parameters, beam and
 front values) is a ``dolfinx.fem.Constant``; :meth:`NPPForms.set_parameters` updates them.
