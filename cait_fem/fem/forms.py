@@ -33,10 +33,12 @@ Space discretisation (docs/numerics.md has the derivation and the reasons):
   one-point (midpoint) quadrature of the flux term and lumped (vertex-quadrature) storage
   and charge terms this is exactly the Scharfetter-Gummel / Il'in-Allen-Southwell
   exponentially fitted box scheme: an M-matrix for every step size, so profiles stay in
-  [0, 1] however strong the drift. In 2D/3D it is streamline artificial diffusion with the
-  same optimal coefficient.
-* D_i(theta) is evaluated at the quadrature point from the same law the user gave; UFL
-  differentiates it, so dD/dtheta enters the Jacobian exactly.
+  [0, 1] however strong the drift. In 2D/3D the same flux is applied along every cell
+  edge (edge-averaged exponential fitting, :meth:`NPPForms.edge_fluxes`) and the storage
+  is lumped layer by layer on meshes layered in depth (:func:`_layer_lumping`): a
+  laterally uniform state then satisfies the 1D equations node by node.
+* D_i(theta) is evaluated at the quadrature point (2D/3D: at the edge midpoints) from the
+  same law the user gave; UFL differentiates it, so dD/dtheta enters the Jacobian exactly.
 
 Every physical parameter that may change between runs (diffusion-law parameters, beam and
 front values) is a ``dolfinx.fem.Constant``; :meth:`NPPForms.set_parameters` updates them.
@@ -44,11 +46,13 @@ front values) is a ``dolfinx.fem.Constant``; :meth:`NPPForms.set_parameters` upd
 
 from __future__ import annotations
 
-from mpi4py import MPI  # noqa: F401  (MPI is initialised by mpi4py before PETSc/DOLFINx)
+import math
+
+from mpi4py import MPI  # (MPI is initialised by mpi4py before PETSc/DOLFINx)
 
 import numpy as np
 import ufl
-from dolfinx import fem
+from dolfinx import fem, la
 from dolfinx import mesh as dmesh
 from scipy.constants import e as _ELEMENTARY_CHARGE
 
@@ -134,7 +138,8 @@ class NPPForms:
     :meth:`storage`: the lumped storage form of given time derivatives;
     ``storage_measure``, ``flux_measure``, ``front_measure``, ``back_measure``: the
     measures the terms use, and ``weights``: their integrand weights (1, or the r-weights
-    of an axisymmetric mesh); :meth:`dirichlet_bcs`: the Dirichlet conditions. For the
+    of an axisymmetric mesh; the storage weight of a 2D/3D mesh layered in depth also
+    carries the layer-lumping factor); :meth:`dirichlet_bcs`: the Dirichlet conditions. For the
     residual ``F = storage(BDF rate) + spatial_residual (- source)`` used by cait_fem's
     stepper: ``u_n``, ``u_nm1`` (previous states), ``inv_dt`` and ``bdf`` (Constants 1/dt and
     a0, a1, a2, set by :meth:`set_bdf`), ``F`` and its Jacobian ``J``.
@@ -184,6 +189,11 @@ class NPPForms:
         if axisymmetric and domain.topology.dim != 2:
             raise ConfigError(f"axisymmetric = True needs a 2D (r, depth) mesh, this one is "
                               f"{domain.topology.dim}D")
+        if domain.topology.dim > 1 and domain.geometry.dim != domain.topology.dim:
+            # the edge fluxes build edge vectors and barycentric gradients in d x d
+            raise ConfigError(f"domain: geometric dimension {domain.geometry.dim} differs from its topological "
+                              f"dimension {domain.topology.dim}; a 2D/3D mesh needs as many coordinates as "
+                              "dimensions (the depth last)")
         for name, tag in (("front_tag", front_tag), ("back_tag", back_tag)):
             if isinstance(tag, bool) or not isinstance(tag, (int, np.integer)):
                 raise ConfigError(f"{name} = {tag!r} is not allowed: an integer facet tag value")
@@ -316,9 +326,11 @@ class NPPForms:
                 for s, th, consts in zip(self.physics.species, thetas, self.law_constants)]
 
     def fluxes(self, u):
-        """Dimensionless particle fluxes J_i (exponentially fitted, see module doc). With
-        ``flux = "thermodynamic"`` the diffusion term carries the factor Gamma_i and the
-        fitting uses the drift-to-diffusion ratio b / Gamma_i."""
+        """Dimensionless particle fluxes J_i of the 1D scheme (exponentially fitted, see
+        module doc), also the streamline form of 2D/3D; the 2D/3D residual uses the
+        edge fluxes of :meth:`edge_fluxes` instead. With ``flux = "thermodynamic"`` the
+        diffusion term carries the factor Gamma_i and the fitting uses the drift-to-diffusion
+        ratio b / Gamma_i."""
         psi = u[self.layout.psi]
         one_d = self.domain.topology.dim == 1
         h2 = ufl.CellDiameter(self.domain) ** 2 if one_d else None
@@ -339,6 +351,54 @@ class NPPForms:
                 pe2 = hb2 * ufl.dot(b, b)
                 fluxes.append(-D * (g + th * b + hb2 * _kappa(pe2) * ufl.dot(b, g) * b))
         return fluxes
+
+    def edge_fluxes(self, u):
+        """Edge-averaged exponential fitting (EAFE, Xu & Zikatanov 1999) on 2D/3D simplices:
+        per species, a list of (omega_E, q_E, e_E) over the cell's edges E = (a, b), to be
+        combined as sum_E omega_E q_E (grad v . e_E) at the cell's midpoint.
+
+        ``e_E`` = x_b - x_a; ``omega_E`` = -grad phi_a . grad phi_b (so that
+        sum_E omega_E (grad f . e_E)(grad v . e_E) = grad f . grad v for P1 f, v);
+        ``q_E`` = D(th_E) [(1 + Pe_E^2 kappa(Pe_E)) (th_b - th_a) + Pe_E th_E], the
+        Scharfetter-Gummel flux along the edge (times its length), with Pe_E = b . e_E
+        = z (psi_b - psi_a) and th_E the value at the edge midpoint. On an edge this is the
+        1D scheme exactly, so on meshes layered in depth a laterally uniform state gives the
+        1D fluxes in every cell, whatever the split of the layers into simplices (the
+        centroid value that the one-point rule of :meth:`fluxes` takes is (2 th_0 + th_1)/3
+        on a triangle with two vertices on one layer: first order, docs/numerics.md
+        section 7b). Thermodynamic flux: diffusion D Gamma and Pe_E / Gamma, Gamma at th_E."""
+        domain = self.domain
+        n = domain.topology.dim
+        Jac, Kinv = ufl.Jacobian(domain), ufl.JacobianInverse(domain)
+        rows = [ufl.as_vector([Kinv[i, j] for j in range(n)]) for i in range(n)]
+        grad_phi = [-sum(rows[1:], rows[0])] + rows
+        offsets = [ufl.as_vector([0.0] * n)] + [ufl.as_vector([Jac[i, a] for i in range(n)]) for a in range(n)]
+        centroid = sum(offsets[1:], offsets[0]) / (n + 1)
+        edges = []
+        for a in range(n + 1):
+            for b in range(a + 1, n + 1):
+                e = offsets[b] - offsets[a]
+                mid = 0.5 * (offsets[a] + offsets[b]) - centroid
+                edges.append((-ufl.dot(grad_phi[a], grad_phi[b]), e, mid))
+        psi = u[self.layout.psi]
+        ops = ufl_ops()
+        thermodynamic = self.physics.flux == "thermodynamic"
+        result = []
+        for s, z, th, consts in zip(self.physics.species, self.charges, self.thetas(u), self.law_constants):
+            terms = []
+            for omega, e, mid in edges:
+                th_e = th + ufl.dot(ufl.grad(th), mid)  # exact for P1 at the midpoint quadrature point
+                d_th = ufl.dot(ufl.grad(th), e)
+                pe = z * ufl.dot(ufl.grad(psi), e)
+                D = s.diffusion.relative(th_e, consts, ops)
+                if thermodynamic:
+                    G = s.diffusion.thermodynamic_factor(th_e, consts, ops)
+                    q = D * ((G + pe**2 * _kappa(pe**2 / G**2) / G) * d_th + pe * th_e)
+                else:
+                    q = D * ((1.0 + pe**2 * _kappa(pe**2)) * d_th + pe * th_e)
+                terms.append((omega, q, e))
+            result.append(terms)
+        return result
 
     def space_charge(self, u):
         """sum_i z_i theta_i - z_native, without cancellation."""
@@ -367,7 +427,12 @@ class NPPForms:
         give the axis nodes zero mass; the weights below make the lumped mass the row sum
         of the consistent r-weighted mass, m_a = int r phi_a, exact for linear r on a
         simplex of dimension m: int_K r phi_a = |K|/(m+1) (r_a + (m+1) r_K)/(m+2), r_K the
-        centroid value (a DG0 function, set once from the mesh)."""
+        centroid value (a DG0 function, set once from the mesh).
+
+        2D/3D meshes layered in depth: the storage weights are scaled node by node (a P1
+        function, :func:`_layer_lumping`) so that each layer gives its nodes the 1D lumped
+        mass, half the layer thickness times the node's lateral weight: with the edge
+        fluxes, a laterally uniform state then satisfies the 1D equations row by row."""
         d = self.domain.topology.dim
         ds = ufl.Measure("ds", domain=self.domain, subdomain_data=self.facet_tags)
         self.storage_measure = ufl.Measure("dx", domain=self.domain, metadata=LUMPED)
@@ -382,6 +447,10 @@ class NPPForms:
             r_cell, r_front = _centroid_radii(self.domain, self.facet_tags.find(self.front_tag))
             self.weights = {"storage": (r + (d + 1) * r_cell) / (d + 2), "flux": r,
                             "front": (r + d * r_front) / (d + 1), "back": r}
+        if d > 1:
+            scaling = _layer_lumping(self.domain, self.axisymmetric)
+            if scaling is not None:
+                self.weights["storage"] = scaling * self.weights["storage"]
 
     def _storage_term(self, i: int, rate) -> ufl.Form:
         return self.weights["storage"] * rate * self.v[i] * self.storage_measure
@@ -404,7 +473,11 @@ class NPPForms:
         Poisson), see ``spatial_residual``."""
         u, v, w, p = self.u, self.v, self.weights, self.layout.psi
         dx_l, dx_m = self.storage_measure, self.flux_measure
-        species = [-(w["flux"] * ufl.dot(J, ufl.grad(v[i])) * dx_m) for i, J in enumerate(self.fluxes(u))]
+        if self.domain.topology.dim == 1:
+            species = [-(w["flux"] * ufl.dot(J, ufl.grad(v[i])) * dx_m) for i, J in enumerate(self.fluxes(u))]
+        else:
+            species = [w["flux"] * sum(omega * q * ufl.dot(ufl.grad(v[i]), e) for omega, q, e in terms) * dx_m
+                       for i, terms in enumerate(self.edge_fluxes(u))]
         G = 0
         g = self.influx(u)
         if g is not None:
@@ -462,3 +535,59 @@ def _centroid_radii(domain, front_facets):
         r_front.x.array[dofs[owner]] = dmesh.compute_midpoints(domain, d - 1, front_facets)[:, 0]
     r_front.x.scatter_forward()
     return r_cell, r_front
+
+
+def _layer_lumping(domain, axisymmetric: bool):
+    """A P1 function W such that W times the lumped storage weight gives every node the
+    mass of the 1D scheme on a mesh layered in depth, or None where that does not apply.
+
+    A cell K whose vertices lie on two depths z_lo < z_hi (a piece of one layer of an
+    extruded mesh) gives vertex i the mass m_i^K = -(z_mid - z_i) int_K w grad_z phi_i,
+    z_mid = (z_lo + z_hi)/2, w = r (axisymmetric) or 1. Summed over the cells of a layer
+    this is (h/2) times int w phi_i over the layer interface (the trace of phi_i there is
+    the same from both sides): the lateral weight that the edge fluxes carry, times the
+    1D lumped mass h/2. The row-sum lumping int_K w phi_i that the vertex rule gives
+    distributes a layer's mass differently between its two faces (by the split of the
+    layer into simplices and by r), which is first order in the depth spacing where the
+    spacing changes and by half a layer at the surface. Cells with more than two depths
+    keep the row-sum mass (a user's mesh need not be layered); the total mass of every cell
+    is int_K w in both cases, so contents and conservation are unchanged. None (no
+    scaling) when no cell is layered or a node mass would not be positive."""
+    d = domain.topology.dim
+    n_local = domain.topology.index_map(d).size_local
+    V1 = fem.functionspace(domain, ("Lagrange", 1))
+    dofs = V1.dofmap.list[:n_local]
+    x = domain.geometry.x[domain.geometry.dofmaps[0][:n_local], :d]  # (cells, d+1, d)
+    jac = np.transpose(x[:, 1:, :] - x[:, :1, :], (0, 2, 1))  # columns: x_a - x_0
+    volume = np.abs(np.linalg.det(jac)) / math.factorial(d)
+    kinv = np.linalg.inv(jac)
+    grad_phi = np.concatenate([-kinv.sum(axis=1, keepdims=True), kinv], axis=1)  # (cells, d+1, d)
+    r = x[..., 0] if axisymmetric else np.ones(x.shape[:2])
+    r_c = r.mean(axis=1)
+    # the row-sum lumping of NPPForms: int_K w phi_a = |K|/(d+1) (r_a + (d+1) r_K)/(d+2)
+    if axisymmetric:
+        row_sum = volume[:, None] / (d + 1) * (r + (d + 1) * r_c[:, None]) / (d + 2)
+    else:
+        row_sum = np.repeat(volume[:, None] / (d + 1), d + 1, axis=1)
+    z = x[..., d - 1]
+    z_lo, z_hi = z.min(axis=1), z.max(axis=1)
+    tol = 1e-6 * (z_hi - z_lo)[:, None]
+    layered = np.all((np.abs(z - z_lo[:, None]) <= tol) | (np.abs(z - z_hi[:, None]) <= tol), axis=1)
+    layer_mass = -(0.5 * (z_lo + z_hi)[:, None] - z) * (r_c * volume)[:, None] * grad_phi[..., d - 1]
+    mass = np.where(layered[:, None], layer_mass, row_sum)
+    comm = domain.comm
+    if comm.allreduce(int(layered.sum()), op=MPI.SUM) == 0:
+        return None
+    target, current = fem.Function(V1), fem.Function(V1)
+    for f, m in ((target, mass), (current, row_sum)):
+        f.x.array[:] = 0.0
+        np.add.at(f.x.array, dofs.ravel(), m.ravel())
+        f.x.scatter_reverse(la.InsertMode.add)
+        f.x.scatter_forward()
+    n_owned = V1.dofmap.index_map.size_local
+    ok = bool(np.all(target.x.array[:n_owned] > 1e-12 * current.x.array[:n_owned]))
+    if not comm.allreduce(ok, op=MPI.LAND):
+        return None
+    scaling = fem.Function(V1, name="layer_lumping")
+    scaling.x.array[:] = target.x.array / current.x.array
+    return scaling
