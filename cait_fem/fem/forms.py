@@ -32,8 +32,9 @@ Space discretisation (docs/numerics.md has the derivation and the reasons):
   b = z_i grad psi, Pe = h |b|, kappa = ((Pe/2) coth(Pe/2) - 1) / Pe^2. In 1D with
   one-point (midpoint) quadrature of the flux term and lumped (vertex-quadrature) storage
   and charge terms this is exactly the Scharfetter-Gummel / Il'in-Allen-Southwell
-  exponentially fitted box scheme: an M-matrix for every step size, so profiles stay in
-  [0, 1] however strong the drift. In 2D/3D the same flux is applied along every cell
+  exponentially fitted box scheme: for frozen coefficients an M-matrix at any Peclet
+  number, and a backward Euler step's matrix too (a discrete maximum principle for BDF1,
+  not guaranteed for BDF2; docs/numerics.md section 3). In 2D/3D the same flux is applied along every cell
   edge (edge-averaged exponential fitting, :meth:`NPPForms.edge_fluxes`) and the storage
   is lumped layer by layer on meshes layered in depth (:func:`_layer_lumping`): a
   laterally uniform state then satisfies the 1D equations node by node.
