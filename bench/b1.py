@@ -6,10 +6,10 @@ with constant D 5.6e-21 m^2/s; beam 1e-2 A/m^2, E_kin 10 eV, sigma_E 0.5 eV; t_e
 
 Prints: cells, steps, Newton iterations (total and per step), wall time cold (JIT
 compilation included, in a fresh cache) and warm, plateau, front position and width,
-surface potential, the Newton update history of one step (quadratic convergence), and two
-convergence tables (front spacing and time tolerance halved twice; RMS and max change of
-theta over 0-300 nm against the 4x refined run): one for the default settings, one for
-the "accurate" settings. Usage: python bench/b1.py [--quick]
+surface potential, the estimated spatial error, the Newton update history of one step
+(quadratic convergence), and a convergence table (the default run refined 2x and 4x in
+space and time with ``refined_numerics``; RMS and max change of theta over 0-300 nm against
+the 4x refined run). Usage: python bench/b1.py [--quick]
 """
 
 import dataclasses
@@ -25,21 +25,16 @@ import time  # noqa: E402
 import numpy as np  # noqa: E402
 
 import cait_fem as cf  # noqa: E402
+from cait_fem.case.refinement import refined_numerics  # noqa: E402
 
 T_END = 30000.0
-DEFAULT = (0.2e-9, 1e-3)    # front spacing [m], time tolerance
-ACCURATE = (0.2e-9, 5e-5)
-
-
-def experiment(front_spacing_m, time_tolerance, **solver):
+def experiment(**solver):
     glass = cf.Glass(n_bg_m3=1.41e28, eps_r=8.0, temperature_K=300.0, thickness_m=1e-3, name="Li3B7O12")
     li = cf.Species("Li", "native", cf.GaussianSED(fwhm_eV=0.25, vacancy_fraction=0.10, D_bulk_m2_s=1e-17))
     k = cf.Species("K", "foreign", cf.ConstantD(D_m2_s=5.6e-21))
     beam = cf.Beam(current_density_A_m2=1e-2, E_kin_eV=10.0, sigma_E_eV=0.5)
     return cf.Experiment(glass=glass, species=(li, k), front=beam,
-                         run=cf.RunSettings(t_end_s=T_END, time_tolerance=time_tolerance),
-                         mesh=cf.MeshSettings(front_spacing_m=front_spacing_m),
-                         solver=cf.SolverSettings(**solver), name="B1")
+                         run=cf.RunSettings(t_end_s=T_END), solver=cf.SolverSettings(**solver), name="B1")
 
 
 def timed(sim):
@@ -50,13 +45,13 @@ def timed(sim):
 
 def headline():
     t0 = time.perf_counter()
-    sim = cf.Simulation(experiment(*DEFAULT))
+    sim = cf.Simulation(experiment())
     result, _ = timed(sim)
     cold = time.perf_counter() - t0
     result, warm = timed(sim)
     s, m = result.stats, result.metrics()
     its = result.newton_iterations[1:]
-    print("B1 (default settings: front spacing 0.2 nm, time tolerance 1e-3)")
+    print("B1 (default settings: the depth rule of docs/numerics.md section 4, time tolerance 2e-4)")
     print(f"  cells                 {s['cells']}")
     print(f"  time steps            {s['steps']} (rejected {s['rejected_steps']}, "
           f"Newton failures {s['newton_failures']})")
@@ -72,12 +67,14 @@ def headline():
     print(f"  current density       {result.current_density_A_m2[-1]:.4e} A/m^2")
     print(f"  theta range           [{result.theta.min():.2e}, {result.theta.max():.6f}]")
     print(f"  conservation error    {result.conservation_error:.2e} (relative)")
+    print(f"  spatial error (est.)  {s['spatial_error_estimate']:.2e} RMS, {s['spatial_error_estimate_max']:.2e} max "
+          f"({s['spatial_estimate_wall_s']:.2f} s of the run)")
 
 
 def newton_history():
     """The last step to t = 3000 s solved to round-off: the update norms fall quadratically."""
     tight = cf.SolverSettings(newton_atol=1e-15, potential_atol=1e-13, max_newton_iterations=8)
-    exp = dataclasses.replace(experiment(*DEFAULT), run=cf.RunSettings(t_end_s=3000.0), solver=tight)
+    exp = dataclasses.replace(experiment(), run=cf.RunSettings(t_end_s=3000.0), solver=tight)
     sim = cf.Simulation(exp)
     history = []
     sim.newton.snes.setMonitor(lambda s, it, fnorm: history.append(
@@ -90,11 +87,11 @@ def newton_history():
         print(f"  it {it}: {update:22s} |F| = {fnorm:.3e}")
 
 
-def table(label, base):
-    h0, tol0 = base
+def table():
+    """The default run and the same refined 2x and 4x in space and time (refined_numerics)."""
     runs = []
     for k in range(3):
-        sim = cf.Simulation(experiment(h0 / 2**k, tol0 / 2**k))
+        sim = cf.Simulation(refined_numerics(experiment(), 2.0**k))
         result, wall = timed(sim)
         runs.append((result, wall))
     ref = runs[-1][0]
@@ -104,13 +101,13 @@ def table(label, base):
         return np.array([np.interp(x, r.depth_m, th) for th in r.theta[-1]])
 
     ref_grid = on_grid(ref)
-    print(f"\nConvergence, {label} (theta over 0-300 nm against the 4x refined run):")
-    print(f"  {'spacing nm':>10} {'tol':>8} {'cells':>6} {'steps':>6} {'Newton':>7} {'warm s':>7} "
+    print("\nConvergence of the default run (theta over 0-300 nm against the 4x refined run):")
+    print(f"  {'refined':>10} {'tol':>8} {'cells':>6} {'steps':>6} {'Newton':>7} {'warm s':>7} "
           f"{'RMS':>9} {'max':>9} {'front nm':>9}")
     for (r, wall), k in zip(runs, range(3)):
         d = np.abs(on_grid(r) - ref_grid)
         rms = np.sqrt(np.mean(d**2)) if k < 2 else 0.0
-        print(f"  {h0 / 2**k * 1e9:10.3f} {tol0 / 2**k:8.1e} {r.stats['cells']:6d} {r.stats['steps']:6d} "
+        print(f"  {2**k:9d}x {r.experiment.run.time_tolerance:8.1e} {r.stats['cells']:6d} {r.stats['steps']:6d} "
               f"{r.stats['newton_iterations']:7d} {wall:7.2f} {rms:9.2e} {d.max():9.2e} "
               f"{r.metrics()['front_position_m'] * 1e9:9.3f}")
 
@@ -118,6 +115,5 @@ def table(label, base):
 if __name__ == "__main__":
     headline()
     newton_history()
-    table("default settings", DEFAULT)
     if "--quick" not in sys.argv:
-        table("accurate settings", ACCURATE)
+        table()

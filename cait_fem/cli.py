@@ -163,7 +163,11 @@ def cmd_check(args) -> int:
     except ConfigError as exc:
         _error(str(exc))
         return EXIT_USAGE
-    _say(f"# {args.case}: OK -- {_describe(exp)}", f"# {_estimates(exp)}",
+    res = exp.depth_resolution
+    rule = (f"# depth mesh: {res.front_spacing_m * 1e9:.3g} nm at the surface, growing by {res.spacing_slope:.3g} "
+            f"nm per nm of depth to at most {res.max_front_spacing_m * 1e9:.3g} nm, fine to "
+            f"{res.fine_depth_m * 1e9:.3g} nm ({res.basis})")
+    _say(f"# {args.case}: OK -- {_describe(exp)}", f"# {_estimates(exp)}", rule,
          "# every parameter, defaults filled in (a valid case file):",
          dumps_toml(experiment_to_dict(exp)).rstrip("\n"))
     return EXIT_OK

@@ -28,16 +28,18 @@ def with_foreign_D(exp, D_m2_s, t_end_s=None):
 
 
 def test_the_rule_against_a_hand_calculation():
-    """Cs+-like ion under the 10 eV beam: h(0) = c D_f / v with v = j / (e n_bg), the slope
-    c k_B T / (e U) with U = E_kin + 3 sigma_E = 11.5 V; the fine region 1.5 times the
+    """Cs+-like ion under the 10 eV beam: h(0) = 3.3 l_j / N with l_j = D_f / v, v =
+    j / (e n_bg), N = 12 cells per front width; the slope 6 k_B T / (e U N) with U = E_kin
+    + 3 sigma_E = 11.5 V; the fine region 1.5 times the
     potential-limited reach sqrt(2 D_f (e U / k_B T) t), which is below the charge-limited
     one here."""
     exp = with_foreign_D(k_demo_1mm(t_end_s=1e5), 1.9e-22)
     res = exp.depth_resolution
-    c = 1.0 / exp.mesh.cells_per_field_length
+    n = exp.mesh.cells_per_front_width
+    assert n == 12.0
     v = 1e-2 / (sc.e * 1.41e28)
-    assert res.front_spacing_m == approx(c * 1.9e-22 / v, rel=1e-10)
-    assert res.spacing_slope == approx(c * KT_E / 11.5, rel=1e-12)
+    assert res.front_spacing_m == approx(3.3 * 1.9e-22 / v / n, rel=1e-10)
+    assert res.spacing_slope == approx(6.0 * KT_E / 11.5 / n, rel=1e-12)
     reach_u = math.sqrt(2 * 1.9e-22 * (11.5 / KT_E) * 1e5)
     assert reach_u < v * 1e5 / 0.7
     assert res.fine_depth_m == approx(1.5 * reach_u, rel=1e-12)
@@ -104,7 +106,7 @@ def test_refined_numerics_halves_every_spacing_and_tightens_the_time_tolerance()
 
 
 @pytest.mark.parametrize("key,value,allowed", [
-    ("cells_per_field_length", 0.0, "[0.1, 1000]"), ("cells_per_field_length", True, "[0.1, 1000]"),
+    ("cells_per_front_width", 0.0, "[0.1, 1000]"), ("cells_per_front_width", True, "[0.1, 1000]"),
     ("max_front_spacing_m", -1e-9, "> 0"), ("spatial_tolerance", 0.0, "> 0"),
     ("estimate_spatial_error", 1, "true or false"), ("front_spacing_m", float("nan"), "> 0"),
 ])
@@ -115,8 +117,8 @@ def test_bad_mesh_accuracy_settings_are_refused(key, value, allowed):
 
 def test_the_size_guard_names_the_rule():
     exp = with_foreign_D(k_demo_1mm(t_end_s=1e5), 1.9e-22)
-    with pytest.raises(ConfigError, match="cells_per_field_length"):
-        dataclasses.replace(exp, mesh=cf.MeshSettings(cells_per_field_length=50.0, max_cells=10_000))
+    with pytest.raises(ConfigError, match="cells_per_front_width"):
+        dataclasses.replace(exp, mesh=cf.MeshSettings(cells_per_front_width=50.0, max_cells=10_000))
 
 
 def test_the_rule_is_pure_physics_of_the_case():

@@ -257,10 +257,10 @@ def _fine_advice(mesh, resolution, cells) -> str:
     if mesh.front_spacing_m is not None:
         return (f"mesh.front_spacing_m = {mesh.front_spacing_m!r} over {res.fine_depth_m:.3g} m (mesh.fine_depth_m) "
                 f"gives {cells:.3g} depth cells")
-    return (f"the depth rule (mesh.cells_per_field_length = {mesh.cells_per_field_length!r}: "
+    return (f"the depth rule (mesh.cells_per_front_width = {mesh.cells_per_front_width!r}: "
             f"{res.front_spacing_m:.3g} m at the surface growing by {res.spacing_slope:.3g} per metre of depth to "
             f"{res.fine_depth_m:.3g} m) gives "
-            f"{cells:.3g} depth cells; lower mesh.cells_per_field_length or set mesh.front_spacing_m")
+            f"{cells:.3g} depth cells; lower mesh.cells_per_front_width or set mesh.front_spacing_m")
 
 
 def check_mesh_size(geometry, thickness_m: float, mesh, resolution=None) -> dict:

@@ -18,7 +18,7 @@ def refined_mesh(exp: Experiment, factor: float, everywhere: bool = True) -> Exp
         raise ValueError(f"refinement factor = {factor!r}: must be >= 1")
     m = exp.mesh
     mesh = dataclasses.replace(m, front_spacing_m=None if m.front_spacing_m is None else m.front_spacing_m / factor,
-                               cells_per_field_length=m.cells_per_field_length * factor,
+                               cells_per_front_width=m.cells_per_front_width * factor,
                                max_front_spacing_m=m.max_front_spacing_m / factor,
                                surface_spacing_m=m.surface_spacing_m / factor,
                                max_cells=int(m.max_cells * factor ** exp.geometry.dimension))

@@ -10,10 +10,12 @@ l = (k_B T / e) / E, E the field in the replaced zone (docs/numerics.md section 
   potential), E <= U / x, so l <= x k_B T / (e U): the front sharpens in proportion to its
   depth.
 
-The rule is h(x) = min(h_cap, c (l_j + x k_B T / (e U))) with c = 1 / ``mesh.cells_per_field_length``
-and h_cap = ``mesh.max_front_spacing_m``: geometric growth from the surface, which a
-static mesh can afford over the whole path of the front (a slow ion's front moves
-~100 nm, and it is sharpest near the surface). The region it covers ends at 1.5 times
+Measured 10-90 % widths of the native rise follow w(x) = 3.3 l_j + 6 x k_B T / (e U)
+within about 20 % (K+: 4.1-7.7 nm; Cs+: 0.33 nm at 10 nm to 1.3 nm at 107 nm). The rule is
+h(x) = min(h_cap, w(x) / N) with N = ``mesh.cells_per_front_width`` and h_cap =
+``mesh.max_front_spacing_m``: geometric growth from the surface, which a static mesh can
+afford over the whole path of the front (a slow ion's front moves ~100 nm, and it is
+sharpest near the surface). The region it covers ends at 1.5 times
 the deepest the front can reach by ``run.t_end_s``: the charge the front condition can
 deliver fills at most j t / (z e n_bg (1 - 0.3)) (plateau below 0.3), and a
 potential-limited front travels x^2 = 2 D_f (e U / k_B T) t.
@@ -38,6 +40,10 @@ BEAM_SPREAD_SIGMAS = 3.0
 PLATEAU_BOUND = 0.3
 #: the fine region reaches this multiple of the estimated deepest front
 REACH_MARGIN = 1.5
+#: the front width in field lengths, w = WIDTH_PER_LJ l_j + WIDTH_PER_LU x k_B T / (e U)
+#: (measured on the K+ and Cs+ cases, docs/numerics.md section 4.1)
+WIDTH_PER_LJ = 3.3
+WIDTH_PER_LU = 6.0
 #: the fine region never ends shallower than this [m] (early outputs, slow ions)
 MIN_FINE_DEPTH_M = 30e-9
 #: without a front estimate (explicit spacing, a front type the rule does not know)
@@ -105,18 +111,18 @@ def depth_resolution(exp) -> DepthResolution:
         fine = mesh.fine_depth_m if mesh.fine_depth_m is not None else DEFAULT_FINE_DEPTH_M
         return DepthResolution(mesh.front_spacing_m, 0.0, mesh.front_spacing_m, fine,
                                "mesh.front_spacing_m (uniform)")
-    c = 1.0 / mesh.cells_per_field_length
+    c = 1.0 / mesh.cells_per_front_width
     kT_e = sc.k * glass.temperature_K / sc.e
     j, U = _front_drive(exp)
     D_f = _slowest_foreign_D_m2_s(exp) if (j or U) else 0.0
     n_bg, t_end = glass.n_bg_m3, exp.run.t_end_s
     v = j / (exp.beam_species.charge_number * sc.e * n_bg) if j else 0.0
     l_j = D_f / v if v > 0 else math.inf
-    slope = c * kT_e / U if U else 0.0
+    slope = c * WIDTH_PER_LU * kT_e / U if U else 0.0
     if not math.isfinite(l_j) and slope == 0.0:
         h0, basis = cap, "no front drive known: mesh.max_front_spacing_m"
     else:
-        h0 = min(c * l_j, cap) if math.isfinite(l_j) else 0.0
+        h0 = min(c * WIDTH_PER_LJ * l_j, cap) if math.isfinite(l_j) else 0.0
         basis = "field length of the front (docs/numerics.md section 4)"
     reach = []
     if v > 0:

@@ -40,7 +40,7 @@ from .record import SERIES, RunRecord  # noqa: F401 (SERIES: the time series' ke
 
 #: the pointwise spatial error estimate may reach this multiple of mesh.spatial_tolerance
 #: (the RMS standard is 1e-3, the pointwise one 1e-2: docs/numerics.md section 4)
-PEAK_FACTOR = 10.0
+PEAK_FACTOR = 15.0
 
 
 class Simulation:
@@ -191,7 +191,7 @@ class Simulation:
             which = (f"RMS {rms:.2g}" if rms > tolerance else f"pointwise {peak:.2g}")
             _warn(result, f"estimated spatial error of the profiles {which} exceeds mesh.spatial_tolerance = "
                           f"{tolerance:g}{'' if rms > tolerance else f' x {PEAK_FACTOR:g}'} (theta): refine the "
-                          "depth mesh (raise mesh.cells_per_field_length, lower mesh.max_front_spacing_m)")
+                          "depth mesh (raise mesh.cells_per_front_width, lower mesh.max_front_spacing_m)")
 
     def _callbacks(self, callbacks, progress, exports, checkpoint_dir) -> CallbackList:
         """All of a run's callbacks: progress first, the checkpoint last, so that a run
