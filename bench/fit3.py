@@ -3,10 +3,11 @@
 "Measured" K+, Rb+ and Cs+ profiles are made at the paper demo's values (one Gaussian Li+
 SED, FWHM 250 meV, 10 % vacancies; D_foreign and exposure as found by
 ``demos/paper_li3b7o12.py``) with 4x refined numerics (``refined_numerics(exp, 4)``: every
-spacing / 4, steps about / 4), broadened with a 2 nm SIMS resolution, plus 0.01 Gaussian noise. The fit adjusts the shared
-SED width and the three D_foreign (default mesh and time tolerance, ``solver.jacobian_lag
-= 3``), from a start 10 % off in the width and 30 % off in each D. It runs as
-``cait-fem fit`` serially and under ``mpirun -n 2`` (two ensemble groups). Prints
+spacing / 4, steps about / 4), broadened with a 2 nm SIMS resolution, plus 0.01 Gaussian
+noise. The fit adjusts the shared SED width and the three D_foreign (default mesh and time
+tolerance, ``solver.jacobian_lag = 3``, numerical error check at 2x refined numerics),
+from a start 10 % off in the width and 30 % off in each D. It runs as ``cait-fem fit``
+serially and under ``mpirun -n 2`` (two ensemble groups). Prints
 evaluations, forward solves, wall time, speed-up, and the recovered values (corrected by
 the numerical shift of the fit's refined evaluation, and before it) against the truth,
 with the 95 % intervals. Target: under 2 minutes with 2 processes.

@@ -2,19 +2,22 @@
 
 ``fit.json`` (stable contract): ``parameters`` keyed by dotted path (``[k]`` for a table
 knot), each with ``unit``, ``value``, ``stderr``, ``ci95`` = [low, high], ``initial``,
-``log``, ``shared``, ``experiments``; a parameter fitted per experiment has instead
-``per_experiment`` = {name: {value, stderr, ci95, initial, ...}}. ``value`` is the estimate
-corrected to refined numerics, ``value_default_numerics`` the optimum of the fit with the
-cases' own numerics (where the model profiles, residuals and chi^2 are reported),
-``numerical_shift`` their difference (in the parameter's unit), and ``ci95`` includes it
-(docs/fitting.md, "Numerical error"); ``stderr`` is the statistical standard error only. Then ``cost`` (half the sum of
-squared weighted residuals, including the smoothing penalty of free-form tables, also
-given alone as ``regularisation_cost``), ``chi2``, ``dof``, ``reduced_chi2``, ``evaluations``,
-``jacobian_evaluations``, ``forward_solves``, ``wall_time_s``, the correlation matrix,
-``numerical_error`` (the refined evaluation at the optimum: factor, method, per experiment
-its mesh and time settings, cells, steps, wall time and the RMS change of the compared
-model values; null when ``refinement_factor = 1``), and per experiment its residual statistics, profile metrics and transport analysis
-(:mod:`cait_fem.analysis.transport`, docs/model.md section 6).
+``numerical_shift``, ``value_default_numerics``, ``log``, ``shared``, ``experiments``; a
+parameter fitted per experiment has instead ``per_experiment`` = {name: {value, stderr,
+ci95, initial, ...}}. ``value`` is the estimate corrected to refined numerics,
+``value_default_numerics`` the optimum of the fit with the cases' own numerics (where the
+model profiles, residuals and chi^2 are reported), ``numerical_shift`` their difference
+(in the parameter's unit; null with ``refinement_factor = 1``), and ``ci95`` includes it
+(docs/fitting.md, "Numerical error"); ``stderr`` is the statistical standard error only.
+Then ``cost`` (half the sum of squared weighted residuals, including the smoothing penalty
+of free-form tables, also given alone as ``regularisation_cost``), ``chi2``, ``dof``,
+``reduced_chi2``, ``evaluations``, ``jacobian_evaluations``, ``forward_solves``,
+``wall_time_s``, the correlation matrix, ``numerical_error`` (the refined evaluation at the
+optimum: factor, method, wall time, per experiment its spacings [nm], time tolerance,
+nodes, steps, wall time [s] and the RMS and max change of the compared model values [theta];
+null with ``refinement_factor = 1``), and per experiment its residual statistics, profile
+metrics and transport analysis (:mod:`cait_fem.analysis.transport`, docs/model.md
+section 6).
 """
 
 from __future__ import annotations
