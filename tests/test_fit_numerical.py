@@ -125,3 +125,31 @@ def test_without_the_check_the_interval_is_the_statistical_one(measured):
     half = quantile95(result.dof) * est.stderr
     assert est.ci95[0] == approx(est.value - half, rel=1e-12)
     assert est.ci95[1] == approx(est.value + half, rel=1e-12)
+
+
+def test_a_jacobian_is_reused_only_within_a_tenth_of_a_standard_error():
+    """The Jacobian after the optimiser's last, tiny step is the one before it (what pays
+    for the refined evaluation); a step of more than 0.1 in ||J dz|| gets a new one, and a
+    stage-1 (metric) Jacobian never serves stage 2."""
+    from cait_fem.fit import fit_case_from_dict
+    from cait_fem.fit.fitter import JACOBIAN_REUSE_CHI2, Fitter
+
+    d = experiment_to_dict(load_case(ROOT / "demos" / "k_cait.toml"))
+    d["run"].update(t_end_s=2000.0, output_times_s=[])
+    case = fit_case_from_dict({"experiment": [{"name": "K", "case": d, "targets": {"plateau": 0.15}}],
+                               "fit": {"parameters": {"species.K.diffusion.D_m2_s": {"log": True, "min": 1e-23,
+                                                                                       "max": 1e-18}}}})
+    fitter = Fitter(case, quiet=True)
+    computed = []
+    fitter._finite_differences = lambda z: computed.append(z.copy()) or np.array([[10.0]])
+    limit = math.sqrt(JACOBIAN_REUSE_CHI2) / 10.0  # the largest step in z that reuses [[10]]
+    z0 = np.array([-20.0])
+    fitter.jac(z0)
+    fitter.jac(z0 + 0.9 * limit)
+    assert len(computed) == 1 and fitter.jacobians_reused == 1
+    fitter.jac(z0 + 1.1 * limit)  # measured from where the Jacobian was computed, not the last request
+    assert len(computed) == 2
+    fitter.presolving = True
+    fitter.jac(z0 + 1.1 * limit)
+    assert len(computed) == 3
+    fitter.ensemble.close()

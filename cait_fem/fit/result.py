@@ -11,7 +11,8 @@ model profiles, residuals and chi^2 are reported), ``numerical_shift`` their dif
 (docs/fitting.md, "Numerical error"); ``stderr`` is the statistical standard error only.
 Then ``cost`` (half the sum of squared weighted residuals, including the smoothing penalty
 of free-form tables, also given alone as ``regularisation_cost``), ``chi2``, ``dof``,
-``reduced_chi2``, ``evaluations``, ``jacobian_evaluations``, ``forward_solves``,
+``reduced_chi2``, ``evaluations``, ``jacobian_evaluations`` (computed; ``jacobians_reused``
+more were answered with the last one), ``forward_solves``,
 ``wall_time_s``, the correlation matrix, ``numerical_error`` (the refined evaluation at the
 optimum: factor, method, wall time, per experiment its spacings [nm], time tolerance,
 nodes, steps, wall time [s] and the RMS and max change of the compared model values [theta];
@@ -120,6 +121,7 @@ class FitResult:
     simulations_built: int
     compile_wall_s: float
     numerical_error: dict | None = None  # the refined evaluation at the optimum (Fitter.numerical_error)
+    jacobians_reused: int = 0  # requests answered with the last Jacobian (fitter.JACOBIAN_REUSE_CHI2)
 
     # -- values ---------------------------------------------------------------------------
     def value(self, name: str, experiment: str | None = None) -> float:
@@ -249,6 +251,7 @@ class FitResult:
             "cost": self.cost, "chi2": self.chi2, "dof": self.dof, "reduced_chi2": self.reduced_chi2,
             "regularisation_cost": 0.5 * float(np.sum(self.problem.regularisation(self.z) ** 2)),
             "evaluations": self.evaluations, "jacobian_evaluations": self.jacobian_evaluations,
+            "jacobians_reused": self.jacobians_reused,
             "forward_solves": self.forward_solves, "failed_solves": self.failed_solves,
             "wall_time_s": self.wall_time_s, "success": self.success, "status": self.status,
             "message": self.message,
