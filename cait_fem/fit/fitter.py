@@ -309,7 +309,7 @@ class Fitter:
             x = p.from_z(z)
             at_bound = bool(sol.active_mask[j] != 0) or not (lo_b[j] < z0 < hi_b[j])
             # linear sum: the numerical error is a bias, not a random error independent of the noise
-            half = tq * sigma_z[j] + abs(z - z0)
+            half = tq * sigma_z[j] + (abs(shift_z[j]) if np.isfinite(shift_z[j]) else 0.0)
             ci = (p.from_z(z - half), p.from_z(z + half)) if math.isfinite(half) else (-math.inf, math.inf)
             if p.spec.log and not math.isfinite(half):
                 ci = (0.0, math.inf)
