@@ -153,3 +153,28 @@ def test_a_jacobian_is_reused_only_within_a_tenth_of_a_standard_error():
     fitter.jac(z0 + 1.1 * limit)
     assert len(computed) == 3
     fitter.ensemble.close()
+
+
+def test_a_failed_refined_solve_leaves_the_statistical_interval(measured, monkeypatch):
+    """The fit still ends, says why the shift is unknown (NaN) and gives ci95 = z +- t sigma_z."""
+    import dataclasses
+
+    from cait_fem.fit.ensemble import Ensemble
+    from cait_fem.fit.fitter import quantile95
+
+    solve = Ensemble.run
+
+    def failing_refined(self, tasks):
+        outs = solve(self, tasks)
+        return [dataclasses.replace(o, error="stand-in failure") if "refined" in t.name else o
+                for t, o in zip(tasks, outs)]
+
+    monkeypatch.setattr(Ensemble, "run", failing_refined)
+    result = _fit(measured, "failed", [FWHM])
+    (est,) = result.estimates
+    assert "failed" in result.numerical_error["error"] and "'K'" in result.numerical_error["error"]
+    assert result.numerical_error["experiments"]["K"]["error"] == "stand-in failure"
+    assert math.isnan(est.numerical_shift) and est.value == est.value_default_numerics
+    half = quantile95(result.dof) * est.stderr
+    assert est.ci95[0] == approx(est.value - half, rel=1e-12)
+    assert est.ci95[1] == approx(est.value + half, rel=1e-12)

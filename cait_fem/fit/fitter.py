@@ -209,7 +209,7 @@ class Fitter:
                                      max_nfev=max(1, s.max_evaluations - self.evaluations))
         outs = self.forward(sol.x)
         numerical, dr = self.numerical_error(sol.x, outs)
-        estimates, cov = self._uncertainties(sol, dr)
+        estimates, cov = self._uncertainties(sol, dr, checked=numerical is not None)
         m, n = sol.fun.size, sol.x.size
         chi2 = float(sol.fun @ sol.fun)
         result = FitResult(
@@ -282,9 +282,10 @@ class Fitter:
         self.progress.message(f"numerical error: refined solves in {report['wall_time_s']:.1f} s")
         return report, dr
 
-    def _uncertainties(self, sol, dr=None):
+    def _uncertainties(self, sol, dr=None, checked: bool = False):
         """Estimates with 95 % intervals and Cov(z); ``dr`` (refined minus default
-        residuals at the optimum) adds the numerical shift."""
+        residuals at the optimum) adds the numerical shift; ``checked`` without ``dr``:
+        the check failed, the shift is unknown (NaN)."""
         J, m, n = sol.jac, sol.fun.size, sol.x.size
         dof = m - n
         s2 = 1.0 if self.case.settings.absolute_sigma or dof <= 0 else float(sol.fun @ sol.fun) / dof
@@ -313,7 +314,10 @@ class Fitter:
             ci = (p.from_z(z - half), p.from_z(z + half)) if math.isfinite(half) else (-math.inf, math.inf)
             if p.spec.log and not math.isfinite(half):
                 ci = (0.0, math.inf)
-            shift = None if dr is None else (x - p.from_z(z0) if np.isfinite(shift_z[j]) else math.nan)
+            if dr is None:
+                shift = math.nan if checked else None
+            else:
+                shift = x - p.from_z(z0) if np.isfinite(shift_z[j]) else math.nan
             estimates.append(ParameterEstimate(parameter=p, value=x, stderr=abs(p.dx_dz(x)) * sigma_z[j],
                                                ci95=(min(ci), max(ci)), initial=p.x0, at_bound=at_bound,
                                                value_default_numerics=p.from_z(z0), numerical_shift=shift))
