@@ -316,8 +316,9 @@ def cmd_fit(args) -> int:
                  f"{result.wall_time_s:.1f} s on {comm.size} process(es) ({result.message})"]
         for est in result.estimates:
             lo, hi = est.ci95
+            shift = f"  numerical shift {est.numerical_shift:+.2g}" if est.numerical_shift is not None else ""
             lines.append(f"  {est.parameter.label:40s} = {est.value:.5g}  +- {est.stderr:.2g}  "
-                         f"(95 %: {lo:.4g} .. {hi:.4g})" + ("  [at bound]" if est.at_bound else ""))
+                         f"(95 %: {lo:.4g} .. {hi:.4g}){shift}" + ("  [at bound]" if est.at_bound else ""))
         lines.append(f"cait-fem: wrote {len(paths)} files to {os.path.abspath(args.output)}")
         _say(*lines)
     from cait_fem.fit.problem import uninformative

@@ -216,7 +216,7 @@ FIT_BASE = {
     ],
     "fit": {
         "max_evaluations": 10, "ftol": 1e-4, "xtol": 1e-5, "gtol": 1e-8, "fd_step": 1e-3,
-        "absolute_sigma": False, "groups": 0, "smoothing": 1.0, "presolve": True,
+        "absolute_sigma": False, "groups": 0, "smoothing": 1.0, "presolve": True, "refinement_factor": 2.0,
         "parameters": {
             "species.K.diffusion.D_m2_s": {"initial": 1e-20, "min": 1e-23, "max": 1e-18, "log": True},
             "species.Li.diffusion.fwhm_eV": {"min": 0.05, "max": 0.5, "shared": True},

@@ -243,14 +243,19 @@ def test_every_parameter_fixed(d):
     ("ftol = 0.0", "ftol = 0.0"),
     ("absolute_sigma = 1", "absolute_sigma = 1"),
     ("max_iterations = 10", "'max_iterations'"),
+    ("refinement_factor = 0.5", "refinement_factor = 0.5"),
+    ("refinement_factor = 16", "<= 8.0"),
+    ("refinement_factor = true", "refinement_factor = True"),
 ])
 def test_bad_fit_settings(d, setting, shown):
     fails(d, K_EXP + f"[fit]\n{setting}\n" + PARAMS + D_K, "fit", shown)
 
 
 def test_fit_settings_are_read(d):
-    s = load(d, K_EXP + "[fit]\nmax_evaluations = 7\nfd_step = 0.01\nabsolute_sigma = true\n" + PARAMS + D_K).settings
-    assert (s.max_evaluations, s.fd_step, s.absolute_sigma, s.ftol) == (7, 0.01, True, 1e-4)
+    s = load(d, K_EXP + "[fit]\nmax_evaluations = 7\nfd_step = 0.01\nabsolute_sigma = true\n"
+             "refinement_factor = 1\n" + PARAMS + D_K).settings
+    assert (s.max_evaluations, s.fd_step, s.absolute_sigma, s.ftol, s.refinement_factor) == (7, 0.01, True, 1e-4, 1.0)
+    assert load(d, K_EXP + PARAMS + D_K).settings.refinement_factor == 2.0  # the check is on by default
 
 
 # -- expansion ---------------------------------------------------------------------------------

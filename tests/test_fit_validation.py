@@ -244,7 +244,7 @@ def fake_fit_result(stderr: float, cost: float, dof: int):
         (Path(directory) / "fit.json").write_text("{}")
         return [Path(directory) / "fit.json"]
     estimate = SimpleNamespace(parameter=SimpleNamespace(label="sims_resolution_nm"), value=-1.0, stderr=stderr,
-                               ci95=(-math.inf, math.inf), at_bound=False)
+                               ci95=(-math.inf, math.inf), at_bound=False, numerical_shift=None)
     return SimpleNamespace(estimates=[estimate], cost=cost, dof=dof, reduced_chi2=1.0, evaluations=3,
                            forward_solves=3, wall_time_s=1.0, message="stand-in", save=save)
 

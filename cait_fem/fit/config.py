@@ -30,6 +30,7 @@ what was measured, and the parameters to adjust by their dotted path in the run 
     groups = 0                        # MPI sub-communicators for the ensemble (0: one per rank)
     smoothing = 1.0                   # curvature penalty of free-form log D tables (0: none)
     presolve = true                   # first match plateau and front of each profile (see fitter)
+    refinement_factor = 2.0           # numerical error check at the optimum: mesh / 2, steps / 2 (1: off)
 
     [fit.parameters]
     "species.K.diffusion.D_m2_s"   = { initial = 1e-20, min = 1e-23, max = 1e-18, log = true }
@@ -106,6 +107,11 @@ class FitSettings:
     groups: int = 0
     smoothing: float = 1.0
     presolve: bool = True
+    # At the optimum every experiment is solved once more with its spacings divided and its
+    # time steps shrunk by this factor (cait_fem.case.refinement.refined_numerics); the
+    # linearised parameter shift corrects the estimates and widens ci95 (docs/fitting.md,
+    # "Numerical error"). 1 switches the check off.
+    refinement_factor: float = 2.0
 
 
 @dataclass(frozen=True)
@@ -385,6 +391,8 @@ def _settings(fit: dict) -> FitSettings:
                 _fail("fit", f.name, v, "true or false")
         elif f.name == "smoothing":
             v = _number("fit", f.name, v, low=0.0)
+        elif f.name == "refinement_factor":  # above 8 a 1D solve costs > 64x the default
+            v = _number("fit", f.name, v, low=1.0, high=8.0)
         elif f.name in ("max_evaluations", "groups"):
             if isinstance(v, bool) or not isinstance(v, int) or v < (1 if f.name == "max_evaluations" else 0):
                 _fail("fit", f.name, v, "an integer >= 1" if f.name == "max_evaluations" else "an integer >= 0")

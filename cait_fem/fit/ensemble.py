@@ -46,7 +46,23 @@ class Ensemble:
         self.cost_s = {name: 1.0 for name in experiments}  # expected wall time per solve
         self.solves = 0
         self.compile_wall_s = 0.0
-        self.simulations_built = 0
+        self.simulations_built = 0  # of the fit's own experiments (not of those added later)
+        self._added: set[str] = set()
+
+    def add(self, name: str, experiment: Experiment, expected_cost_s: float) -> None:
+        """Another experiment to solve under ``name`` with its own Simulation (another mesh,
+        e.g. the refined numerics of the fit's numerical error check), built on first use.
+        ``expected_cost_s`` [s] orders the scheduling before its first solve."""
+        self.base[name] = experiment
+        self.cost_s[name] = expected_cost_s
+        self._added.add(name)
+
+    def discard(self, name: str) -> None:
+        """Forget an added experiment and free its Simulation (mesh, forms, solver)."""
+        self._sims.pop(name, None)
+        self.base.pop(name, None)
+        self.cost_s.pop(name, None)
+        self._added.discard(name)
 
     def _simulation(self, name: str):
         if name not in self._sims:
@@ -55,7 +71,7 @@ class Ensemble:
             t0 = time.perf_counter()
             self._sims[name] = Simulation(self.base[name], comm=self.sub)
             self.compile_wall_s += time.perf_counter() - t0
-            self.simulations_built += 1
+            self.simulations_built += name not in self._added
         return self._sims[name]
 
     def _assign(self, tasks: list[Task]) -> list[int]:

@@ -16,8 +16,15 @@ every point from there.
 
 Uncertainties: with J the Jacobian of the weighted residuals at the optimum,
 Cov(z) = s^2 (J^T J)^+, s^2 = chi^2 / (m - n) (1 with ``absolute_sigma`` or m = n), and the
-physical standard error is |dx/dz| sigma_z. The 95 % interval is z +- t_0.975(m - n)
-sigma_z mapped back to x, so it is asymmetric (and positive) for log-scale parameters.
+physical standard error is |dx/dz| sigma_z.
+
+Numerical error (``refinement_factor`` f, default 2; docs/fitting.md, "Numerical error"):
+at the optimum z_h every experiment is solved once more with refined numerics
+(:func:`~cait_fem.case.refinement.refined_numerics`), and the residual change dr moves the
+optimum by the Gauss-Newton step dz = -(J^T J)^+ J^T dr. The reported estimate is
+z_h + dz (the refined numerics' optimum, linearised), and the 95 % interval is
+z_h + dz +- (t_0.975(m - n) sigma_z + |dz|) mapped back to x, so it is asymmetric (and
+positive) for log-scale parameters.
 """
 
 from __future__ import annotations
@@ -32,6 +39,7 @@ from mpi4py import MPI
 import numpy as np
 from scipy import optimize, stats
 
+from cait_fem.case.refinement import refined_numerics
 from cait_fem.errors import SolverError
 
 from .ensemble import Ensemble, Task
@@ -41,6 +49,13 @@ from .result import FitResult, ParameterEstimate
 PRESOLVE_EVALUATIONS = 10
 PRESOLVE_TOLERANCE_FACTOR = 4.0
 PRESOLVE_RMS = 1.0  # stage 1 ends below this RMS metric residual (1.5 cost FIT3 one more Jacobian)
+# A Jacobian is reused while the step from where it was computed changes the weighted
+# residuals by less than 0.1 in norm (||J dz||^2 < 0.01: a tenth of a standard error along
+# any direction): the Jacobian and the covariance are then the same to far better than
+# their own accuracy. It saves the Jacobian least_squares asks for after its last, tiny
+# step (on FIT3 one of five, 6 forward solves), which is what pays for the refined
+# evaluation of the numerical error check.
+JACOBIAN_REUSE_CHI2 = 0.01
 
 
 class _PresolveDone(Exception):
@@ -81,6 +96,8 @@ class Fitter:
         self._cache: dict[bytes, list[ForwardOutput]] = {}
         self.evaluations = 0
         self.jacobian_evaluations = 0
+        self.jacobians_reused = 0
+        self._last_jacobian = None  # (presolving, z, J) of the last computed Jacobian
         self.failed_solves = 0
         self.presolving = False
 
@@ -123,9 +140,22 @@ class Fitter:
         return -h if z[j] + h > self.problem.bounds[1][j] else h
 
     def jac(self, z) -> np.ndarray:
-        """Forward differences; all perturbed solves of this Jacobian in one ensemble batch."""
-        self.jacobian_evaluations += 1
+        """Forward differences; all perturbed solves of this Jacobian in one ensemble batch.
+        The last computed Jacobian is reused if ``z`` is within a tenth of a standard error
+        of where it was computed (see JACOBIAN_REUSE_CHI2)."""
         z = np.asarray(z, float)
+        last = self._last_jacobian
+        if last is not None and last[0] == self.presolving:
+            step = last[2] @ (z - last[1])
+            if float(step @ step) < JACOBIAN_REUSE_CHI2:
+                self.jacobians_reused += 1
+                return last[2]
+        J = self._finite_differences(z)
+        self._last_jacobian = (self.presolving, z.copy(), J)
+        return J
+
+    def _finite_differences(self, z) -> np.ndarray:
+        self.jacobian_evaluations += 1
         base = dict(zip(self.problem.names, self.forward(z)))
         r0 = self._residuals(z, list(base.values()))
         perturbed = []  # (step h, z + h e_j) per parameter
@@ -178,7 +208,8 @@ class Fitter:
                                      x_scale=1.0, ftol=s.ftol, xtol=s.xtol, gtol=s.gtol,
                                      max_nfev=max(1, s.max_evaluations - self.evaluations))
         outs = self.forward(sol.x)
-        estimates, cov = self._uncertainties(sol)
+        numerical, dr = self.numerical_error(sol.x, outs)
+        estimates, cov = self._uncertainties(sol, dr, checked=numerical is not None)
         m, n = sol.fun.size, sol.x.size
         chi2 = float(sol.fun @ sol.fun)
         result = FitResult(
@@ -190,16 +221,75 @@ class Fitter:
             message=str(sol.message), mpi_size=self.comm.size, groups=self.ensemble.groups,
             simulations_built=self.comm.allreduce(self.ensemble.simulations_built * (self.ensemble.sub.rank == 0)),
             compile_wall_s=self.comm.allreduce(self.ensemble.compile_wall_s, op=MPI.MAX),
+            numerical_error=numerical, jacobians_reused=self.jacobians_reused,
         )
         self.progress.message(f"done: cost {result.cost:.6g}, {result.evaluations} evaluations, "
                               f"{result.forward_solves} forward solves, {result.wall_time_s:.1f} s ({sol.message})")
         return result
 
-    def _uncertainties(self, sol):
+    def numerical_error(self, z, outs) -> tuple[dict | None, np.ndarray | None]:
+        """Solve every experiment at ``z`` once more with refined numerics (spacings and
+        steps / ``refinement_factor``), as one ensemble batch. Returns the report for
+        ``fit.json`` and the change of the residual vector, refined minus default (None,
+        None when the check is off; a report with ``error`` and None if a refined solve
+        failed)."""
+        factor = self.case.settings.refinement_factor
+        if factor <= 1.0:
+            return None, None
+        self.progress.message(f"numerical error: every experiment once more at {factor:g}x refined numerics")
+        t0 = time.perf_counter()
+        tasks = []
+        for name in self.problem.names:
+            exp = refined_numerics(self.problem.experiment_at(name, z), factor)
+            key = f"{name} (refined x{factor:g})"
+            # cells and steps both grow by the factor (cells by factor^dim)
+            self.ensemble.add(key, exp, self.ensemble.cost_s[name] * factor ** (exp.geometry.dimension + 1))
+            tasks.append(Task(key, key, exp))
+        try:
+            refined = self.ensemble.run(tasks)
+        finally:
+            for t in tasks:
+                self.ensemble.discard(t.name)
+        report = {"refinement_factor": factor,
+                  "method": "refined_numerics: mesh spacings / factor, time tolerance / factor^(p+1); "
+                            "shift dz = -(J^T J)^+ J^T (r_refined - r_default); value = default optimum + shift; "
+                            "ci95 half-width (in z) = t * sigma_z + |dz|",
+                  "wall_time_s": time.perf_counter() - t0, "experiments": {}}
+        failed = []
+        for name, t, out, base in zip(self.problem.names, tasks, refined, outs):
+            m, r = t.experiment.mesh, t.experiment.run
+            entry = {"front_spacing_nm": m.front_spacing_m * 1e9, "surface_spacing_nm": m.surface_spacing_m * 1e9,
+                     "bulk_spacing_nm": m.bulk_spacing_m * 1e9, "growth_ratio": m.growth_ratio,
+                     "time_tolerance": r.time_tolerance, "nodes": int(out.depth_m.size), "steps": out.steps,
+                     "wall_s": out.wall_s, "default_nodes": int(base.depth_m.size), "default_steps": base.steps}
+            if out.error is not None:
+                entry["error"] = out.error
+                failed.append(name)
+            else:
+                keep, species = self.problem.data_rows(name)
+                if keep is not None and species:
+                    change = np.concatenate([self.problem.model_at_data(name, z, out, s)
+                                             - self.problem.model_at_data(name, z, base, s) for s in species])
+                    entry["rms_model_change_theta"] = float(np.sqrt(np.mean(change**2)))
+                    entry["max_model_change_theta"] = float(np.abs(change).max())
+            report["experiments"][name] = entry
+        if failed:
+            report["error"] = (f"the refined solve of {', '.join(map(repr, failed))} failed: the numerical shift "
+                               "is unknown and ci95 is the statistical interval only")
+            self.progress.message(report["error"])
+            return report, None
+        dr = self._residuals(z, refined) - self._residuals(z, outs)
+        self.progress.message(f"numerical error: refined solves in {report['wall_time_s']:.1f} s")
+        return report, dr
+
+    def _uncertainties(self, sol, dr=None, checked: bool = False):
+        """Estimates with 95 % intervals and Cov(z); ``dr`` (refined minus default
+        residuals at the optimum) adds the numerical shift; ``checked`` without ``dr``:
+        the check failed, the shift is unknown (NaN)."""
         J, m, n = sol.jac, sol.fun.size, sol.x.size
         dof = m - n
         s2 = 1.0 if self.case.settings.absolute_sigma or dof <= 0 else float(sol.fun @ sol.fun) / dof
-        _, sv, Vt = np.linalg.svd(J, full_matrices=False)
+        U, sv, Vt = np.linalg.svd(J, full_matrices=False)
         keep = sv > sv[0] * 1e-10 if sv.size and sv[0] > 0 else np.zeros_like(sv, bool)
         cov = (Vt[keep].T / sv[keep] ** 2) @ Vt[keep] * s2
         identifiable = np.ones(n, bool)
@@ -207,19 +297,30 @@ class Fitter:
             null = Vt[~keep]
             identifiable = np.abs(null).max(axis=0) < 1e-6
         sigma_z = np.where(identifiable, np.sqrt(np.clip(np.diag(cov), 0, None)), np.inf)
+        shift_z = np.zeros(n)
+        if dr is not None:  # Gauss-Newton step of the residual change: the refined model's optimum
+            shift_z = -(Vt[keep].T / sv[keep]) @ (U[:, keep].T @ dr)
+            shift_z[~identifiable] = np.nan
         tq = quantile95(dof)
         estimates = []
         lo_b, hi_b = self.problem.bounds
         for j, p in enumerate(self.problem.free):
-            z = sol.x[j]
+            z0 = sol.x[j]
+            z = float(np.clip(z0 + shift_z[j], lo_b[j], hi_b[j])) if np.isfinite(shift_z[j]) else z0
             x = p.from_z(z)
-            at_bound = bool(sol.active_mask[j] != 0) or not (lo_b[j] < z < hi_b[j])
-            half = tq * sigma_z[j]
+            at_bound = bool(sol.active_mask[j] != 0) or not (lo_b[j] < z0 < hi_b[j])
+            # linear sum: the numerical error is a bias, not a random error independent of the noise
+            half = tq * sigma_z[j] + (abs(shift_z[j]) if np.isfinite(shift_z[j]) else 0.0)
             ci = (p.from_z(z - half), p.from_z(z + half)) if math.isfinite(half) else (-math.inf, math.inf)
             if p.spec.log and not math.isfinite(half):
                 ci = (0.0, math.inf)
+            if dr is None:
+                shift = math.nan if checked else None
+            else:
+                shift = x - p.from_z(z0) if np.isfinite(shift_z[j]) else math.nan
             estimates.append(ParameterEstimate(parameter=p, value=x, stderr=abs(p.dx_dz(x)) * sigma_z[j],
-                                               ci95=(min(ci), max(ci)), initial=p.x0, at_bound=at_bound))
+                                               ci95=(min(ci), max(ci)), initial=p.x0, at_bound=at_bound,
+                                               value_default_numerics=p.from_z(z0), numerical_shift=shift))
         cov[~identifiable, :] = np.nan
         cov[:, ~identifiable] = np.nan
         return estimates, cov

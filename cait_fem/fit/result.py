@@ -2,13 +2,23 @@
 
 ``fit.json`` (stable contract): ``parameters`` keyed by dotted path (``[k]`` for a table
 knot), each with ``unit``, ``value``, ``stderr``, ``ci95`` = [low, high], ``initial``,
-``log``, ``shared``, ``experiments``; a parameter fitted per experiment has instead
-``per_experiment`` = {name: {value, stderr, ci95, initial}}. Then ``cost`` (half the sum of
-squared weighted residuals, including the smoothing penalty of free-form tables, also
-given alone as ``regularisation_cost``), ``chi2``, ``dof``, ``reduced_chi2``, ``evaluations``,
-``jacobian_evaluations``, ``forward_solves``, ``wall_time_s``, the correlation matrix,
-and per experiment its residual statistics, profile metrics and transport analysis
-(:mod:`cait_fem.analysis.transport`, docs/model.md section 6).
+``numerical_shift``, ``value_default_numerics``, ``log``, ``shared``, ``experiments``; a
+parameter fitted per experiment has instead ``per_experiment`` = {name: {value, stderr,
+ci95, initial, ...}}. ``value`` is the estimate corrected to refined numerics,
+``value_default_numerics`` the optimum of the fit with the cases' own numerics (where the
+model profiles, residuals and chi^2 are reported), ``numerical_shift`` their difference
+(in the parameter's unit; null with ``refinement_factor = 1``), and ``ci95`` includes it
+(docs/fitting.md, "Numerical error"); ``stderr`` is the statistical standard error only.
+Then ``cost`` (half the sum of squared weighted residuals, including the smoothing penalty
+of free-form tables, also given alone as ``regularisation_cost``), ``chi2``, ``dof``,
+``reduced_chi2``, ``evaluations``, ``jacobian_evaluations`` (computed; ``jacobians_reused``
+more were answered with the last one), ``forward_solves``,
+``wall_time_s``, the correlation matrix, ``numerical_error`` (the refined evaluation at the
+optimum: factor, method, wall time, per experiment its spacings [nm], time tolerance,
+nodes, steps, wall time [s] and the RMS and max change of the compared model values [theta];
+null with ``refinement_factor = 1``), and per experiment its residual statistics, profile
+metrics and transport analysis (:mod:`cait_fem.analysis.transport`, docs/model.md
+section 6).
 """
 
 from __future__ import annotations
@@ -74,10 +84,16 @@ class ParameterEstimate:
     ci95: tuple[float, float]
     initial: float
     at_bound: bool
+    # The optimum with the default numerics, and value - that optimum: the linearised shift
+    # the refined numerics cause (None without the check, NaN if it failed); docs/fitting.md
+    # "Numerical error".
+    value_default_numerics: float | None = None
+    numerical_shift: float | None = None
 
     def as_dict(self) -> dict:
         return {"value": self.value, "stderr": self.stderr, "ci95": list(self.ci95), "initial": self.initial,
-                "at_bound": self.at_bound}
+                "at_bound": self.at_bound, "numerical_shift": self.numerical_shift,
+                "value_default_numerics": self.value_default_numerics}
 
 
 @dataclass
@@ -104,6 +120,8 @@ class FitResult:
     groups: int
     simulations_built: int
     compile_wall_s: float
+    numerical_error: dict | None = None  # the refined evaluation at the optimum (Fitter.numerical_error)
+    jacobians_reused: int = 0  # requests answered with the last Jacobian (fitter.JACOBIAN_REUSE_CHI2)
 
     # -- values ---------------------------------------------------------------------------
     def value(self, name: str, experiment: str | None = None) -> float:
@@ -233,6 +251,7 @@ class FitResult:
             "cost": self.cost, "chi2": self.chi2, "dof": self.dof, "reduced_chi2": self.reduced_chi2,
             "regularisation_cost": 0.5 * float(np.sum(self.problem.regularisation(self.z) ** 2)),
             "evaluations": self.evaluations, "jacobian_evaluations": self.jacobian_evaluations,
+            "jacobians_reused": self.jacobians_reused,
             "forward_solves": self.forward_solves, "failed_solves": self.failed_solves,
             "wall_time_s": self.wall_time_s, "success": self.success, "status": self.status,
             "message": self.message,
@@ -240,6 +259,7 @@ class FitResult:
                          "simulations_built": self.simulations_built,
                          "compile_wall_s": self.compile_wall_s},
             "correlation": {"labels": labels, "matrix": self.correlation.tolist()},
+            "numerical_error": self.numerical_error,
             "settings": dict(self.case.settings.__dict__),
             "experiments": {n: self.experiment_summary(n) for n in self.problem.names},
             "software": software_versions(),
