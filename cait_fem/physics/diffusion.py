@@ -31,7 +31,7 @@ from . import sed
 from .ops import NUMPY, balanced_sum
 from .sed import kT_eV
 
-__all__ = ["DiffusionLaw", "ConstantD", "ArrheniusD", "GaussianSED", "TabulatedD",
+__all__ = ["DiffusionLaw", "ConstantD", "ArrheniusD", "GaussianSED", "TabulatedD", "LogLinearD",
            "diffusion_law_from_dict", "kT_eV", "FLOOR_FRACTION", "check_diffusivity_range"]
 
 FLOOR_FRACTION = 1e-12
@@ -123,6 +123,16 @@ class DiffusionLaw(ABC):
     @abstractmethod
     def _core_m2_s(self, theta: np.ndarray, temperature_K: float) -> np.ndarray:
         """D(theta) [m^2/s] without the floor."""
+
+    #: names of the species whose fractions D depends on; () for a law of the species'
+    #: own fraction only (all laws but :class:`LogLinearD`)
+    fraction_names: ClassVar[tuple[str, ...]] = ()
+
+    def relative_of(self, own, fractions: Mapping[str, Any], params: Mapping[str, Any], ops=NUMPY):
+        """D/D_ref as the forms evaluate it: ``own`` is the species' own fraction, ``fractions``
+        every species' fraction by name (the same expressions). A law of its own fraction
+        only ignores ``fractions``; a law of several fractions overrides this."""
+        return self.relative(own, params, ops)
 
     def thermodynamic_factor(self, theta, params: Mapping[str, Any], ops=NUMPY):
         """Gamma = (theta / k_B T) d mu / d theta, the factor of grad theta in the
@@ -356,6 +366,93 @@ class TabulatedD(DiffusionLaw):
         return self._core_m2_s(theta, temperature_K) * slope
 
 
+@dataclass(frozen=True)
+class LogLinearD(DiffusionLaw):
+    """D of several species' fractions (docs/model.md section 3.5), log-linear in each:
+
+        log10 D = log10 D_m2_s + sum_k decades[k] * theta_{fractions[k]}
+
+    ``D_m2_s`` [m^2/s] is D where all listed fractions are 0; ``fractions`` names species
+    of the case (the species itself, another foreign species, the native one);
+    ``decades[k]`` [-] is the change of log10 D when theta of ``fractions[k]`` goes from 0
+    to 1. Written for the first foreign ion of a double CAIT experiment, whose D stays
+    constant while it is alone (step 1) and changes once the second foreign ion arrives
+    (step 2): ``fractions = ["Cs"]``. Composition only, no temperature dependence.
+
+    ``relative`` (own fraction only) and ``diffusivity_m2_s`` without ``fractions`` give
+    the value with every listed fraction 0; the forms call :meth:`relative_of`.
+    """
+
+    model: ClassVar[str] = "log_linear"
+    reference_keys: ClassVar[tuple[str, ...]] = ("D_m2_s",)
+    #: |decades| above this would push D below the floor (1e-12 D) inside [0, 1]
+    MAX_DECADES: ClassVar[float] = 10.0
+    D_m2_s: float
+    fractions: tuple[str, ...]
+    decades: tuple[float, ...]
+    D_min_m2_s: float | None = None
+
+    def _validate(self):
+        self._positive("D_m2_s")
+        names = self.fractions
+        self._check("fractions", isinstance(names, (list, tuple)) and len(names) >= 1
+                    and all(isinstance(n, str) and n.isidentifier() for n in names)
+                    and len(set(names)) == len(names),
+                    "a non-empty list of distinct species names")
+        values = self.decades
+        self._check("decades", isinstance(values, (list, tuple, np.ndarray)) and len(values) == len(names)
+                    and all(_is_number(x) and abs(x) <= self.MAX_DECADES for x in values),
+                    f"one finite number per name in fractions ({len(names)}), each within "
+                    f"[-{self.MAX_DECADES:g}, {self.MAX_DECADES:g}] (decades of D per unit fraction)")
+        object.__setattr__(self, "fractions", tuple(names))
+        object.__setattr__(self, "decades", tuple(float(x) for x in values))
+
+    @property
+    def fraction_names(self) -> tuple[str, ...]:
+        return self.fractions
+
+    def reference_m2_s(self, temperature_K):
+        return float(self.D_m2_s)
+
+    def nondim_parameters(self, temperature_K, D_ref_m2_s):
+        # keyed by species name: other names are another compiled structure
+        slopes = {f"slope_{n}": math.log(10.0) * d for n, d in zip(self.fractions, self.decades)}
+        return {"log_D": math.log(self.D_m2_s / D_ref_m2_s), **slopes,
+                "D_floor": self.floor_m2_s(temperature_K) / D_ref_m2_s}
+
+    def relative_of(self, own, fractions, params, ops=NUMPY):
+        log_D = params["log_D"] + balanced_sum(params[f"slope_{n}"] * fractions[n] for n in self.fractions)
+        return ops.exp(log_D + 0.0 * own) + params["D_floor"]
+
+    def relative(self, theta, params, ops=NUMPY):
+        return ops.exp(params["log_D"] + 0.0 * theta) + params["D_floor"]
+
+    def _core_m2_s(self, theta, temperature_K, fractions=None):
+        fractions = fractions or {}
+        log10_D = math.log10(self.D_m2_s) + np.zeros_like(theta)
+        for n, d in zip(self.fractions, self.decades):
+            if n in fractions:
+                log10_D = log10_D + d * np.asarray(fractions[n], dtype=float)
+        return 10.0 ** log10_D
+
+    def diffusivity_m2_s(self, theta, temperature_K, fractions: Mapping[str, Any] | None = None) -> np.ndarray:
+        """D [m^2/s], floor included; ``fractions`` {species name: theta array} (absent
+        names count as 0)."""
+        theta = np.asarray(theta, dtype=float)
+        return self._core_m2_s(theta, temperature_K, fractions) + self.floor_m2_s(temperature_K)
+
+    def dD_dtheta_m2_s(self, theta, temperature_K):
+        """0: ``theta`` alone does not move D; the partial derivatives are
+        ln(10) decades[k] D along theta_{fractions[k]}."""
+        return np.zeros_like(np.asarray(theta, dtype=float))
+
+    def to_dict(self) -> dict:
+        out = super().to_dict()
+        out["fractions"] = list(self.fractions)
+        out["decades"] = list(self.decades)
+        return out
+
+
 def _describe_reference(law: DiffusionLaw, where: str) -> str:
     """``where.key = value`` for the key that sets D(T) (the last of the law's
     ``reference_keys``), with the others."""
@@ -394,7 +491,7 @@ def check_diffusivity_range(laws: Mapping[str, DiffusionLaw], native: str, tempe
 
 
 _LAWS: dict[str, type[DiffusionLaw]] = {
-    law.model: law for law in (ConstantD, ArrheniusD, GaussianSED, TabulatedD)}
+    law.model: law for law in (ConstantD, ArrheniusD, GaussianSED, TabulatedD, LogLinearD)}
 
 
 def diffusion_law_from_dict(d: Mapping, where: str) -> DiffusionLaw:
