@@ -254,3 +254,15 @@ def test_sequential_fit_recovers_both_steps_parameters(synthetic):
         if "decades" not in path:  # the Cs+ dependence of D(Rb+) is weakly determined: its ci95 only
             assert est.value == approx(true, rel=0.1), report
     assert result.estimate("species.Rb.diffusion.D_m2_s").parameter.targets == ("one", "two")
+
+
+def test_demo_fit_file_loads():
+    from cait_fem.fit import load_fit_case
+    case = load_fit_case(DEMOS / "double_cait_fit.toml")
+    two = case.experiment("Cs_step2")
+    assert two.initial_from == "Rb_step1" and two.data.layout == "counts"
+    assert set(two.data.theta) == {"Li", "Rb", "Cs"}
+    # the normalised counts give back the fractions: Li + Rb + Cs = 1 in the replaced zone
+    zone = two.data.theta["Li"] < 0.5
+    total = sum(two.data.theta[s][zone] for s in ("Li", "Rb", "Cs"))
+    assert float(np.abs(total - 1.0).mean()) < 0.03
