@@ -14,7 +14,7 @@ from support.fit_files import fails, load
 
 import cait_fem as cf
 from cait_fem.analysis.measured import write_profile_csv
-from cait_fem.case.case_file import dump_case, experiment_to_dict, load_case
+from cait_fem.case.case_file import dump_case, load_case
 from cait_fem.physics.ops import NUMPY
 
 DEMOS = Path(__file__).resolve().parents[1] / "demos"
@@ -139,7 +139,8 @@ def test_initial_from_refuses_a_step_that_drops_a_foreign_species(fit_dir):
     # step 1 after step 2: Cs would vanish at the hand-over
     text = ('[[experiment]]\nname = "two"\ncase = "s2.toml"\ndata = "s2.csv"\n'
             '[[experiment]]\nname = "one"\ncase = "s1.toml"\ndata = "s1.csv"\ninitial_from = "two"\n'
-            '[fit.parameters]\n"species.Rb.diffusion.D_m2_s" = { min = 1e-23, max = 1e-18, log = true, shared = true }\n')
+            '[fit.parameters]\n"species.Rb.diffusion.D_m2_s" = { min = 1e-23, max = 1e-18, log = true, '
+            'shared = true }\n')
     fails(fit_dir, text, "experiment[1]", "['Cs'] would be lost")
 
 
@@ -209,7 +210,8 @@ FIT_TEXT = ('[[experiment]]\nname = "one"\ncase = "s1.toml"\ndata = "s1.csv"\n'
             '[[experiment]]\nname = "two"\ncase = "s2.toml"\ndata = "s2.csv"\ninitial_from = "one"\n'
             f'theta_sigma = {NOISE}\n'
             '[fit]\nmax_evaluations = 30\npresolve = false\n[fit.parameters]\n'
-            '"species.Rb.diffusion.D_m2_s" = { initial = 1.2e-21, min = 1e-23, max = 1e-18, log = true, shared = true }\n'
+            '"species.Rb.diffusion.D_m2_s" = { initial = 1.2e-21, min = 1e-23, max = 1e-18, log = true, '
+            'shared = true }\n'
             '"species.Rb.diffusion.decades" = { initial = [0.5], min = -3.0, max = 3.0 }\n'
             '"species.Cs.diffusion.D_m2_s" = { initial = 3e-22, min = 1e-23, max = 1e-18, log = true }\n')
 

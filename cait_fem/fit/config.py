@@ -17,6 +17,8 @@ what was measured, and the parameters to adjust by their dotted path in the run 
     weight = 1.0                      # multiplies this experiment's residuals
     tracer_D_native_m2_s = 5e-18      # a measured tracer D* of the native ion: Haven ratio
     max_data_points = 100000          # more data rows are refused (default 100000)
+    temperature_K = 320.0             # replaces glass.temperature_K of the case (a temperature
+                                      # series: one run case at several temperatures)
     initial_from = "Rb"               # only for a sequential experiment (double CAIT): start
                                       # from the final model state of this earlier experiment
     targets = { plateau = 0.15, front_nm = 100.0 }        # instead of / besides data
@@ -79,7 +81,7 @@ from .parameters import MEASUREMENT_PATHS, ParameterSpec, read_value, split_path
 TARGETS = {"plateau": 0.01, "front_nm": 5.0}  # target -> default sigma
 EXPERIMENT_KEYS = ("name", "case", "data", "sims_resolution_nm", "depth_offset_nm", "theta_sigma",
                    "depth_range_nm", "weight", "targets", "target_sigma", "bulk_from_nm",
-                   "tracer_D_native_m2_s", "max_data_points", "initial_from")
+                   "tracer_D_native_m2_s", "max_data_points", "initial_from", "temperature_K")
 # Rows of a measured profile compared per experiment unless max_data_points raises it: a
 # SIMS profile has 1e2-1e4 points; 1e6 rows cost more in residuals than in solves and
 # write a 100 MB model CSV, more likely a wrong export than a measurement.
@@ -197,6 +199,11 @@ def _experiment(where: str, d: dict, base: Path) -> FitExperiment:
     if "case" not in d:
         raise ConfigError(f"{where}: case is missing: every experiment needs its run case")
     exp = _case(where, d["case"], base, name)
+    if "temperature_K" in d:
+        T = _number(where, "temperature_K", d["temperature_K"], low=0.0, open_low=True)
+        case = experiment_to_dict(exp)
+        case["glass"]["temperature_K"] = T
+        exp = experiment_from_dict(case, source=f"{where}.case at temperature_K = {T!r}")
     data = None
     if "data" in d:
         if not isinstance(d["data"], str):
