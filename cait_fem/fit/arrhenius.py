@@ -9,7 +9,8 @@ p = theta (1 - v), p_b = 1 - v: emptying the SED from the top lowers the Fermi l
 the remaining ions, and the barrier they must climb to the conduction level grows by as
 much. For ``model = "arrhenius"`` E_act = E_a at every theta. A fit applies when at
 least two experiments have different temperatures and the native law has an activation
-energy (``sed`` with ``D0_m2_s`` and ``E_DC_eV``, or ``arrhenius``).
+energy (``sed`` with ``E_DC_eV`` and ``D0_m2_s`` or ``D_ref_m2_s`` at ``T_ref_K``, or
+``arrhenius``).
 
 Uncertainties: delta method with the fit's covariance of the transformed parameters
 (what :meth:`FitResult.native_diffusivity` does for D(theta)), 95 % with the Student t
@@ -60,7 +61,7 @@ def _E_act(law, theta, temperature_K) -> np.ndarray:
 
 
 def _D0(law) -> float:
-    return float(law.D0_m2_s)
+    return float(law.D0_m2_s) if isinstance(law, ArrheniusD) else law.prefactor_m2_s
 
 
 def _band(result, name: str, f) -> tuple[np.ndarray, np.ndarray]:
@@ -99,9 +100,9 @@ def activation_energy(result, theta=THETA_GRID) -> dict:
 
 
 def _same_activation(a, b) -> bool:
-    keys = ("D0_m2_s", "E_a_eV") if isinstance(a, ArrheniusD) else ("D0_m2_s", "E_DC_eV", "fwhm_eV",
-                                                                     "vacancy_fraction")
-    return type(a) is type(b) and all(math.isclose(getattr(a, k), getattr(b, k), rel_tol=1e-12) for k in keys)
+    keys = ("E_a_eV",) if isinstance(a, ArrheniusD) else ("E_DC_eV", "fwhm_eV", "vacancy_fraction")
+    return type(a) is type(b) and math.isclose(_D0(a), _D0(b), rel_tol=1e-9) \
+        and all(math.isclose(getattr(a, k), getattr(b, k), rel_tol=1e-12) for k in keys)
 
 
 def arrhenius_line(result, temperatures_K, theta: float = 1.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -221,7 +221,11 @@ class GaussianSED(DiffusionLaw):
     D(theta) = D_bulk exp((E_F(p) - E_F(p_b)) / k_B T), p = theta (1 - v), p_b = 1 - v.
 
     Give either ``D_bulk_m2_s`` or both ``D0_m2_s`` and ``E_DC_eV`` (then D_bulk = D0
-    exp(-E_DC/kT)). The occupancy is clamped to [1e-20, 1 - 1e-12], where D is constant.
+    exp(-E_DC/kT)), or ``D_ref_m2_s``, ``T_ref_K`` and ``E_DC_eV``: D_bulk = D_ref
+    exp(-(E_DC/k_B) (1/T - 1/T_ref)), the same Arrhenius law with D_bulk at T_ref [K] as
+    its prefactor. For a fit over a temperature series this is the better pair: D0 and
+    E_DC are correlated to 1 - 1e-4 over a few tens of kelvin (the data fix D_bulk in
+    the middle of the range), D_ref near the middle and E_DC hardly at all. The occupancy is clamped to [1e-20, 1 - 1e-12], where D is constant.
     ``filling = "fermi-dirac"`` is exact in ``diffusivity_m2_s``; for the forms
     (``relative``) it is a 120-knot table, linear in log D, with knots equally spaced in
     E_F from where D is 1e-3 of the floor to p = p_b + 0.9 v, constant beyond.
@@ -235,6 +239,8 @@ class GaussianSED(DiffusionLaw):
     E_DC_eV: float | None = None
     filling: str = "zero-temperature"
     D_min_m2_s: float | None = None
+    D_ref_m2_s: float | None = None
+    T_ref_K: float | None = None
 
     def _validate(self):
         self._positive("fwhm_eV")
@@ -243,10 +249,18 @@ class GaussianSED(DiffusionLaw):
                     "must lie in (0, 1) (v = 0 puts the bulk Fermi level at infinity)")
         self._check("filling", self.filling in sed.FILLINGS, " or ".join(f'"{f}"' for f in sed.FILLINGS))
         if self.D_bulk_m2_s is not None:
-            key = "D0_m2_s" if self.D0_m2_s is not None else "E_DC_eV"
-            self._check(key, getattr(self, key) is None,
-                        "give either D_bulk_m2_s or both D0_m2_s and E_DC_eV, not both")
+            for key in ("D0_m2_s", "E_DC_eV", "D_ref_m2_s", "T_ref_K"):
+                self._check(key, getattr(self, key) is None,
+                            "give either D_bulk_m2_s or both D0_m2_s and E_DC_eV, not both "
+                            "(or D_ref_m2_s, T_ref_K and E_DC_eV)")
             self._positive("D_bulk_m2_s")
+        elif self.D_ref_m2_s is not None or self.T_ref_K is not None:
+            self._check("D0_m2_s", self.D0_m2_s is None,
+                        "give either D0_m2_s or D_ref_m2_s with T_ref_K (the prefactor at T_ref), not both")
+            for key in ("D_ref_m2_s", "T_ref_K"):
+                self._check(key, self._is_positive(key), "a finite number > 0; D_ref_m2_s and T_ref_K go together")
+            self._check("E_DC_eV", _is_number(self.E_DC_eV) and self.E_DC_eV >= 0,
+                        "a finite number >= 0, with D_ref_m2_s and T_ref_K")
         else:
             self._check("D0_m2_s", self._is_positive("D0_m2_s"),
                         "a finite number > 0, with E_DC_eV (or give D_bulk_m2_s instead)")
@@ -255,11 +269,24 @@ class GaussianSED(DiffusionLaw):
 
     @property
     def reference_keys(self) -> tuple[str, ...]:
-        return ("D_bulk_m2_s",) if self.D_bulk_m2_s is not None else ("D0_m2_s", "E_DC_eV")
+        if self.D_bulk_m2_s is not None:
+            return ("D_bulk_m2_s",)
+        return ("D_ref_m2_s", "T_ref_K", "E_DC_eV") if self.D_ref_m2_s is not None else ("D0_m2_s", "E_DC_eV")
+
+    @property
+    def prefactor_m2_s(self) -> float | None:
+        """D0 [m^2/s] of D_bulk = D0 exp(-E_DC / k_B T); None for a fixed D_bulk_m2_s."""
+        if self.D_ref_m2_s is not None:
+            return float(self.D_ref_m2_s * np.exp(self.E_DC_eV / kT_eV(self.T_ref_K)))
+        return None if self.D0_m2_s is None else float(self.D0_m2_s)
 
     def reference_m2_s(self, temperature_K):
         if self.D_bulk_m2_s is not None:
             return float(self.D_bulk_m2_s)
+        if self.D_ref_m2_s is not None:
+            # written from T_ref, not through D0: no overflow of exp(E_DC / k_B T_ref)
+            return float(self.D_ref_m2_s * np.exp(-self.E_DC_eV * (1.0 / kT_eV(temperature_K)
+                                                                   - 1.0 / kT_eV(self.T_ref_K))))
         return float(self.D0_m2_s * np.exp(-self.E_DC_eV / kT_eV(temperature_K)))
 
     @property
