@@ -140,7 +140,7 @@ def main():
 
     # ## Per temperature, and the Arrhenius plot
     points = per_temperature_points(d, joint)
-    for name, (T, D, lo, hi) in points.items():
+    for name, (_, D, lo, hi) in points.items():
         joint_D = summary["experiments"][name]["D_bulk_m2_s"]
         print(f"  {name}: D_bulk alone {D:.3e} [{lo:.3e}, {hi:.3e}] m^2/s, joint fit {joint_D:.3e}")
     numbers["per_temperature_D_bulk_m2_s"] = {n: list(v) for n, v in points.items()}

@@ -225,7 +225,8 @@ class GaussianSED(DiffusionLaw):
     exp(-(E_DC/k_B) (1/T - 1/T_ref)), the same Arrhenius law with D_bulk at T_ref [K] as
     its prefactor. For a fit over a temperature series this is the better pair: D0 and
     E_DC are correlated to 1 - 1e-4 over a few tens of kelvin (the data fix D_bulk in
-    the middle of the range), D_ref near the middle and E_DC hardly at all. The occupancy is clamped to [1e-20, 1 - 1e-12], where D is constant.
+    the middle of the range), D_ref near the middle and E_DC hardly at all.
+    The occupancy is clamped to [1e-20, 1 - 1e-12], where D is constant.
     ``filling = "fermi-dirac"`` is exact in ``diffusivity_m2_s``; for the forms
     (``relative``) it is a 120-knot table, linear in log D, with knots equally spaced in
     E_F from where D is 1e-3 of the floor to p = p_b + 0.9 v, constant beyond.
