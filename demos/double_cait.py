@@ -8,7 +8,7 @@ and Li+ deeper, and that step 1 does not reach equilibrium. Here:
 
 1. step 1 (``demos/double_cait_step1.toml``) runs from the pristine glass, step 2
    (``demos/double_cait_step2.toml``) from step 1's final state; D(Rb+) in step 2 depends
-   on the Cs+ fraction (``model = "log_linear"``, docs/model.md section 3.5);
+   on the Cs+ fraction (``model = "log_linear"``, docs/model.md section 3.9);
 2. synthetic "measured" profiles of both steps (step 2 as raw ToF-SIMS counts of three
    ions) are fitted together (``demos/double_cait_fit.toml``): step 2 starts from step 1's
    model state at every evaluation of the fit.

@@ -6,7 +6,7 @@ exp(-E_DC / k_B T), the native ion's diffusion coefficient at fraction theta is
 
     D(theta, T) = D0 exp(-E_act(theta) / k_B T),   E_act(theta) = E_DC - (E_F(theta) - E_F(1)),
 
-so its activation energy grows as the SED empties (docs/model.md section 3.4). This demo
+so its activation energy grows as the SED empties (docs/model.md section 3.8). This demo
 
 1. makes synthetic "measured" profiles at the three temperatures (a finer model than the
    fit's, with 1 % noise),

@@ -1,4 +1,4 @@
-"""Double CAIT (issue 14 item 1; docs/model.md section 3.5, docs/fitting.md "Sequential
+"""Double CAIT (issue 14 item 1; docs/model.md section 3.9, docs/fitting.md "Sequential
 experiments"): Rb+ @ Li3B7O12, then Cs+ @ Rb+ @ Li3B7O12, with D(Rb+) depending on the Cs+
 fraction in step 2 (LogLinearD); the hand-over of the state between the steps; a fit of
 both steps together, step 2 starting from step 1's model state at every evaluation."""

@@ -1,4 +1,4 @@
-"""Temperature series (issue 14 item 4; docs/model.md section 3.4, docs/fitting.md
+"""Temperature series (issue 14 item 4; docs/model.md section 3.8, docs/fitting.md
 "Temperature series"): experiments at several temperatures share the native ion's D0 and
 E_DC (fitted as D_bulk at T_ref = 320 K and E_DC); the fit recovers them, and
 E_act(theta) = E_DC - (E_F(theta) - E_F(1)) is reported."""

@@ -1,7 +1,7 @@
 """Temperature series: the native ion's Arrhenius parameters from a fit of experiments at
 several temperatures, its activation energy E_act(theta) and the Arrhenius plot.
 
-docs/model.md section 3.4: with D_bulk(T) = D0 exp(-E_DC / k_B T) the Gaussian-SED law is
+docs/model.md section 3.8: with D_bulk(T) = D0 exp(-E_DC / k_B T) the Gaussian-SED law is
 
     D(theta, T) = D0 exp(-E_act(theta) / k_B T),   E_act(theta) = E_DC - (E_F(p) - E_F(p_b)),
 

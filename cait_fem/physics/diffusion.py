@@ -396,7 +396,7 @@ class TabulatedD(DiffusionLaw):
 
 @dataclass(frozen=True)
 class LogLinearD(DiffusionLaw):
-    """D of several species' fractions (docs/model.md section 3.5), log-linear in each:
+    """D of several species' fractions (docs/model.md section 3.9), log-linear in each:
 
         log10 D = log10 D_m2_s + sum_k decades[k] * theta_{fractions[k]}
 
