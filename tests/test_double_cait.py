@@ -268,3 +268,29 @@ def test_demo_fit_file_loads():
     zone = two.data.theta["Li"] < 0.5
     total = sum(two.data.theta[s][zone] for s in ("Li", "Rb", "Cs"))
     assert float(np.abs(total - 1.0).mean()) < 0.03
+
+
+@pytest.mark.dolfinx
+@pytest.mark.mpi
+def test_sequential_fit_under_mpirun_equals_serial(synthetic, tmp_path):
+    """Two ensemble groups: each batch of solves runs in waves (step 1, then step 2 from
+    it) distributed over the groups; the optimiser's path and result are the serial ones."""
+    import json
+
+    from support.paths import run_cli
+
+    path = synthetic / "fit_mpi.toml"
+    path.write_text(FIT_TEXT.replace("max_evaluations = 30", "max_evaluations = 4"))
+    results = {}
+    for n in (0, 2):
+        out = tmp_path / f"out{n}"
+        proc = run_cli(["fit", str(path), "-o", str(out), "--quiet"], mpi=n)
+        assert proc.returncode == 0, proc.stderr
+        results[n] = json.loads((out / "fit.json").read_text())
+    assert results[2]["parallel"]["groups"] == 2
+    for key, entry in results[0]["parameters"].items():
+        serial = entry.get("value", entry.get("per_experiment", {}).get("two", {}).get("value"))
+        parallel = results[2]["parameters"][key].get("value", results[2]["parameters"][key]
+                                                     .get("per_experiment", {}).get("two", {}).get("value"))
+        assert parallel == approx(serial, rel=1e-10), key
+    assert results[2]["cost"] == approx(results[0]["cost"], rel=1e-12)
