@@ -86,6 +86,61 @@ def test_demo_cases_load_and_round_trip(tmp_path):
     assert e1.species[1].diffusion.D_m2_s == e2.species[1].diffusion.D_m2_s
 
 
+@pytest.mark.dolfinx
+def test_jacobian_carries_the_dependence_on_the_other_fraction():
+    """The assembled Jacobian (UFL's derivative of the residual) against central
+    differences of the residual, along a perturbation of theta_Cs only: with D(Rb+) a
+    function of theta_Cs the Rb+ rows respond, and the Jacobian has that response."""
+    from mpi4py import MPI
+
+    from dolfinx import fem
+    from dolfinx import mesh as dmesh
+
+    from cait_fem.fem.forms import NPPForms
+    from cait_fem.mesh import tags
+
+    domain = dmesh.create_interval(MPI.COMM_SELF, 12, [0.0, 60.0])
+    fdim = 0
+    front = dmesh.locate_entities_boundary(domain, fdim, lambda p: np.isclose(p[0], 0.0))
+    back = dmesh.locate_entities_boundary(domain, fdim, lambda p: np.isclose(p[0], 60.0))
+    facets = dmesh.meshtags(domain, fdim, np.concatenate([front, back]).astype(np.int32),
+                            np.array([tags.BEAM_SPOT, tags.BACK_ELECTRODE], dtype=np.int32))
+    # decades = 3: a strong coupling, so that the Rb+ rows clearly respond
+    rb = cf.Species("Rb", "foreign", cf.LogLinearD(D_m2_s=2e-21, fractions=("Cs",), decades=(3.0,)))
+    forms = NPPForms(domain, facets, step((LI, rb, CS), "Cs", 1.0).physics)
+    forms.set_bdf(1.0, (0.0, 0.0, 0.0))  # no storage term: the spatial residual alone
+    x = forms.V.tabulate_dof_coordinates()[:, 0]
+    rows = np.zeros((x.size, 4))
+    rows[:, 0] = -0.8 * np.exp(-x / 30.0)                # w = theta_Li - 1
+    rows[:, 1] = 0.5 * np.exp(-((x - 25.0) / 10.0) ** 2)  # Rb+ band
+    rows[:, 2] = 0.3 * np.exp(-x / 15.0)                  # Cs+ near the surface
+    rows[:, 3] = 0.2 * x / 60.0                           # psi
+    u0 = rows.ravel()
+    F, J = fem.form(forms.F), fem.form(forms.J)
+
+    def residual(u):
+        forms.u.x.array[:] = u
+        return fem.assemble_vector(F).array.copy()
+
+    du = np.zeros_like(rows)
+    du[:, 2] = 0.05 * np.sin(x / 7.0) + 0.02
+    du = du.ravel()
+    eps = 1e-4
+    fd = (residual(u0 + eps * du) - residual(u0 - eps * du)) / (2 * eps)
+    forms.u.x.array[:] = u0
+    Jdu = fem.assemble_matrix(J).to_dense() @ du
+    rb = np.arange(1, u0.size, 4)
+    assert np.abs(fd[rb]).max() > 0.0  # Rb+ responds to theta_Cs ...
+    # ... and the Jacobian has that response, to the differences' truncation and round-off
+    assert np.allclose(Jdu[rb], fd[rb], rtol=0, atol=1e-4 * np.abs(fd[rb]).max())
+    assert np.allclose(Jdu, fd, rtol=0, atol=1e-6 * np.abs(fd).max())
+    # with decades = 0 the same perturbation leaves the Rb+ rows alone
+    forms.set_parameters(step((LI, cf.Species("Rb", "foreign", cf.LogLinearD(D_m2_s=2e-21, fractions=("Cs",),
+                                                                              decades=(0.0,))), CS), "Cs", 1.0))
+    still = (residual(u0 + eps * du) - residual(u0 - eps * du)) / (2 * eps)
+    assert np.abs(still[rb]).max() < 1e-6 * np.abs(fd[rb]).max()
+
+
 # -- fit file: initial_from ------------------------------------------------------------------
 
 @pytest.fixture
