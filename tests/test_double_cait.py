@@ -349,3 +349,17 @@ def test_sequential_fit_under_mpirun_equals_serial(synthetic, tmp_path):
                                                      .get("per_experiment", {}).get("two", {}).get("value"))
         assert parallel == approx(serial, rel=1e-10), key
     assert results[2]["cost"] == approx(results[0]["cost"], rel=1e-12)
+
+
+def test_fitted_decades_of_three_fractions_get_no_table_smoothing(fit_dir):
+    """The smoothing of fitted D(theta) tables applies to tabulated D_m2_s knots only: the
+    decades of a log-linear law are not a table over theta."""
+    from cait_fem.fit.problem import FitProblem
+    text = (fit_dir / "s2.toml").read_text().replace('fractions = ["Cs"], decades = [1.0]',
+                                                      'fractions = ["Cs", "Li", "Rb"], decades = [1.0, -0.5, 0.2]')
+    (fit_dir / "three.toml").write_text(text)
+    case = load(fit_dir, fit_text(second="three") + '"species.Rb.diffusion.decades" = { min = -3.0, max = 3.0, '
+                'experiments = ["two"] }\n')
+    problem = FitProblem(case)
+    assert [p.label for p in problem.free][-3:] == [f"species.Rb.diffusion.decades[{k}]@two" for k in range(3)]
+    assert problem.regularisation(problem.x0).size == 0

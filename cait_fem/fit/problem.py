@@ -196,10 +196,11 @@ class FitProblem:
 
     # -- regularisation of free-form tables ---------------------------------------------------
     def _tables(self) -> list[tuple[str, str]]:
-        """(experiment, path) of every fitted table with at least three knots."""
+        """(experiment, path) of every fitted D(theta) table with at least three knots (not
+        other list values, such as the ``decades`` of a log-linear law)."""
         seen = []
         for p in self.free:
-            if p.index is None or p.is_measurement:
+            if p.index is None or p.is_measurement or not p.path.endswith(".D_m2_s"):
                 continue
             for name in p.targets[:1] if p.spec.shared else p.targets:
                 key = (name, p.path)
