@@ -131,10 +131,15 @@ def main():
         "step1_Rb_centroid_nm": centroid_nm(r1, "Rb"), "step2_Rb_centroid_nm": centroid_nm(r2, "Rb"),
         "step2_Cs_centroid_nm": centroid_nm(r2, "Cs"),
         "Rb_content_nm": [a1["Rb"], a2["Rb"]], "Cs_content_nm": a2["Cs"], "Li_deficit_nm": [a1["Li"], a2["Li"]],
+        # step 1 ends far from equilibrium: the beam still lands and the front still moves
+        "step1_front_nm_at_2000s": r1.metrics(2000.0)["front_position_m"] * 1e9,
+        "step1_final_current_A_m2": float(r1.current_density_A_m2[-1]),
         "runs_wall_s": run_s,
     }
     print(f"step 1 (Rb+, {step1.run.t_end_s:.0f} s): Li+ plateau {numbers['step1_plateau_Li']:.3f}, front "
           f"{numbers['step1_front_nm']:.1f} nm, Rb+ centroid {numbers['step1_Rb_centroid_nm']:.1f} nm")
+    print(f"  not in equilibrium: front {numbers['step1_front_nm_at_2000s']:.1f} nm at 2000 s, still "
+          f"{numbers['step1_final_current_A_m2']:.2e} A/m^2 landing at the end")
     print(f"step 2 (Cs+, {step2.run.t_end_s:.0f} s): Li+ plateau {numbers['step2_plateau_Li']:.3f}, front "
           f"{numbers['step2_front_nm']:.1f} nm, Rb+ centroid {numbers['step2_Rb_centroid_nm']:.1f} nm "
           f"(pushed deeper), Cs+ centroid {numbers['step2_Cs_centroid_nm']:.1f} nm")
