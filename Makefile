@@ -6,7 +6,7 @@ PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed
 RESULTS ?= results/k_cait
 
-.PHONY: demo demo-spot paper test test-fast lint bench bench-fit bench-3d bench-poling setup clean
+.PHONY: demo demo-spot paper test test-fast lint bench bench-fit bench-3d bench-poling bench-demos bench-accuracy setup clean
 
 setup: $(STAMP)
 
@@ -44,6 +44,12 @@ bench: $(STAMP)
 
 bench-fit: $(STAMP)
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) bench/fit3.py
+
+bench-accuracy: $(STAMP)
+	$(PY) bench/accuracy.py
+
+bench-demos: $(STAMP)
+	$(PY) bench/demos.py
 
 bench-3d: $(STAMP)
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) bench/scale3d.py

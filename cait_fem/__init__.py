@@ -26,7 +26,7 @@ _PURE_NAMES = {"load_case": "case.case_file", "Geometry": "case.geometry", "Resu
                                 "MeshSettings", "Physics", "PotentialFront", "RunSettings", "SolverSettings",
                                 "Species"),
                                "case.experiment"),
-               **dict.fromkeys(("ArrheniusD", "ConstantD", "DiffusionLaw", "GaussianSED", "TabulatedD"),
+               **dict.fromkeys(("ArrheniusD", "ConstantD", "DiffusionLaw", "GaussianSED", "LogLinearD", "TabulatedD"),
                                "physics.diffusion")}
 _SOLVER_NAMES = {"simulate": "run.simulation", "Simulation": "run.simulation",
                  "SpotExports": "post.spot_exports", "read_checkpoint": "run.checkpoint",
@@ -61,5 +61,5 @@ __all__ = [
     "DiffusionLaw", "Experiment", "GaussianSED", "Geometry", "Glass", "MeshSettings", "NPPForms", "Physics",
     "PotentialFront",
     "Result", "RunSettings", "Simulation", "SolverError", "SolverSettings", "Species", "SpotExports",
-    "TabulatedD", "load_case", "read_checkpoint", "simulate",
+    "LogLinearD", "TabulatedD", "load_case", "read_checkpoint", "simulate",
 ]

@@ -121,6 +121,36 @@ def test_counts_layout_recovers_fractions(tmp_path, bulk_from_nm):
     assert info["replaced_zone_rows"] == int(np.sum(native < 0.5))
 
 
+def double_cait_counts(tmp_path, lines_extra=(), cs_scale=800.0, rb_scale=2500.0):
+    """Exact 1:1 replacement by two foreign ions: K+ (standing in for Cs+) at the surface,
+    Ag+ (for Rb+) in a band behind it, each with its own counts-per-fraction factor."""
+    depth_nm = np.linspace(0.0, 300.0, 80)
+    native = 0.1 + 0.9 * (1 - 0.5 * erfc((depth_nm - 100.0) / 10.0))
+    k = (1 - native) * 0.5 * erfc((depth_nm - 40.0) / 8.0)
+    ag = 1 - native - k
+    lines = ["depth_nm,counts_Na,counts_K,counts_Ag", *lines_extra]
+    lines += [f"{d!r},{4000.0 * t!r},{cs_scale * a!r},{rb_scale * b!r}"
+              for d, t, a, b in zip(depth_nm.tolist(), native.tolist(), k.tolist(), ag.tolist())]
+    return write(tmp_path, lines, "double.csv"), native, k, ag
+
+
+def test_counts_of_two_foreign_ions_are_normalised_together(tmp_path):
+    path, native, k, ag = double_cait_counts(tmp_path)
+    p = read(path)
+    np.testing.assert_allclose(p.theta["Na"], native, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(p.theta["K"], k, rtol=0, atol=1e-9)
+    np.testing.assert_allclose(p.theta["Ag"], ag, rtol=0, atol=1e-9)
+    assert p.normalisation["foreign_factor"]["K"] == approx(1 / 800.0, rel=1e-9)
+    assert p.normalisation["foreign_factor"]["Ag"] == approx(1 / 2500.0, rel=1e-9)
+
+
+def test_counts_of_a_foreign_ion_that_does_not_replace_are_refused(tmp_path):
+    # Ag counts rising where the native ion is missing least: a negative factor
+    lines = ["depth_nm,counts_Na,counts_K,counts_Ag", "0,100,1000,10", "1,200,800,5", "2,300,600,1",
+             "3,1000,0,0", "4,1000,0,0", "5,1000,0,0"]
+    assert_rejected(write(tmp_path, lines), 2, "'counts_Ag'", "not > 0")
+
+
 def test_counts_default_bulk_is_at_least_three_rows(tmp_path):
     lines = ["depth_nm,counts_Na", "0,10", "1,50", "2,90", "3,110", "4,100"]
     p = read(write(tmp_path, lines))
@@ -185,8 +215,11 @@ def test_no_profile_column(tmp_path):
 def test_counts_layout_header_errors(tmp_path):
     assert_rejected(write(tmp_path, ["depth_nm,counts_K", "0,1", "1,2", "2,3"]), 1,
                     "'counts_Na'", "required in the counts layout")
-    assert_rejected(write(tmp_path, ["depth_nm,counts_Na,counts_K,counts_Ag", "0,1,1,1",
-                                     "1,2,1,1", "2,3,1,1"]), 1, "'counts_Ag'", "one foreign ion")
+    # two foreign ions whose counts are proportional over the replaced zone (lines 2-3):
+    # no unique pair of factors
+    assert_rejected(write(tmp_path, ["depth_nm,counts_Na,counts_K,counts_Ag", "0,1,4,2",
+                                     "1,2,2,1", "2,8,0,0", "3,8,0,0", "4,8,0,0"]), 2, "'counts_K'",
+                    "proportional")
     assert_rejected(write(tmp_path, ["depth_nm,counts_Na,sigma_Na", "0,1,1", "1,2,1", "2,3,1"]),
                     1, "'sigma_Na'", "theta_Na")
 

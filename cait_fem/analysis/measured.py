@@ -21,14 +21,17 @@ Then exactly one of two layouts:
 
 *counts* -- raw ToF-SIMS counts, normalised on reading:
 
-- ``counts_<native>`` (required) and at most one ``counts_<foreign>``: counts >= 0.
+- ``counts_<native>`` (required) and any ``counts_<foreign>``: counts >= 0.
 - The native counts are divided by their mean over the bulk rows, so the bulk is
   theta = 1. Bulk rows are those with depth_nm >= ``bulk_from_nm``; by default the
   deepest 20 % of the rows, at least 3.
-- The foreign counts are multiplied by the one factor c that best satisfies
-  theta_native + c counts_foreign = 1 (least squares) over the replaced zone, the rows
-  with theta_native < 0.5: there the foreign ion has replaced the native one 1:1
-  (electroneutrality).
+- The foreign counts are multiplied by the factors c_f that best satisfy
+  theta_native + sum_f c_f counts_f = 1 (least squares) over the replaced zone, the rows
+  with theta_native < 0.5: there the foreign ions have replaced the native one 1:1
+  (electroneutrality). With several foreign ions (a double CAIT profile) the factors are
+  fitted together; this needs their counts to vary independently over the zone (e.g. Cs+
+  at the surface, Rb+ deeper): a zone with fewer rows than foreign ions, counts that are
+  proportional (no unique factors) or a factor <= 0 are refused.
 - :attr:`MeasuredProfile.normalisation` keeps ``native_factor`` (1 / bulk mean),
   ``native_bulk_mean_counts``, ``bulk_rows``, ``bulk_depth_nm`` [first, last],
   ``bulk_from_nm`` (None = default), ``foreign_factor`` {species: c} and
@@ -140,10 +143,6 @@ def _check_header(path, line: int, names: list[str], native: str, foreign: Seque
         if f"counts_{native}" not in names:
             raise ConfigError(f"{_where(path, line, f'counts_{native}')}: required in the "
                               "counts layout (the native ion's counts fix the bulk, theta = 1)")
-        if len(counts) > 2:
-            raise ConfigError(f"{_where(path, line, counts[2])}: the counts layout allows "
-                              f"one foreign ion, got {', '.join(counts[1:])}; give fractions "
-                              "(theta_ columns) for several foreign ions")
         return "counts"
     return "fractions"
 
@@ -216,27 +215,45 @@ def _normalise_counts(path, rows, depth_nm, counts: dict[str, np.ndarray], nativ
             "bulk_rows": int(bulk.sum()),
             "bulk_depth_nm": [float(depth_nm[bulk][0]), float(depth_nm[-1])],
             "bulk_from_nm": bulk_from_nm, "foreign_factor": {}}
-    for name, c_f in counts.items():
-        if name == native:
-            continue
-        zone = theta[native] < 0.5
-        column = f"counts_{name}"
-        if not zone.any():
-            i = int(np.argmin(theta[native]))
-            raise ConfigError(f"{_where(path, rows[i][0], column)}: cannot normalise the "
-                              f"foreign ion: no replaced zone, the lowest native fraction is "
-                              f"{theta[native][i]:.3g} (needs rows with theta_{native} < 0.5)")
-        denom = float(np.sum(c_f[zone] ** 2))
-        if denom == 0.0:
-            i = int(np.flatnonzero(zone)[0])
-            raise ConfigError(f"{_where(path, rows[i][0], column)}: cannot normalise the "
+    foreign = [name for name in counts if name != native]
+    if not foreign:
+        return theta, info
+    zone = theta[native] < 0.5
+    first = f"counts_{foreign[0]}"
+    if not zone.any():
+        i = int(np.argmin(theta[native]))
+        raise ConfigError(f"{_where(path, rows[i][0], first)}: cannot normalise the "
+                          f"foreign ion: no replaced zone, the lowest native fraction is "
+                          f"{theta[native][i]:.3g} (needs rows with theta_{native} < 0.5)")
+    zone_lines = [rows[i][0] for i in np.flatnonzero(zone)]
+    for name in foreign:
+        if not np.any(counts[name][zone]):
+            raise ConfigError(f"{_where(path, zone_lines[0], f'counts_{name}')}: cannot normalise the "
                               f"foreign ion: zero counts in the replaced zone (theta_{native} "
-                              "< 0.5)")
-        # least squares for theta_native + c counts_foreign = 1 over the zone
-        factor = float(np.sum(c_f[zone] * (1.0 - theta[native][zone]))) / denom
-        theta[name] = factor * c_f
-        info["foreign_factor"][name] = factor
-        info["replaced_zone_rows"] = int(zone.sum())
+                              f"< 0.5, lines {zone_lines[0]}-{zone_lines[-1]})")
+    if len(zone_lines) < len(foreign):
+        raise ConfigError(f"{_where(path, zone_lines[0], first)}: cannot normalise {len(foreign)} "
+                          f"foreign ions from {len(zone_lines)} row(s) of the replaced zone "
+                          f"(theta_{native} < 0.5); needs at least one row per foreign ion")
+    # least squares for theta_native + sum_f c_f counts_f = 1 over the zone
+    A = np.column_stack([counts[name][zone] for name in foreign])
+    scale = np.linalg.norm(A, axis=0)
+    singular = np.linalg.svd(A / scale, compute_uv=False)
+    if singular[-1] < 1e-8 * singular[0]:
+        raise ConfigError(f"{_where(path, zone_lines[0], first)}: cannot normalise the foreign ions "
+                          f"{', '.join(foreign)} together: their counts are proportional over the "
+                          f"replaced zone (lines {zone_lines[0]}-{zone_lines[-1]}), so no unique factors "
+                          "satisfy theta_native + sum_f c_f counts_f = 1; give fractions (theta_ columns)")
+    factors = np.linalg.lstsq(A / scale, 1.0 - theta[native][zone], rcond=None)[0] / scale
+    for name, factor in zip(foreign, factors):
+        if not factor > 0.0:
+            raise ConfigError(f"{_where(path, zone_lines[0], f'counts_{name}')}: normalising the foreign "
+                              f"ions over the replaced zone (lines {zone_lines[0]}-{zone_lines[-1]}) gives "
+                              f"this one the factor {factor:.3g}, not > 0: its counts do not account for "
+                              "the missing native ions; give fractions (theta_ columns)")
+        theta[name] = float(factor) * counts[name]
+        info["foreign_factor"][name] = float(factor)
+    info["replaced_zone_rows"] = int(zone.sum())
     return theta, info
 
 

@@ -533,6 +533,10 @@ class Physics:
                 _require(getattr(s.diffusion, "filling", "zero-temperature") == "zero-temperature",
                          "flux", self.flux, f"only with zero-temperature SED filling (species.{s.name} "
                          "uses fermi-dirac, whose tabulated Fermi level has no usable derivative)")
+        for s in species:
+            for other in s.diffusion.fraction_names:
+                _require(other in names, f"species.{s.name}.diffusion.fractions", list(s.diffusion.fraction_names),
+                         f"names of species of this case: {names}")
         if self.front.species is not None:
             _require(self.front.species in foreign, "front.species", self.front.species,
                      f"the name of a foreign species: one of {foreign}")

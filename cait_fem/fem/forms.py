@@ -321,9 +321,11 @@ class NPPForms:
         return [lay.native_offset + u[lay.native]] + [u[i] for i in lay.foreign]
 
     def diffusivities(self, thetas):
-        """D_i(theta_i) / D_ref as UFL expressions."""
+        """D_i / D_ref as UFL expressions: of theta_i, or of the fractions a law names
+        (:class:`~cait_fem.physics.diffusion.LogLinearD`), so UFL differentiates along them too."""
         ops = ufl_ops()
-        return [s.diffusion.relative(th, consts, ops)
+        by_name = dict(zip(self.layout.species_names, thetas))
+        return [s.diffusion.relative_of(th, by_name, consts, ops)
                 for s, th, consts in zip(self.physics.species, thetas, self.law_constants)]
 
     def fluxes(self, u):

@@ -17,6 +17,10 @@ what was measured, and the parameters to adjust by their dotted path in the run 
     weight = 1.0                      # multiplies this experiment's residuals
     tracer_D_native_m2_s = 5e-18      # a measured tracer D* of the native ion: Haven ratio
     max_data_points = 100000          # more data rows are refused (default 100000)
+    temperature_K = 320.0             # replaces glass.temperature_K of the case (a temperature
+                                      # series: one run case at several temperatures)
+    initial_from = "Rb"               # only for a sequential experiment (double CAIT): start
+                                      # from the final model state of this earlier experiment
     targets = { plateau = 0.15, front_nm = 100.0 }        # instead of / besides data
     target_sigma = { plateau = 0.005, front_nm = 5.0 }
 
@@ -78,7 +82,7 @@ from .parameters import MEASUREMENT_PATHS, ParameterSpec, read_value, split_path
 TARGETS = {"plateau": 0.01, "front_nm": 5.0}  # target -> default sigma
 EXPERIMENT_KEYS = ("name", "case", "data", "sims_resolution_nm", "depth_offset_nm", "theta_sigma",
                    "depth_range_nm", "weight", "targets", "target_sigma", "bulk_from_nm",
-                   "tracer_D_native_m2_s", "max_data_points")
+                   "tracer_D_native_m2_s", "max_data_points", "initial_from", "temperature_K")
 # Rows of a measured profile compared per experiment unless max_data_points raises it: a
 # SIMS profile has 1e2-1e4 points; 1e6 rows cost more in residuals than in solves and
 # write a 100 MB model CSV, more likely a wrong export than a measurement.
@@ -130,6 +134,9 @@ class FitExperiment:
     targets: dict = field(default_factory=dict)
     target_sigma: dict = field(default_factory=dict)
     tracer_D_native_m2_s: float | None = None  # measured tracer D* of the native ion (Haven ratio)
+    #: name of an earlier experiment whose final model state, at the same parameter
+    #: vector, is this one's initial state (docs/fitting.md, "Sequential experiments")
+    initial_from: str | None = None
 
     @property
     def case_dict(self) -> dict:
@@ -198,6 +205,11 @@ def _experiment(where: str, d: dict, base: Path) -> FitExperiment:
     if "case" not in d:
         raise ConfigError(f"{where}: case is missing: every experiment needs its run case")
     exp = _case(where, d["case"], base, name)
+    if "temperature_K" in d:
+        T = _number(where, "temperature_K", d["temperature_K"], low=0.0, open_low=True)
+        case = experiment_to_dict(exp)
+        case["glass"]["temperature_K"] = T
+        exp = experiment_from_dict(case, source=f"{where}.case at temperature_K = {T!r}")
     data = None
     if "data" in d:
         if not isinstance(d["data"], str):
@@ -251,6 +263,8 @@ def _experiment(where: str, d: dict, base: Path) -> FitExperiment:
             if inside == 0:
                 _fail(where, "depth_range_nm", r, f"a range holding data points: the data {d['data']!r} "
                       f"span depth_nm {float(depth_nm[0])!r} .. {float(depth_nm[-1])!r}")
+    if "initial_from" in d:
+        kwargs["initial_from"] = d["initial_from"]  # checked against the others in _check_sequence
     return FitExperiment(name=name, experiment=exp, data=data, targets=targets,
                          target_sigma={k: sigmas.get(k, TARGETS[k]) for k in targets}, **kwargs)
 
@@ -360,6 +374,7 @@ def _fit_case(d: dict, base: Path, source: str) -> FitCase:
     names = [e.name for e in experiments]
     if len(set(names)) != len(names):
         _fail("fit file", "experiment names", names, "unique names")
+    _check_sequence(experiments)
     fit = dict(_keys("fit", d.get("fit", {}), tuple(f.name for f in fields(FitSettings)) + ("parameters",)))
     params_raw = fit.pop("parameters", {})
     if not isinstance(params_raw, dict) or not params_raw:
@@ -372,6 +387,40 @@ def _fit_case(d: dict, base: Path, source: str) -> FitCase:
                    name=_fit_name(d.get("name", "fit")), source=source)
     _check_applicable(case)
     return case
+
+
+def _check_sequence(experiments: list[FitExperiment]) -> None:
+    """``initial_from`` names an earlier experiment on the same sample (same glass
+    thickness and background density, same native species, same depth mesh, so that its
+    final state is handed over node by node) whose foreign species this one keeps: a
+    species missing in the later case would vanish with its ions at the hand-over."""
+    for i, e in enumerate(experiments):
+        if e.initial_from is None:
+            continue
+        where = f"experiment[{i}]"
+        earlier = [x.name for x in experiments[:i]]
+        if not isinstance(e.initial_from, str) or e.initial_from not in earlier:
+            _fail(where, "initial_from", e.initial_from,
+                  f"the name of an earlier [[experiment]] (one of {earlier})" if earlier else
+                  "the name of an earlier [[experiment]], and this is the first one")
+        src = next(x for x in experiments if x.name == e.initial_from).experiment
+        new = e.experiment
+        for key in ("thickness_m", "n_bg_m3"):
+            a, b = getattr(src.glass, key), getattr(new.glass, key)
+            if a != b:
+                _fail(where, "initial_from", e.initial_from, f"an experiment on the same sample: its "
+                      f"glass.{key} = {a!r}, this case's = {b!r}")
+        if src.native.name != new.native.name:
+            _fail(where, "initial_from", e.initial_from, f"an experiment with the same native species: its is "
+                  f"{src.native.name!r}, this case's {new.native.name!r}")
+        if src.mesh != new.mesh or src.geometry != new.geometry:
+            _fail(where, "initial_from", e.initial_from, "an experiment with the same [mesh] and [geometry] "
+                  "settings (its final state is handed over node by node)")
+        names = [s.name for s in new.species]
+        lost = [s.name for s in src.foreign if s.name not in names]
+        if lost:
+            _fail(where, "initial_from", e.initial_from, f"an experiment whose foreign species this case keeps: "
+                  f"{lost} would be lost at the hand-over; add them as foreign [[species]]")
 
 
 def _fit_name(name) -> str:

@@ -7,6 +7,9 @@ loads new parameter values into Constants. A batch of tasks (the experiments of 
 residual evaluation, or the perturbed solves of one finite-difference Jacobian) is split
 over the groups by longest-expected-first scheduling, each group solves its share, and
 the results are gathered on every rank, so the optimiser runs identically everywhere.
+A task that starts from another task's final state (``initial_from``, a sequential
+experiment) waits for it: a batch is solved in waves, each wave's results gathered
+before the next.
 A task that fails (SolverError) comes back with ``error`` set rather than raising, so no
 rank is left waiting in a collective call.
 """
@@ -32,6 +35,8 @@ class Task:
     name: str  # experiment name (selects the compiled Simulation)
     experiment: Experiment
     schedule_s: np.ndarray | None = None  # replay these step ends (see AdaptiveBDF)
+    initial_from: object = None  # key of a task of the same batch whose final state is the start
+    initial: ForwardOutput | None = None  # or that final state itself
 
 
 class Ensemble:
@@ -84,26 +89,45 @@ class Ensemble:
             load[g] += self.cost_s[tasks[i].name] * (0.8 if tasks[i].schedule_s is not None else 1.0)
         return group
 
-    def _solve(self, task: Task) -> ForwardOutput:
+    def _solve(self, task: Task, initial: ForwardOutput | None = None) -> ForwardOutput:
         sim = self._simulation(task.name)
         t0 = time.perf_counter()
         try:
+            if initial is not None and initial.error is not None:
+                raise SolverError(f"its initial state, the final state of another experiment, failed: {initial.error}")
             # a replayed (finite-difference) solve only needs the final profiles
             r = sim.run(task.experiment, schedule_s=task.schedule_s, record_series=task.schedule_s is None,
-                        spatial_estimate=False)  # the fit's own numerical check: docs/fitting.md
+                        spatial_estimate=False,  # the fit's own numerical check: docs/fitting.md
+                        initial=None if initial is None else initial.as_initial())
         except SolverError as exc:
             return ForwardOutput(sim.depth_m, tuple(s.name for s in task.experiment.species),
                                  np.zeros((len(task.experiment.species), sim.depth_m.size)), np.zeros(1),
                                  np.nan, np.nan, time.perf_counter() - t0, 0, error=str(exc))
         return ForwardOutput(r.depth_m, r.species_names, r.theta[-1], r.time_s, float(r.current_density_A_m2[-1]),
-                             float(r.surface_potential_V[-1]), time.perf_counter() - t0, int(r.stats["steps"]))
+                             float(r.surface_potential_V[-1]), time.perf_counter() - t0, int(r.stats["steps"]),
+                             potential_V=r.potential_V[-1])
 
     def run(self, tasks: list[Task]) -> list[ForwardOutput]:
-        group = self._assign(tasks)
-        mine = {i: self._solve(t) for i, t in enumerate(tasks) if group[i] == self.color}
-        shared = {}
-        for part in self.comm.allgather(mine if self.sub.rank == 0 else {}):
-            shared.update(part)
+        keys = {t.key: i for i, t in enumerate(tasks)}
+        for t in tasks:
+            if t.initial_from is not None and t.initial_from not in keys:
+                raise ValueError(f"task {t.key!r} starts from {t.initial_from!r}, which is not in the batch")
+        shared: dict[int, ForwardOutput] = {}
+        while len(shared) < len(tasks):
+            # the next wave: every task whose initial state is known
+            wave = [i for i, t in enumerate(tasks) if i not in shared
+                    and (t.initial_from is None or keys[t.initial_from] in shared)]
+            if not wave:
+                raise ValueError("tasks start from each other in a cycle")
+            group = self._assign([tasks[i] for i in wave])
+            mine = {}
+            for i, g in zip(wave, group):
+                if g == self.color:
+                    t = tasks[i]
+                    initial = shared[keys[t.initial_from]] if t.initial_from is not None else t.initial
+                    mine[i] = self._solve(t, initial)
+            for part in self.comm.allgather(mine if self.sub.rank == 0 else {}):
+                shared.update(part)
         outputs = [shared[i] for i in range(len(tasks))]
         for t, out in zip(tasks, outputs):
             if out.error is None and t.schedule_s is None:

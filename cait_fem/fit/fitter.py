@@ -115,7 +115,8 @@ class Fitter:
         key = np.asarray(z, float).tobytes() + bytes([self.presolving])
         if key not in self._cache:
             exps = {name: self._experiment_at(name, z) for name in self.problem.names}
-            outs = self.ensemble.run([Task(n, n, exps[n]) for n in self.problem.names])
+            outs = self.ensemble.run([Task(n, n, exps[n], initial_from=self.problem.initial_from(n))
+                                      for n in self.problem.names])
             self.failed_solves += sum(o.error is not None for o in outs)
             self._cache = {key: outs}  # least_squares asks for jac at the last evaluated point
         return self._cache[key]
@@ -173,7 +174,12 @@ class Fitter:
                     exp = self._experiment_at(n, zj)
                     # a new duration stretches the replayed steps with it
                     stretch = exp.run.t_end_s / base[n].time_s[-1]
-                    tasks.append(Task((j, n), n, exp, base[n].time_s[1:] * stretch))
+                    # a sequential experiment starts from its predecessor's perturbed state
+                    # (a task of this batch) or, if j leaves that alone, its base state
+                    src = self.problem.initial_from(n)
+                    after = (j, src) if src is not None and self.problem.affects(j, src) else None
+                    tasks.append(Task((j, n), n, exp, base[n].time_s[1:] * stretch, initial_from=after,
+                                      initial=base[src] if src is not None and after is None else None))
         solved = {t.key: out for t, out in zip(tasks, self.ensemble.run(tasks))}
         failed = [k for k, o in solved.items() if o.error is not None]
         if failed:

@@ -40,9 +40,25 @@ class ForwardOutput:
     wall_s: float
     steps: int
     error: str | None = None
+    potential_V: np.ndarray | None = None  # at t_end [V]: with theta, the state a later step starts from
 
     def theta_of(self, name: str) -> np.ndarray:
         return self.theta[self.species_names.index(name)]
+
+    def as_initial(self) -> FinalState:
+        """This final state in the form ``Simulation.run(initial=...)`` takes."""
+        return FinalState(self.depth_m, self.species_names, self.theta[None], self.potential_V[None])
+
+
+@dataclass(frozen=True)
+class FinalState:
+    """The last profiles of a run, shaped like a Result's (``theta`` (1, species, nodes),
+    ``potential_V`` (1, nodes) [V]): what a sequential experiment starts from."""
+
+    depth_m: np.ndarray
+    species_names: tuple[str, ...]
+    theta: np.ndarray
+    potential_V: np.ndarray
 
 
 class FitProblem:
@@ -128,8 +144,18 @@ class FitProblem:
         sigma_nm = m.get("sims_resolution_nm", e.sims_resolution_nm)
         return max(sigma_nm, 0.0) * 1e-9, m.get("depth_offset_nm", e.depth_offset_nm) * 1e-9
 
+    def initial_from(self, name: str) -> str | None:
+        """The experiment whose final state experiment ``name`` starts from (None: pristine)."""
+        return self.case.experiment(name).initial_from
+
     def affects(self, j: int, name: str) -> bool:
-        return name in self.free[j].targets
+        """Whether parameter ``j`` changes the solve of experiment ``name``: its own, or,
+        for a sequential experiment, one of an experiment it starts from."""
+        while name is not None:
+            if name in self.free[j].targets:
+                return True
+            name = self.initial_from(name)
+        return False
 
     def needs_solve(self, j: int) -> bool:
         return not self.free[j].is_measurement
@@ -170,10 +196,11 @@ class FitProblem:
 
     # -- regularisation of free-form tables ---------------------------------------------------
     def _tables(self) -> list[tuple[str, str]]:
-        """(experiment, path) of every fitted table with at least three knots."""
+        """(experiment, path) of every fitted D(theta) table with at least three knots (not
+        other list values, such as the ``decades`` of a log-linear law)."""
         seen = []
         for p in self.free:
-            if p.index is None or p.is_measurement:
+            if p.index is None or p.is_measurement or not p.path.endswith(".D_m2_s"):
                 continue
             for name in p.targets[:1] if p.spec.shared else p.targets:
                 key = (name, p.path)

@@ -37,7 +37,10 @@ from cait_fem.fileio import write_csv_atomic, write_json_atomic
 from cait_fem.output.result import check_output_directory, on_root, software_versions
 from cait_fem.physics.diffusion import ConstantD, GaussianSED, TabulatedD
 
-FIT_FILES = ("fit.json", "fit_profiles.png", "fit_diffusivity.png", "fit_sed.png")
+from .arrhenius import ARRHENIUS_FILES, write_series
+
+# (the temperature-series files only for experiments at several temperatures: fit/arrhenius.py)
+FIT_FILES = ("fit.json", "fit_profiles.png", "fit_diffusivity.png", "fit_sed.png") + ARRHENIUS_FILES
 
 
 def _file_stem(name: str) -> str:
@@ -282,6 +285,7 @@ class FitResult:
         for n in self.problem.names:
             written += self._write_csvs(d, n)
         written += self._plots(d)
+        written += write_series(self, d)
         written.append(write_json_atomic(d / "fit.json", self.to_dict()))
         return written
 

@@ -31,7 +31,7 @@ from . import sed
 from .ops import NUMPY, balanced_sum
 from .sed import kT_eV
 
-__all__ = ["DiffusionLaw", "ConstantD", "ArrheniusD", "GaussianSED", "TabulatedD",
+__all__ = ["DiffusionLaw", "ConstantD", "ArrheniusD", "GaussianSED", "TabulatedD", "LogLinearD",
            "diffusion_law_from_dict", "kT_eV", "FLOOR_FRACTION", "check_diffusivity_range"]
 
 FLOOR_FRACTION = 1e-12
@@ -124,6 +124,16 @@ class DiffusionLaw(ABC):
     def _core_m2_s(self, theta: np.ndarray, temperature_K: float) -> np.ndarray:
         """D(theta) [m^2/s] without the floor."""
 
+    #: names of the species whose fractions D depends on; () for a law of the species'
+    #: own fraction only (all laws but :class:`LogLinearD`)
+    fraction_names: ClassVar[tuple[str, ...]] = ()
+
+    def relative_of(self, own, fractions: Mapping[str, Any], params: Mapping[str, Any], ops=NUMPY):
+        """D/D_ref as the forms evaluate it: ``own`` is the species' own fraction, ``fractions``
+        every species' fraction by name (the same expressions). A law of its own fraction
+        only ignores ``fractions``; a law of several fractions overrides this."""
+        return self.relative(own, params, ops)
+
     def thermodynamic_factor(self, theta, params: Mapping[str, Any], ops=NUMPY):
         """Gamma = (theta / k_B T) d mu / d theta, the factor of grad theta in the
         thermodynamically consistent flux. 1 for an ideal species (mu = k_B T ln theta);
@@ -211,7 +221,12 @@ class GaussianSED(DiffusionLaw):
     D(theta) = D_bulk exp((E_F(p) - E_F(p_b)) / k_B T), p = theta (1 - v), p_b = 1 - v.
 
     Give either ``D_bulk_m2_s`` or both ``D0_m2_s`` and ``E_DC_eV`` (then D_bulk = D0
-    exp(-E_DC/kT)). The occupancy is clamped to [1e-20, 1 - 1e-12], where D is constant.
+    exp(-E_DC/kT)), or ``D_ref_m2_s``, ``T_ref_K`` and ``E_DC_eV``: D_bulk = D_ref
+    exp(-(E_DC/k_B) (1/T - 1/T_ref)), the same Arrhenius law with D_bulk at T_ref [K] as
+    its prefactor. For a fit over a temperature series this is the better pair: D0 and
+    E_DC are correlated to 1 - 1e-4 over a few tens of kelvin (the data fix D_bulk in
+    the middle of the range), D_ref near the middle and E_DC hardly at all.
+    The occupancy is clamped to [1e-20, 1 - 1e-12], where D is constant.
     ``filling = "fermi-dirac"`` is exact in ``diffusivity_m2_s``; for the forms
     (``relative``) it is a 120-knot table, linear in log D, with knots equally spaced in
     E_F from where D is 1e-3 of the floor to p = p_b + 0.9 v, constant beyond.
@@ -225,6 +240,8 @@ class GaussianSED(DiffusionLaw):
     E_DC_eV: float | None = None
     filling: str = "zero-temperature"
     D_min_m2_s: float | None = None
+    D_ref_m2_s: float | None = None
+    T_ref_K: float | None = None
 
     def _validate(self):
         self._positive("fwhm_eV")
@@ -233,10 +250,18 @@ class GaussianSED(DiffusionLaw):
                     "must lie in (0, 1) (v = 0 puts the bulk Fermi level at infinity)")
         self._check("filling", self.filling in sed.FILLINGS, " or ".join(f'"{f}"' for f in sed.FILLINGS))
         if self.D_bulk_m2_s is not None:
-            key = "D0_m2_s" if self.D0_m2_s is not None else "E_DC_eV"
-            self._check(key, getattr(self, key) is None,
-                        "give either D_bulk_m2_s or both D0_m2_s and E_DC_eV, not both")
+            for key in ("D0_m2_s", "E_DC_eV", "D_ref_m2_s", "T_ref_K"):
+                self._check(key, getattr(self, key) is None,
+                            "give either D_bulk_m2_s or both D0_m2_s and E_DC_eV, not both "
+                            "(or D_ref_m2_s, T_ref_K and E_DC_eV)")
             self._positive("D_bulk_m2_s")
+        elif self.D_ref_m2_s is not None or self.T_ref_K is not None:
+            self._check("D0_m2_s", self.D0_m2_s is None,
+                        "give either D0_m2_s or D_ref_m2_s with T_ref_K (the prefactor at T_ref), not both")
+            for key in ("D_ref_m2_s", "T_ref_K"):
+                self._check(key, self._is_positive(key), "a finite number > 0; D_ref_m2_s and T_ref_K go together")
+            self._check("E_DC_eV", _is_number(self.E_DC_eV) and self.E_DC_eV >= 0,
+                        "a finite number >= 0, with D_ref_m2_s and T_ref_K")
         else:
             self._check("D0_m2_s", self._is_positive("D0_m2_s"),
                         "a finite number > 0, with E_DC_eV (or give D_bulk_m2_s instead)")
@@ -245,11 +270,24 @@ class GaussianSED(DiffusionLaw):
 
     @property
     def reference_keys(self) -> tuple[str, ...]:
-        return ("D_bulk_m2_s",) if self.D_bulk_m2_s is not None else ("D0_m2_s", "E_DC_eV")
+        if self.D_bulk_m2_s is not None:
+            return ("D_bulk_m2_s",)
+        return ("D_ref_m2_s", "T_ref_K", "E_DC_eV") if self.D_ref_m2_s is not None else ("D0_m2_s", "E_DC_eV")
+
+    @property
+    def prefactor_m2_s(self) -> float | None:
+        """D0 [m^2/s] of D_bulk = D0 exp(-E_DC / k_B T); None for a fixed D_bulk_m2_s."""
+        if self.D_ref_m2_s is not None:
+            return float(self.D_ref_m2_s * np.exp(self.E_DC_eV / kT_eV(self.T_ref_K)))
+        return None if self.D0_m2_s is None else float(self.D0_m2_s)
 
     def reference_m2_s(self, temperature_K):
         if self.D_bulk_m2_s is not None:
             return float(self.D_bulk_m2_s)
+        if self.D_ref_m2_s is not None:
+            # written from T_ref, not through D0: no overflow of exp(E_DC / k_B T_ref)
+            return float(self.D_ref_m2_s * np.exp(-self.E_DC_eV * (1.0 / kT_eV(temperature_K)
+                                                                   - 1.0 / kT_eV(self.T_ref_K))))
         return float(self.D0_m2_s * np.exp(-self.E_DC_eV / kT_eV(temperature_K)))
 
     @property
@@ -356,6 +394,93 @@ class TabulatedD(DiffusionLaw):
         return self._core_m2_s(theta, temperature_K) * slope
 
 
+@dataclass(frozen=True)
+class LogLinearD(DiffusionLaw):
+    """D of several species' fractions (docs/model.md section 3.9), log-linear in each:
+
+        log10 D = log10 D_m2_s + sum_k decades[k] * theta_{fractions[k]}
+
+    ``D_m2_s`` [m^2/s] is D where all listed fractions are 0; ``fractions`` names species
+    of the case (the species itself, another foreign species, the native one);
+    ``decades[k]`` [-] is the change of log10 D when theta of ``fractions[k]`` goes from 0
+    to 1. Written for the first foreign ion of a double CAIT experiment, whose D stays
+    constant while it is alone (step 1) and changes once the second foreign ion arrives
+    (step 2): ``fractions = ["Cs"]``. Composition only, no temperature dependence.
+
+    ``relative`` (own fraction only) and ``diffusivity_m2_s`` without ``fractions`` give
+    the value with every listed fraction 0; the forms call :meth:`relative_of`.
+    """
+
+    model: ClassVar[str] = "log_linear"
+    reference_keys: ClassVar[tuple[str, ...]] = ("D_m2_s",)
+    #: |decades| above this would push D below the floor (1e-12 D) inside [0, 1]
+    MAX_DECADES: ClassVar[float] = 10.0
+    D_m2_s: float
+    fractions: tuple[str, ...]
+    decades: tuple[float, ...]
+    D_min_m2_s: float | None = None
+
+    def _validate(self):
+        self._positive("D_m2_s")
+        names = self.fractions
+        self._check("fractions", isinstance(names, (list, tuple)) and len(names) >= 1
+                    and all(isinstance(n, str) and n.isidentifier() for n in names)
+                    and len(set(names)) == len(names),
+                    "a non-empty list of distinct species names")
+        values = self.decades
+        self._check("decades", isinstance(values, (list, tuple, np.ndarray)) and len(values) == len(names)
+                    and all(_is_number(x) and abs(x) <= self.MAX_DECADES for x in values),
+                    f"one finite number per name in fractions ({len(names)}), each within "
+                    f"[-{self.MAX_DECADES:g}, {self.MAX_DECADES:g}] (decades of D per unit fraction)")
+        object.__setattr__(self, "fractions", tuple(names))
+        object.__setattr__(self, "decades", tuple(float(x) for x in values))
+
+    @property
+    def fraction_names(self) -> tuple[str, ...]:
+        return self.fractions
+
+    def reference_m2_s(self, temperature_K):
+        return float(self.D_m2_s)
+
+    def nondim_parameters(self, temperature_K, D_ref_m2_s):
+        # keyed by species name: other names are another compiled structure
+        slopes = {f"slope_{n}": math.log(10.0) * d for n, d in zip(self.fractions, self.decades)}
+        return {"log_D": math.log(self.D_m2_s / D_ref_m2_s), **slopes,
+                "D_floor": self.floor_m2_s(temperature_K) / D_ref_m2_s}
+
+    def relative_of(self, own, fractions, params, ops=NUMPY):
+        log_D = params["log_D"] + balanced_sum(params[f"slope_{n}"] * fractions[n] for n in self.fractions)
+        return ops.exp(log_D + 0.0 * own) + params["D_floor"]
+
+    def relative(self, theta, params, ops=NUMPY):
+        return ops.exp(params["log_D"] + 0.0 * theta) + params["D_floor"]
+
+    def _core_m2_s(self, theta, temperature_K, fractions=None):
+        fractions = fractions or {}
+        log10_D = math.log10(self.D_m2_s) + np.zeros_like(theta)
+        for n, d in zip(self.fractions, self.decades):
+            if n in fractions:
+                log10_D = log10_D + d * np.asarray(fractions[n], dtype=float)
+        return 10.0 ** log10_D
+
+    def diffusivity_m2_s(self, theta, temperature_K, fractions: Mapping[str, Any] | None = None) -> np.ndarray:
+        """D [m^2/s], floor included; ``fractions`` {species name: theta array} (absent
+        names count as 0)."""
+        theta = np.asarray(theta, dtype=float)
+        return self._core_m2_s(theta, temperature_K, fractions) + self.floor_m2_s(temperature_K)
+
+    def dD_dtheta_m2_s(self, theta, temperature_K):
+        """0: ``theta`` alone does not move D; the partial derivatives are
+        ln(10) decades[k] D along theta_{fractions[k]}."""
+        return np.zeros_like(np.asarray(theta, dtype=float))
+
+    def to_dict(self) -> dict:
+        out = super().to_dict()
+        out["fractions"] = list(self.fractions)
+        out["decades"] = list(self.decades)
+        return out
+
+
 def _describe_reference(law: DiffusionLaw, where: str) -> str:
     """``where.key = value`` for the key that sets D(T) (the last of the law's
     ``reference_keys``), with the others."""
@@ -394,7 +519,7 @@ def check_diffusivity_range(laws: Mapping[str, DiffusionLaw], native: str, tempe
 
 
 _LAWS: dict[str, type[DiffusionLaw]] = {
-    law.model: law for law in (ConstantD, ArrheniusD, GaussianSED, TabulatedD)}
+    law.model: law for law in (ConstantD, ArrheniusD, GaussianSED, TabulatedD, LogLinearD)}
 
 
 def diffusion_law_from_dict(d: Mapping, where: str) -> DiffusionLaw:
