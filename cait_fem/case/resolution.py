@@ -147,3 +147,15 @@ def explicit_resolution(mesh) -> DepthResolution:
     h = mesh.front_spacing_m if mesh.front_spacing_m is not None else mesh.max_front_spacing_m
     fine = mesh.fine_depth_m if mesh.fine_depth_m is not None else DEFAULT_FINE_DEPTH_M
     return DepthResolution(h, 0.0, h, fine, "explicit mesh settings (uniform)")
+
+
+def finest(resolutions) -> DepthResolution:
+    """One rule at least as fine as each of ``resolutions`` everywhere, reaching as deep as
+    the deepest: for experiments that hand their state over node by node (a sequential
+    experiment: every step on the same mesh, fine enough for each step's fronts)."""
+    rs = list(resolutions)
+    if len(rs) == 1:
+        return rs[0]
+    return DepthResolution(min(r.front_spacing_m for r in rs), max(r.spacing_slope for r in rs),
+                           min(r.max_front_spacing_m for r in rs), max(r.fine_depth_m for r in rs),
+                           "the finest of the sequence's rules: " + "; ".join(sorted({r.basis for r in rs})))

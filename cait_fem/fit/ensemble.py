@@ -40,13 +40,16 @@ class Task:
 
 
 class Ensemble:
-    def __init__(self, experiments: dict[str, Experiment], comm=None, groups: int = 0):
+    def __init__(self, experiments: dict[str, Experiment], comm=None, groups: int = 0, depth_resolutions=None):
         self.comm = comm if comm is not None else MPI.COMM_WORLD
         size = self.comm.size
         self.groups = min(groups or size, size)
         self.color = self.comm.rank * self.groups // size
         self.sub = self.comm.Split(self.color, self.comm.rank)
         self.base = dict(experiments)
+        #: per experiment name, the depth rule its mesh is built with, when not its own
+        #: (experiments that hand over their state share one mesh)
+        self.depth_resolutions = dict(depth_resolutions or {})
         self._sims: dict = {}
         self.cost_s = {name: 1.0 for name in experiments}  # expected wall time per solve
         self.solves = 0
@@ -54,12 +57,14 @@ class Ensemble:
         self.simulations_built = 0  # of the fit's own experiments (not of those added later)
         self._added: set[str] = set()
 
-    def add(self, name: str, experiment: Experiment, expected_cost_s: float) -> None:
+    def add(self, name: str, experiment: Experiment, expected_cost_s: float, depth_resolution=None) -> None:
         """Another experiment to solve under ``name`` with its own Simulation (another mesh,
         e.g. the refined numerics of the fit's numerical error check), built on first use.
         ``expected_cost_s`` [s] orders the scheduling before its first solve."""
         self.base[name] = experiment
         self.cost_s[name] = expected_cost_s
+        if depth_resolution is not None:
+            self.depth_resolutions[name] = depth_resolution
         self._added.add(name)
 
     def discard(self, name: str) -> None:
@@ -67,6 +72,7 @@ class Ensemble:
         self._sims.pop(name, None)
         self.base.pop(name, None)
         self.cost_s.pop(name, None)
+        self.depth_resolutions.pop(name, None)
         self._added.discard(name)
 
     def _simulation(self, name: str):
@@ -74,7 +80,8 @@ class Ensemble:
             from cait_fem.run.simulation import Simulation
 
             t0 = time.perf_counter()
-            self._sims[name] = Simulation(self.base[name], comm=self.sub)
+            self._sims[name] = Simulation(self.base[name], comm=self.sub,
+                                          depth_resolution=self.depth_resolutions.get(name))
             self.compile_wall_s += time.perf_counter() - t0
             self.simulations_built += name not in self._added
         return self._sims[name]

@@ -40,6 +40,7 @@ import numpy as np
 from scipy import optimize, stats
 
 from cait_fem.case.refinement import refined_numerics
+from cait_fem.case.resolution import finest
 from cait_fem.errors import SolverError
 
 from .ensemble import Ensemble, Task
@@ -90,8 +91,9 @@ class Fitter:
         self.case = case
         self.comm = comm if comm is not None else MPI.COMM_WORLD
         self.problem = FitProblem(case)
-        self.ensemble = Ensemble({e.name: e.experiment for e in case.experiments}, self.comm,
-                                 case.settings.groups)
+        experiments = {e.name: e.experiment for e in case.experiments}
+        self.ensemble = Ensemble(experiments, self.comm, case.settings.groups,
+                                 depth_resolutions=self._shared_meshes(experiments))
         self.progress = FitProgress(self.comm, quiet)
         self._cache: dict[bytes, list[ForwardOutput]] = {}
         self.evaluations = 0
@@ -233,6 +235,28 @@ class Fitter:
                               f"{result.forward_solves} forward solves, {result.wall_time_s:.1f} s ({sol.message})")
         return result
 
+    def _sequences(self) -> dict[str, str]:
+        """Each experiment's sequence: the first experiment of its chain of ``initial_from``."""
+        root = {}
+        for name in self.problem.names:
+            first = name
+            while self.problem.initial_from(first) is not None:
+                first = self.problem.initial_from(first)
+            root[name] = first
+        return root
+
+    def _shared_meshes(self, experiments: dict) -> dict:
+        """The depth rule of the experiments of a sequence (double CAIT): one mesh for all
+        of them, the finest of their rules, so that a state is handed over node by node."""
+        root = self._sequences()
+        out = {}
+        for first in set(root.values()):
+            members = [n for n in root if root[n] == first]
+            if len(members) > 1:
+                shared = finest(experiments[n].depth_resolution for n in members)
+                out.update(dict.fromkeys(members, shared))
+        return out
+
     def numerical_error(self, z, outs) -> tuple[dict | None, np.ndarray | None]:
         """Solve every experiment at ``z`` once more with refined numerics (spacings and
         steps / ``refinement_factor``), as one ensemble batch. Returns the report for
@@ -245,12 +269,19 @@ class Fitter:
         self.progress.message(f"numerical error: every experiment once more at {factor:g}x refined numerics")
         t0 = time.perf_counter()
         tasks = []
-        for name in self.problem.names:
-            exp = refined_numerics(self.problem.experiment_at(name, z), factor)
-            key = f"{name} (refined x{factor:g})"
+        refined_exps = {name: refined_numerics(self.problem.experiment_at(name, z), factor)
+                        for name in self.problem.names}
+        shared = self._shared_meshes(refined_exps)
+
+        def key_of(name):
+            return f"{name} (refined x{factor:g})"
+        for name, exp in refined_exps.items():
+            key = key_of(name)
             # cells and steps both grow by the factor (cells by factor^dim)
-            self.ensemble.add(key, exp, self.ensemble.cost_s[name] * factor ** (exp.geometry.dimension + 1))
-            tasks.append(Task(key, key, exp))
+            self.ensemble.add(key, exp, self.ensemble.cost_s[name] * factor ** (exp.geometry.dimension + 1),
+                              depth_resolution=shared.get(name))
+            src = self.problem.initial_from(name)
+            tasks.append(Task(key, key, exp, initial_from=None if src is None else key_of(src)))
         try:
             refined = self.ensemble.run(tasks)
         finally:
@@ -264,7 +295,10 @@ class Fitter:
         failed = []
         for name, t, out, base in zip(self.problem.names, tasks, refined, outs):
             m, r = t.experiment.mesh, t.experiment.run
-            entry = {"front_spacing_nm": m.front_spacing_m * 1e9, "surface_spacing_nm": m.surface_spacing_m * 1e9,
+            res = self.ensemble.depth_resolutions.get(t.name, t.experiment.depth_resolution)
+            entry = {"front_spacing_nm": res.front_spacing_m * 1e9, "spacing_slope": res.spacing_slope,
+                     "max_front_spacing_nm": res.max_front_spacing_m * 1e9,
+                     "surface_spacing_nm": m.surface_spacing_m * 1e9,
                      "bulk_spacing_nm": m.bulk_spacing_m * 1e9, "growth_ratio": m.growth_ratio,
                      "time_tolerance": r.time_tolerance, "nodes": int(out.depth_m.size), "steps": out.steps,
                      "wall_s": out.wall_s, "default_nodes": int(base.depth_m.size), "default_steps": base.steps}

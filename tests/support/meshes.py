@@ -6,7 +6,8 @@ from cait_fem.case.experiment import MeshSettings
 from cait_fem.case.geometry import Geometry
 from cait_fem.mesh import tags
 
-MESH = MeshSettings(front_spacing_m=2e-9, fine_depth_m=50e-9, growth_ratio=1.3, bulk_spacing_m=50e-6)
+MESH = MeshSettings(front_spacing_m=2e-9, fine_depth_m=50e-9, growth_ratio=1.3, bulk_spacing_m=50e-6,
+                    estimate_spatial_error=False)
 T_M, R_M, SPOT_M, ELECTRODE_M = 1e-4, 1e-4, 0.3e-4, 0.6e-4
 NM = 1e-9  # the solver's length scale: mesh coordinates in nm
 LATERAL = {"2": dict(rim_spacing_m=2e-6, lateral_max_spacing_m=20e-6),
