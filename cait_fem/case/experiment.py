@@ -462,7 +462,7 @@ class SolverSettings:
       serial, but the iterations grow with the mesh, and in parallel both need many
       iterations or break down (no global coupling of the potential)."""
 
-    newton_atol: float = 1e-6
+    newton_atol: float = 1e-7
     potential_atol: float = 1e-5
     max_newton_iterations: int = 12
     linear_solver: str = "auto"

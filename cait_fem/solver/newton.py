@@ -20,8 +20,6 @@ from cait_fem.errors import ConfigError
 
 from .cpr import CPRPreconditioner
 
-#: a contraction rate carried over from the previous solve is trusted only below this
-MAX_CARRIED_RATE = 0.1
 #: GMRES restart length of the iterative option (docs/numerics.md, "Linear solvers at scale")
 GMRES_RESTART = 100
 
@@ -113,8 +111,6 @@ class NewtonSolver:
         self.snes.setFunction(self._residual, self.problem.b)
         self.snes.setConvergenceTest(self._converged)
         self.last_update_max = None
-        #: the last observed contraction rate per component (concentrations, potential)
-        self.rate = None
 
     def _residual(self, snes, x, b):
         """F(x) with the Dirichlet rows x - g. DOLFINx's default also applies a lifting,
@@ -144,18 +140,13 @@ class NewtonSolver:
             return PETSc.SNES.ConvergedReason.DIVERGED_FNORM_NAN
         # Remaining error of the iterate, estimated from the observed contraction
         # rho = |dy_k| / |dy_{k-1}| as rho / (1 - rho) |dy_k| (Hairer & Wanner, Solving
-        # ODEs II, IV.8). After the first update no rate of this solve is known yet: the
-        # last one observed (the previous time step's) stands in, as in Hairer & Wanner's
-        # RADAU5, so that a step whose first update is already small enough ends after one
-        # iteration; before any rate is known, the update itself.
+        # ODEs II, IV.8); before a rate is known, the update itself. (Carrying the previous
+        # step's rate over to the first update, as RADAU5 does, ended most steps after one
+        # iteration but, where a fit tried a slower ion on a coarse mesh, accepted poor
+        # iterates and the steps collapsed: 200000 steps to t = 183 s instead of 488.)
+        estimate = update
         if self._previous is not None:
-            rates = tuple(d / d_prev if d_prev > 0 else 0.0 for d, d_prev in zip(update, self._previous))
             estimate = tuple(_remaining(d, d_prev) for d, d_prev in zip(update, self._previous))
-            self.rate = rates
-        elif self.rate is not None and max(self.rate) < MAX_CARRIED_RATE:
-            estimate = tuple(r / (1.0 - r) * d for r, d in zip(self.rate, update))
-        else:
-            estimate = update
         self._previous = update
         if estimate[0] <= self.settings.newton_atol and estimate[1] <= self.settings.potential_atol:
             return PETSc.SNES.ConvergedReason.CONVERGED_SNORM_RELATIVE
