@@ -191,7 +191,14 @@ def valid_cases(draw):
 @settings(max_examples=150, deadline=None)
 @given(valid_cases())
 def test_generated_valid_cases_round_trip_through_toml(d):
-    exp = experiment_from_dict(d)
+    try:
+        exp = experiment_from_dict(d)
+    except ConfigError as exc:
+        # valid values whose default depth rule would need more cells than mesh.max_cells
+        # (e.g. 1e3 A/m^2 into a slow ion: fronts of 0.01 nm over 30 um) are refused by the
+        # size guard before any mesh is built, naming the rule's key
+        assert "mesh.max_cells" in str(exc) and "mesh.cells_per_front_width" in str(exc), str(exc)
+        return
     assert exp.glass.temperature_K == d["glass"]["temperature_K"]
     _round_trip(exp)
 

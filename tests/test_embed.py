@@ -55,7 +55,7 @@ def test_user_mesh_equal_to_the_default_one_gives_the_same_result():
     from cait_fem.mesh.interval import create_interval_mesh
     exp = _experiment()
     default = cf.Simulation(exp).run()
-    depths_nm = graded_nodes_m(exp.glass.thickness_m, exp.mesh) / 1e-9
+    depths_nm = graded_nodes_m(exp.glass.thickness_m, exp.mesh, exp.depth_resolution) / 1e-9
     domain = create_interval_mesh(MPI.COMM_WORLD, depths_nm)
     mine = cf.Simulation(exp, mesh=(domain, _tag(domain)), mesh_unit_m=1e-9).run()
     assert mine.theta.shape == default.theta.shape

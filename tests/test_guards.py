@@ -18,6 +18,7 @@ from support.experiments import DISC_SPOT, LI, SECTION_SPOT, SLAB_MESH, K
 
 import cait_fem as cf
 from cait_fem import cli
+from cait_fem.case.case_file import load_case
 from cait_fem.case import estimates
 from cait_fem.case.case_file import experiment_from_dict
 from cait_fem.case.geometry import Geometry
@@ -188,9 +189,14 @@ def test_check_prints_the_estimates(tmp_path, capsys):
     case = tmp_path / "case.toml"
     case.write_text(CONTRACT_CASE_TOML)
     assert cli.main(["check", str(case)]) == 0
-    line = capsys.readouterr().out.splitlines()[1]
-    cells = estimates.depth_cells(1e-3, cf.MeshSettings())["total"]
+    out = capsys.readouterr().out.splitlines()
+    line = out[1]
+    exp = load_case(case)
+    cells = estimates.depth_cells(exp.glass.thickness_m, exp.mesh, exp.depth_resolution)["total"]
     assert f"~{cells:.3g} cells" in line and "mesh.max_cells = 5000000" in line and "run.max_steps = 200000" in line
+    # and the depth rule the mesh follows, in nm
+    res = exp.depth_resolution
+    assert out[2].startswith("# depth mesh: ") and f"fine to {res.fine_depth_m * 1e9:.3g} nm" in out[2]
 
 
 def test_cli_refuses_a_huge_mesh_with_exit_2(tmp_path, capsys, monkeypatch):
@@ -368,7 +374,7 @@ def test_resume_with_another_structure_is_refused_in_case_file_keys(good_checkpo
     with pytest.raises(ConfigError, match=f"checkpoint {good_checkpoint}: cannot resume this run from it: "
                                           "species.K.diffusion.model changed from 'constant' to 'sed'"):
         resume_changes(ckpt, _exp(**{"species.K.diffusion": sed}))
-    with pytest.raises(ConfigError, match="mesh.front_spacing_m changed from 2e-10 to 3e-10"):
+    with pytest.raises(ConfigError, match="mesh.front_spacing_m changed from None to 3e-10"):
         resume_changes(ckpt, _exp(**{"mesh.front_spacing_m": 3e-10}))
     # the size limit is not structure
     resume_changes(ckpt, _exp(**{"mesh.max_cells": 10_000_000}))

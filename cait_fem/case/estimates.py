@@ -87,18 +87,14 @@ def depth_cells(thickness_m: float, mesh, resolution=None) -> dict:
     surface = max(_ceil(math.log(h0 / s) / math.log(g)), 0) if s < h0 else 0
     start = s * math.expm1(surface * math.log(g)) / (g - 1.0)
     fine_end = min(res.fine_depth_m, thickness_m)
-    slope, cap = res.spacing_slope, res.max_front_spacing_m
+    slope = res.spacing_slope
     if slope == 0.0:
         fine = max(_round((fine_end - start) / h0), 1)
         reached, h_end = start + fine * h0, h0
-    else:  # x + h0/slope grows by (1 + slope) per cell up to the cap, then uniform
-        shift = h0 / slope
-        grow_end = min(fine_end, max((cap - h0) / slope, start))
-        grown = max(_ceil(math.log((grow_end + shift) / (start + shift)) / math.log1p(slope)), 0)
-        x = (start + shift) * math.exp(grown * math.log1p(slope)) - shift
-        uniform = max(_ceil((fine_end - x) / cap), 0)
-        fine, reached = grown + uniform, x + uniform * cap
-        h_end = cap if uniform else min(h0 + slope * x, cap)
+    else:
+        fine = res.fine_nodes(start, fine_end, count_only=True)
+        reached = fine_end
+        h_end = float(res.spacing_m(fine_end))
     if reached >= thickness_m:  # the fine region reaches the back (its overshoot is dropped)
         fine = max(_ceil((thickness_m - start) / h0), 1) if slope == 0.0 else fine
         bulk = 0

@@ -46,6 +46,10 @@ WIDTH_PER_LJ = 3.3
 WIDTH_PER_LU = 6.0
 #: the fine region never ends shallower than this [m] (early outputs, slow ions)
 MIN_FINE_DEPTH_M = 30e-9
+#: beyond this depth the spacing cap grows in proportion to depth: a front that deep has
+#: travelled far and is wide (without it, a fast ion's deep fine region would be meshed at
+#: the cap all the way)
+CAP_DEPTH_M = 300e-9
 #: without a front estimate (explicit spacing, a front type the rule does not know)
 DEFAULT_FINE_DEPTH_M = 300e-9
 
@@ -63,9 +67,51 @@ class DepthResolution:
     basis: str
 
     def spacing_m(self, depth_m):
-        """Target spacing [m] at ``depth_m`` [m] in the fine region."""
-        return np.minimum(self.front_spacing_m + self.spacing_slope * np.asarray(depth_m, dtype=float),
-                          self.max_front_spacing_m)
+        """Target spacing [m] at ``depth_m`` [m] in the fine region: the rule, capped at
+        ``max_front_spacing_m`` (times depth / CAP_DEPTH_M beyond CAP_DEPTH_M)."""
+        x = np.asarray(depth_m, dtype=float)
+        cap = self.max_front_spacing_m * np.maximum(1.0, x / CAP_DEPTH_M)
+        return np.minimum(self.front_spacing_m + self.spacing_slope * x, cap)
+
+    def _pieces(self, start: float, end: float) -> list[tuple[float, float, float, float]]:
+        """:meth:`spacing_m` on [start, end] as linear pieces (x0, x1, a, b), h = a + b x."""
+        h0, s, c = self.front_spacing_m, self.spacing_slope, self.max_front_spacing_m
+        k = c / CAP_DEPTH_M
+        breaks = [CAP_DEPTH_M] + ([(c - h0) / s] if s > 0 else []) + ([h0 / (k - s)] if k > s else [])
+        xs = sorted({start, end} | {x for x in breaks if start < x < end})
+        out = []
+        for x0, x1 in zip(xs[:-1], xs[1:]):
+            xm = 0.5 * (x0 + x1)
+            if h0 + s * xm <= max(c, k * xm):
+                out.append((x0, x1, h0, s))
+            elif c >= k * xm:
+                out.append((x0, x1, c, 0.0))
+            else:
+                out.append((x0, x1, 0.0, k))
+        return out
+
+    def fine_nodes(self, start: float, end: float, count_only: bool = False):
+        """Nodes from ``start`` with x_{i+1} - x_i = spacing_m(x_i) until ``end`` is
+        reached or passed (their number of cells with ``count_only``), in closed form
+        piece by piece: on h = a + b x the shifted depth x + a/b grows by (1 + b) per cell."""
+        x, count, nodes = start, 0, [np.array([start])]
+        for _, x1, a, b in self._pieces(start, end):
+            if x >= x1:
+                continue
+            if b == 0.0:
+                n = math.ceil((x1 - x) / a)
+                new = x + a * np.arange(1, n + 1) if not count_only else None
+            else:
+                shift = a / b
+                n = max(math.ceil(math.log((x1 + shift) / (x + shift)) / math.log1p(b)), 1)
+                new = (x + shift) * np.exp(np.arange(1, n + 1) * math.log1p(b)) - shift if not count_only else None
+            count += n
+            if count_only:
+                x = (x + a * n) if b == 0.0 else (x + shift) * math.exp(n * math.log1p(b)) - shift
+            else:
+                nodes.append(new)
+                x = float(new[-1])
+        return count if count_only else np.concatenate(nodes)
 
     def to_dict(self) -> dict:
         return {"front_spacing_m": self.front_spacing_m, "spacing_slope": self.spacing_slope,
@@ -125,7 +171,7 @@ def depth_resolution(exp) -> DepthResolution:
         h0 = min(c * WIDTH_PER_LJ * l_j, cap) if math.isfinite(l_j) else 0.0
         basis = "field length of the front (docs/numerics.md section 4)"
     reach = []
-    if v > 0:
+    if j is not None:  # a beam or current front: no more ions than its charge brings
         reach.append(v * t_end / (1.0 - PLATEAU_BOUND))
     if U:
         reach.append(math.sqrt(2.0 * D_f * (U / kT_e) * t_end))

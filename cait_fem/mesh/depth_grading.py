@@ -25,7 +25,7 @@ def graded_nodes_m(thickness_m: float, settings: MeshSettings, resolution: Depth
     res = resolution if resolution is not None else explicit_resolution(settings)
     check_mesh_size(Geometry(), thickness_m, settings, res)
     g = settings.growth_ratio
-    h0, slope, cap = res.front_spacing_m, res.spacing_slope, res.max_front_spacing_m
+    h0, slope = res.front_spacing_m, res.spacing_slope
     surface = [0.0]
     h = min(settings.surface_spacing_m, h0)
     while h < h0:
@@ -38,7 +38,7 @@ def graded_nodes_m(thickness_m: float, settings: MeshSettings, resolution: Depth
         nodes = surface[:-1] + list(start + h0 * np.arange(n_fine + 1))
         h = h0
     else:
-        nodes = surface[:-1] + list(_growing(start, fine_end, h0, slope, cap))
+        nodes = surface[:-1] + list(res.fine_nodes(start, fine_end))
         h = nodes[-1] - nodes[-2]
     while nodes[-1] < thickness_m:
         h = min(h * g, settings.bulk_spacing_m)
@@ -50,18 +50,4 @@ def graded_nodes_m(thickness_m: float, settings: MeshSettings, resolution: Depth
         x = np.delete(x, -2)
     if x[-2] >= thickness_m:  # fine region reached the back: drop overshooting nodes
         x = np.append(x[x < thickness_m], thickness_m)
-    return x
-
-
-def _growing(start: float, end: float, h0: float, slope: float, cap: float) -> np.ndarray:
-    """Nodes from ``start`` with x_{i+1} - x_i = min(h0 + slope x_i, cap) until ``end`` is
-    passed; in closed form: x_i + h0/slope grows by (1 + slope) per cell until the cap."""
-    shift = h0 / slope
-    x_cap = (cap - h0) / slope  # the spacing reaches the cap here
-    grow_end = min(end, max(x_cap, start))
-    n = int(np.ceil(np.log((grow_end + shift) / (start + shift)) / np.log1p(slope))) if grow_end > start else 0
-    x = (start + shift) * (1.0 + slope) ** np.arange(n + 1) - shift
-    if x[-1] < end:
-        n_u = int(np.ceil((end - x[-1]) / cap))
-        x = np.concatenate([x, x[-1] + cap * np.arange(1, n_u + 1)])
     return x
