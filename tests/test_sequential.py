@@ -13,18 +13,22 @@ BEAM = dict(current_density_A_m2=1e-2, E_kin_eV=10.0, sigma_E_eV=0.5)
 LI = cf.Species("Li", "native", SED)
 K = cf.Species("K", "foreign", cf.ConstantD(D_m2_s=5.6e-21))
 RB = cf.Species("Rb", "foreign", cf.ConstantD(D_m2_s=2e-21))
+# One explicit mesh for both experiments, so that the state is handed over node by node
+# (each experiment's default depth rule would give each its own mesh, and the hand-over
+# would interpolate: docs/model.md section 5)
+MESH = cf.MeshSettings(front_spacing_m=0.2e-9, fine_depth_m=300e-9, estimate_spatial_error=False)
 
 
 @pytest.fixture(scope="module")
 def first():
     return cf.simulate(cf.Experiment(glass=GLASS, species=(LI, K), front=cf.Beam(**BEAM),
-                                     run=cf.RunSettings(t_end_s=5000.0)))
+                                     run=cf.RunSettings(t_end_s=5000.0), mesh=MESH))
 
 
 @pytest.fixture(scope="module")
 def second(first):
     exp = cf.Experiment(glass=GLASS, species=(LI, K, RB), front=cf.Beam(**BEAM, species="Rb"),
-                        run=cf.RunSettings(t_end_s=5000.0))
+                        run=cf.RunSettings(t_end_s=5000.0), mesh=MESH)
     return cf.simulate(exp, initial=first)
 
 

@@ -32,14 +32,15 @@ def profile_range_m(depth_m, theta) -> float:
     """End [m] of the depth range where the profile ``theta`` (species x depth, native
     first) differs from the pristine glass: 1.5 x_50 of the total foreign fraction; without
     a foreign-rich layer, 1.5 times the depth where the foreign total falls below 0.01
-    (the whole sample if it never does)."""
+    (the whole sample if it never does); never less than the first five nodes."""
     depth = np.asarray(depth_m, dtype=float)
     foreign = np.asarray(theta, dtype=float)[1:].sum(axis=0)
     x = metrics.x50(depth, foreign)
     if not math.isfinite(x):
         below = np.flatnonzero(foreign < 1e-2)
         x = depth[below[0]] if below.size and below[0] > 0 else depth[-1] / RANGE_FACTOR
-    return float(min(RANGE_FACTOR * x, depth[-1]))
+    # at least the first few nodes, so that an RMS over the range exists at early times
+    return float(min(max(RANGE_FACTOR * x, depth[min(4, depth.size - 1)]), depth[-1]))
 
 
 def profile_difference(depth_m, theta, other_depth_m, other_theta, end_m: float) -> tuple[float, float]:

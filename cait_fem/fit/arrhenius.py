@@ -38,8 +38,14 @@ THETA_GRID = np.round(np.linspace(0.05, 1.0, 96), 10)
 PLOT_THETAS = (1.0, 0.5, 0.2)
 
 
+def _estimate_z(result) -> np.ndarray:
+    """The fitted parameters in the optimiser's coordinates: the estimates as reported
+    (corrected by the numerical shift, docs/fitting.md), not the default-numerics optimum."""
+    return np.array([e.parameter.to_z(e.value) for e in result.estimates], dtype=float)
+
+
 def _law(result, name: str, z=None):
-    exp = result.problem.experiment_at(name, result.z if z is None else z)
+    exp = result.problem.experiment_at(name, _estimate_z(result) if z is None else z)
     return exp.native.diffusion
 
 
@@ -69,12 +75,13 @@ def _band(result, name: str, f) -> tuple[np.ndarray, np.ndarray]:
     parameters of experiment ``name``)."""
     native = result.problem.experiment_at(name, result.z).native.name
     value = np.asarray(f(_law(result, name)), dtype=float)
-    grads = np.zeros((value.size, result.z.size))
+    z0 = _estimate_z(result)
+    grads = np.zeros((value.size, z0.size))
     for j, p in enumerate(result.problem.free):
         if name not in p.targets or p.is_measurement or not p.path.startswith(f"species.{native}."):
             continue
-        h = 1e-6 * max(1.0, abs(result.z[j]))
-        zj = result.z.copy()
+        h = 1e-6 * max(1.0, abs(z0[j]))
+        zj = z0.copy()
         zj[j] += h
         grads[:, j] = (np.asarray(f(_law(result, name, zj)), dtype=float).ravel() - value.ravel()) / h
     cov = np.nan_to_num(result.covariance_z, nan=np.inf)

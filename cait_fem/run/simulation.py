@@ -180,7 +180,11 @@ class Simulation:
             result.stats.update(spatial_error_estimate=None, spatial_error_estimate_max=None)
             return
         est = richardson_estimate(result.depth_m, result.theta, coarse.depth_m, coarse.theta)
-        rms, peak = max(est["rms"]), max(est["max"])
+        rms, peak = float(np.nanmax(est["rms"])), float(np.nanmax(est["max"]))
+        if not (np.isfinite(rms) and np.isfinite(peak)):
+            _warn(result, "the spatial error could not be estimated: no profile range to compare")
+            result.stats.update(spatial_error_estimate=None, spatial_error_estimate_max=None)
+            return
         result.stats.update(spatial_error_estimate=rms, spatial_error_estimate_max=peak,
                             spatial_tolerance=tolerance,
                             spatial_error_by_output={"time_s": [float(t) for t in result.output_times_s],
