@@ -10,7 +10,7 @@ parameter.
 
 The tests can fail: without the numerical shift (the statistical interval around the
 default-numerics optimum) the truth fell outside for this data, measured when the tests
-were written (default mesh: 0.2 nm at the front, time tolerance 1e-3):
+were written (the earlier default mesh: 0.2 nm at the front, time tolerance 1e-3):
 - SIMS resolution fixed: D_K -0.37 % off with a statistical 95 % half-width of 0.23 %,
   the SED width +0.32 % off with a half-width of 0.06 %. Numerical shifts +0.26 % and
   -0.25 %; corrected estimates -0.10 % and +0.06 %, both inside.
@@ -98,7 +98,7 @@ def test_truth_inside_ci95_with_the_sims_resolution_fixed(measured, tmp_path):
     check = report["numerical_error"]
     assert check["refinement_factor"] == 2.0
     k = check["experiments"]["K"]
-    assert k["front_spacing_nm"] == approx(refined.mesh.front_spacing_m * 1e9, rel=1e-12)
+    assert k["front_spacing_nm"] == approx(refined.depth_resolution.front_spacing_m * 1e9, rel=1e-12)
     assert k["time_tolerance"] == approx(refined.run.time_tolerance, rel=1e-12)
     assert k["nodes"] > k["default_nodes"] and k["steps"] > k["default_steps"]
     for key in ("species.K.diffusion.D_m2_s", "species.Li.diffusion.fwhm_eV"):
