@@ -165,7 +165,11 @@ def depth_resolution(exp) -> DepthResolution:
     v = j / (exp.beam_species.charge_number * sc.e * n_bg) if j else 0.0
     l_j = D_f / v if v > 0 else math.inf
     slope = c * WIDTH_PER_LU * kT_e / U if U else 0.0
-    if not math.isfinite(l_j) and slope == 0.0:
+    D_native = float(exp.native.diffusion.diffusivity_m2_s(1.0, glass.temperature_K))
+    if D_f >= D_native:
+        # a foreign ion as fast as the native one forms no self-sharpening front
+        h0, slope, basis = cap, 0.0, "no self-sharpening front (D_foreign >= D_native): mesh.max_front_spacing_m"
+    elif not math.isfinite(l_j) and slope == 0.0:
         h0, basis = cap, "no front drive known: mesh.max_front_spacing_m"
     else:
         h0 = min(c * WIDTH_PER_LJ * l_j, cap) if math.isfinite(l_j) else 0.0
@@ -174,7 +178,12 @@ def depth_resolution(exp) -> DepthResolution:
     if j is not None:  # a beam or current front: no more ions than its charge brings
         reach.append(v * t_end / (1.0 - PLATEAU_BOUND))
     if U:
+        # the potential drops over the foreign layer at most (x^2 = 2 D_f (e U / k_B T) t);
+        # a contact's front moves no faster than the native glass in series lets the
+        # current pass (v <= D_n e U / (k_B T d); a beam's charge bounds it already)
         reach.append(math.sqrt(2.0 * D_f * (U / kT_e) * t_end))
+        if j is None:
+            reach.append(D_native * (U / kT_e) * t_end / glass.thickness_m)
     if mesh.fine_depth_m is not None:
         fine = mesh.fine_depth_m
     elif reach:
