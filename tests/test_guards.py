@@ -18,9 +18,8 @@ from support.experiments import DISC_SPOT, LI, SECTION_SPOT, SLAB_MESH, K
 
 import cait_fem as cf
 from cait_fem import cli
-from cait_fem.case.case_file import load_case
 from cait_fem.case import estimates
-from cait_fem.case.case_file import experiment_from_dict
+from cait_fem.case.case_file import experiment_from_dict, load_case
 from cait_fem.case.geometry import Geometry
 from cait_fem.case.structure import check_same_structure
 from cait_fem.errors import ConfigError, SolverError
