@@ -388,6 +388,7 @@ def console() -> None:
     gc.set_threshold(10_000, *gc.get_threshold()[1:])
     try:
         code = main()
+        interrupts.ignore_signals()  # done: a signal while Python shuts down changes nothing
     except (Interrupted, KeyboardInterrupt) as exc:
         code = interrupts.on_interrupt(exc)
     except BaseException:

@@ -129,13 +129,21 @@ class ProgressTracker:
         self.reporter.close()
 
 
+def ignore_signals() -> None:
+    """SIGINT and SIGTERM ignored from now on: for the way out of a finished (or already
+    interrupted) command. CPython puts handlers written in Python back to the default
+    action while the interpreter shuts down, and a signal in that moment would kill the
+    process (exit -15) after its results were written; an ignored signal stays ignored."""
+    for s in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(s, signal.SIG_IGN)
+
+
 def on_interrupt(exc: BaseException) -> int:
     """The one line and the exit code 128 + signal number (130 SIGINT, 143 SIGTERM). The
     staged and temporary files are gone by now: the ``with`` blocks removed them while the
     exception unwound."""
     signum = exc.signum if isinstance(exc, Interrupted) else int(signal.SIGINT)
-    for s in (signal.SIGINT, signal.SIGTERM):  # a second signal must not cut this short
-        signal.signal(s, signal.SIG_IGN)
+    ignore_signals()  # a second signal must not cut this short
     if launcher_rank() == 0:
         try:
             print(("\n" if sys.stderr.isatty() else "") + interrupted_message(signum), file=sys.stderr)
