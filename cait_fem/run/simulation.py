@@ -8,7 +8,6 @@ does) without any JIT compilation.
 from __future__ import annotations
 
 import time as _time
-import warnings
 from functools import partial
 from pathlib import Path
 
@@ -17,10 +16,9 @@ from mpi4py import MPI  # (MPI is initialised by mpi4py before PETSc/DOLFINx)
 import numpy as np
 from scipy import constants as sc
 
-from cait_fem.analysis.spatial_error import richardson_estimate
 from cait_fem.case.experiment import AnodeFront, Experiment, PotentialFront
 from cait_fem.case.refinement import refined_mesh
-from cait_fem.errors import ConfigError, SolverError
+from cait_fem.errors import ConfigError
 from cait_fem.fem.backend import require_dolfinx
 from cait_fem.fem.forms import BACK_TAG, FRONT_TAG, NPPForms
 from cait_fem.fem.observables import Observables
@@ -37,10 +35,7 @@ from cait_fem.solver.timestepping import AdaptiveBDF, StepperState
 from . import checkpoint
 from .callbacks import Callback, CallbackList, ExportAdapter, ProgressAdapter, StepInfo
 from .record import SERIES, RunRecord  # noqa: F401 (SERIES: the time series' keys, also here)
-
-#: the pointwise spatial error estimate may reach this multiple of mesh.spatial_tolerance
-#: (the RMS standard is 1e-3, the pointwise one 1e-2: docs/numerics.md section 4)
-PEAK_FACTOR = 15.0
+from .spatial_check import SpatialErrorCheck, StepTimes, exceeds_tolerance, refinement_factor, warn
 
 
 class Simulation:
@@ -69,7 +64,7 @@ class Simulation:
         self.depth_resolution = depth_resolution if depth_resolution is not None else experiment.depth_resolution
         depths = graded_nodes_m(experiment.glass.thickness_m, experiment.mesh,
                                 self.depth_resolution) / self.scales.length_m
-        self._depth_nodes = depths
+        self.spatial_check = SpatialErrorCheck(self, depths)
         self.user_mesh = mesh is not None
         if mesh is not None:
             self.domain, self.facet_tags = check_user_mesh(mesh, comm, experiment, self.scales.length_m)
@@ -129,7 +124,7 @@ class Simulation:
         ``mesh.estimate_spatial_error`` for a run of a generated 1D mesh with error control
         (not a replay), started from the pristine glass or a Result."""
         wall0 = _time.perf_counter()
-        steps = _StepTimes()
+        steps = StepTimes()
         events = self._callbacks([*callbacks, steps], progress, exports, checkpoint_dir)
         try:
             self._load_parameters(experiment)
@@ -140,62 +135,11 @@ class Simulation:
             raise
         events.on_end(None)
         result = self._result(record, stats, wall0)
-        if self._estimates_spatial_error(spatial_estimate, schedule_s, initial, resume):
-            self._estimate_spatial_error(result, steps.t_s, initial)
+        if self.spatial_check.applies(spatial_estimate, schedule_s, initial, resume):
+            self.spatial_check.estimate(result, steps.t_s, initial)
             result.stats["wall_time_s"] = _time.perf_counter() - wall0
         _warn_if_front_left_fine_mesh(result)
         return result
-
-    # -- spatial error ------------------------------------------------------------------
-    def _estimates_spatial_error(self, wanted, schedule_s, initial, resume) -> bool:
-        if wanted is None:
-            wanted = self.experiment.mesh.estimate_spatial_error and schedule_s is None
-        if not wanted:
-            return False
-        if self.user_mesh or self.experiment.geometry.kind != "slab":
-            return False  # no coarse companion of a user's or a 2D/3D mesh (docs/numerics.md section 4)
-        return resume is None and not isinstance(initial, checkpoint.Checkpoint)
-
-    def _companion(self) -> Simulation:
-        """The same case on every other node of this mesh (built once, forms from the JIT cache)."""
-        if getattr(self, "_coarse", None) is None:
-            coarse = self._depth_nodes[::2]
-            if coarse[-1] != self._depth_nodes[-1]:
-                coarse = np.append(coarse, self._depth_nodes[-1])
-            domain = create_interval_mesh(self.comm, coarse)
-            self._coarse = Simulation(self.experiment, self.comm, mesh=(domain, tag_ends(domain, coarse[-1])),
-                                      mesh_unit_m=self.scales.length_m)
-        return self._coarse
-
-    def _estimate_spatial_error(self, result: Result, step_times_s, initial) -> None:
-        """Richardson estimate against the companion run taking the same steps, into
-        ``result.stats`` (and a warning when it exceeds ``mesh.spatial_tolerance``)."""
-        t0 = _time.perf_counter()
-        tolerance = self.experiment.mesh.spatial_tolerance
-        try:
-            coarse = self._companion().run(self.experiment, initial=initial, schedule_s=step_times_s,
-                                           record_series=False, spatial_estimate=False)
-        except SolverError as exc:
-            _warn(result, f"the spatial error could not be estimated: the run on every other node failed ({exc})")
-            result.stats.update(spatial_error_estimate=None, spatial_error_estimate_max=None)
-            return
-        est = richardson_estimate(result.depth_m, result.theta, coarse.depth_m, coarse.theta)
-        rms, peak = float(np.nanmax(est["rms"])), float(np.nanmax(est["max"]))
-        if not (np.isfinite(rms) and np.isfinite(peak)):
-            _warn(result, "the spatial error could not be estimated: no profile range to compare")
-            result.stats.update(spatial_error_estimate=None, spatial_error_estimate_max=None)
-            return
-        result.stats.update(spatial_error_estimate=rms, spatial_error_estimate_max=peak,
-                            spatial_tolerance=tolerance,
-                            spatial_error_by_output={"time_s": [float(t) for t in result.output_times_s],
-                                                     "rms": est["rms"], "max": est["max"],
-                                                     "profile_range_m": est["range_m"]},
-                            spatial_estimate_wall_s=_time.perf_counter() - t0)
-        if rms > tolerance or peak > PEAK_FACTOR * tolerance:
-            which = (f"RMS {rms:.2g}" if rms > tolerance else f"pointwise {peak:.2g}")
-            _warn(result, f"estimated spatial error of the profiles {which} exceeds mesh.spatial_tolerance = "
-                          f"{tolerance:g}{'' if rms > tolerance else f' x {PEAK_FACTOR:g}'} (theta): refine the "
-                          "depth mesh (raise mesh.cells_per_front_width, lower mesh.max_front_spacing_m)")
 
     def _callbacks(self, callbacks, progress, exports, checkpoint_dir) -> CallbackList:
         """All of a run's callbacks: progress first, the checkpoint last, so that a run
@@ -452,15 +396,6 @@ class _CheckpointWriter(Callback):
         self.sim._checkpoint(self.directory, step.record)
 
 
-def refinement_factor(stats: dict, tolerance: float) -> float:
-    """How much finer the depth mesh must be for the estimates in ``stats`` to meet
-    ``tolerance`` (RMS) and PEAK_FACTOR * ``tolerance`` (pointwise): the error is second
-    order in the spacing, with a margin of 1.2; between 1.5 and 4."""
-    need = max(stats["spatial_error_estimate"] / tolerance,
-               stats["spatial_error_estimate_max"] / (PEAK_FACTOR * tolerance))
-    return float(min(max(1.2 * need**0.5, 1.5), 4.0))
-
-
 def _converged_run(experiment: Experiment, comm, resolution, progress=None, **options) -> Result:
     """Run ``experiment``; while its estimated spatial error exceeds ``mesh.spatial_tolerance``,
     refine the depth mesh (:func:`refinement_factor`) and run again, at most
@@ -471,11 +406,9 @@ def _converged_run(experiment: Experiment, comm, resolution, progress=None, **op
     while True:
         result = Simulation(exp, comm=comm, depth_resolution=resolution).run(progress=progress, **options)
         s, tolerance = result.stats, exp.mesh.spatial_tolerance
-        estimate = s.get("spatial_error_estimate")
-        within = estimate is None or (estimate <= tolerance
-                                      and s["spatial_error_estimate_max"] <= PEAK_FACTOR * tolerance)
-        if within or len(attempts) >= experiment.mesh.max_refinements:
+        if not exceeds_tolerance(s, tolerance) or len(attempts) >= experiment.mesh.max_refinements:
             break
+        estimate = s["spatial_error_estimate"]
         factor = refinement_factor(s, tolerance)
         attempts.append({"cells": s["cells"], "steps": s["steps"], "spatial_error_estimate": estimate,
                          "spatial_error_estimate_max": s["spatial_error_estimate_max"],
@@ -492,22 +425,6 @@ def _converged_run(experiment: Experiment, comm, resolution, progress=None, **op
     return result
 
 
-class _StepTimes(Callback):
-    """The end times [s] of a run's accepted steps, to replay them."""
-
-    def __init__(self):
-        self.t_s: list[float] = []
-
-    def on_step(self, step: StepInfo) -> None:
-        self.t_s.append(step.t_s)
-
-
-def _warn(result: Result, message: str) -> None:
-    """A warning printed (Python warnings) and kept in ``result.stats["warnings"]``."""
-    result.stats.setdefault("warnings", []).append(message)
-    warnings.warn(message, stacklevel=4)
-
-
 def _warn_if_front_left_fine_mesh(result: Result) -> None:
     """The mesh coarsens beyond mesh.fine_depth_m; a front out there is poorly resolved."""
     fine = result.metadata["depth_resolution"]["fine_depth_m"]
@@ -517,7 +434,7 @@ def _warn_if_front_left_fine_mesh(result: Result) -> None:
         message = (f"the replaced zone reaches {reached * 1e9:.0f} nm, near or beyond the fine region's end at "
                    f"{fine * 1e9:.0f} nm where the mesh coarsens: set mesh.fine_depth_m deeper for accurate "
                    "profiles")
-        _warn(result, message)
+        warn(result, message)
 
 
 def simulate(experiment: Experiment, *, progress=None, comm=None, initial=None, resume=None,
