@@ -153,7 +153,7 @@ def test_krylov_failure_is_a_newton_failure(forms):
     converged, _its, reason = newton.solve()
     assert not converged
     assert reason == PETSc.SNES.ConvergedReason.DIVERGED_LINEAR_SOLVE
-    assert newton.snes.getKSP().getConvergedReason() == PETSc.KSP.ConvergedReason.DIVERGED_MAX_IT
+    assert newton.ksp.getConvergedReason() == PETSc.KSP.ConvergedReason.DIVERGED_MAX_IT
     with pytest.raises(SolverError, match="Newton did not converge"):
         _run(forms, settings, [1e-3], max_retries=2)
 
@@ -172,7 +172,7 @@ def test_ilu_levels_reach_petsc(forms):
         forms.set_bdf(1e-3 / forms.scales.time_s, (1.0, -1.0, 0.0))
         newton = NewtonSolver(forms, forms.dirichlet_bcs(), settings, MPI.COMM_WORLD)
         assert newton.solve()[0]
-        (sub,) = newton.snes.getKSP().getPC().getBJacobiSubKSP()
+        (sub,) = newton.ksp.getPC().getBJacobiSubKSP()
         assert sub.getPC().getType() == "ilu"
         nnz.append(sub.getPC().getFactorMatrix().getInfo()["nz_used"])
     assert nnz[1] > 1.2 * nnz[0]
@@ -291,7 +291,7 @@ def test_cpr_gives_the_direct_solution_in_a_few_iterations(forms):
     assert np.max(np.abs(c_c - c_d)) < 1e-7
     assert np.max(np.abs(psi_c - psi_d)) < 1e-5
     assert sum(its_c) <= sum(its_direct) + 1 and st_c.stats.newton_failures == 0
-    assert newton.snes.getKSP().getPC().getType() == "python"
+    assert newton.ksp.getPC().getType() == "python"
     per_newton = st_c.stats.krylov_iterations / st_c.stats.newton_iterations
     assert per_newton < 5
     assert st_c.stats.krylov_iterations < 0.25 * ilu.stats.krylov_iterations

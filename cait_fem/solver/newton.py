@@ -1,4 +1,4 @@
-"""PETSc SNES Newton solver for the NPP forms, with a stopping test that means something.
+"""Newton solver for the NPP forms, with a stopping test that means something.
 
 The Jacobian is UFL's exact derivative of the residual (every concentration-dependent D
 included), so Newton converges quadratically; the test below stops on the size of the
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from mpi4py import MPI  # noqa: F401  (MPI is initialised by mpi4py before PETSc/DOLFINx)
 
-from dolfinx.fem.petsc import NonlinearProblem, assemble_vector, assign, set_bc
+from dolfinx.fem.petsc import NonlinearProblem, assemble_jacobian, assemble_vector, assign, set_bc
 from petsc4py import PETSc
 
 from cait_fem.case.experiment import SolverSettings
@@ -65,10 +65,23 @@ def krylov_options(settings: SolverSettings) -> dict:
 
 
 class NewtonSolver:
-    """A DOLFINx ``NonlinearProblem`` (compiled once) with our residual callback and
-    stopping test; ``solve()`` returns (converged, iterations, PETSc reason).
+    """Newton's method for the NPP forms (compiled once), with our stopping test;
+    ``solve()`` returns (converged, iterations, PETSc SNES reason).
+
+    DOLFINx's ``NonlinearProblem`` provides the compiled forms, the matrix and vectors and
+    a SNES whose KSP (``ksp``) is configured from the options; the iteration itself is
+    written out here rather than run by ``SNESSolve``: SNES evaluates the residual at every
+    new iterate before its convergence test sees the update, and our test is on the update
+    (:meth:`_test`), so the residual at the accepted iterate, a third of the residual
+    evaluations of a typical two-iteration step, was computed for nothing
+    (docs/numerics.md section 5). The iterates are those of SNES ``newtonls`` with the
+    basic line search: x_{k+1} = x_k - J^{-1} F(x_k), J rebuilt every ``jacobian_lag``
+    iterations.
+
     ``linear_iterations``: linear (Krylov) iterations of all solves so far, and
-    ``last_linear_iterations`` those of the last solve (a direct solve counts 1)."""
+    ``last_linear_iterations`` those of the last solve (a direct solve counts 1 per Newton
+    iteration); ``monitors``: callables ``(iteration, update Vec)`` called after every
+    Newton update (e.g. to watch quadratic convergence)."""
 
     _count = 0
 
@@ -80,10 +93,6 @@ class NewtonSolver:
             "snes_type": "newtonls",
             "snes_linesearch_type": "basic",
             "snes_max_it": settings.max_newton_iterations,
-            "snes_rtol": 0.0,
-            "snes_atol": 0.0,
-            "snes_stol": 0.0,
-            "snes_lag_jacobian": settings.jacobian_lag,
             **linear_solver_options(settings, comm.size, forms.domain.topology.dim),
         }
         prefix = f"cait_npp_{NewtonSolver._count}_"
@@ -100,19 +109,21 @@ class NewtonSolver:
                                if settings.linear_solver == "iterative" else {})
         self.linear_iterations = 0
         self.last_linear_iterations = 0
-        self.snes = self.problem.solver
+        self.ksp = self.problem.solver.getKSP()
+        problem = self.problem
+        self.ksp.setOperators(problem.A, problem.P_mat if problem.P_mat is not None else problem.A)
         self.cpr = None
         if settings.linear_solver == "iterative" and settings.preconditioner == "cpr":
             self.cpr = CPRPreconditioner(forms, settings.ilu_levels, prefix)
-            pc = self.snes.getKSP().getPC()
+            pc = self.ksp.getPC()
             pc.setType("python")
             pc.setPythonContext(self.cpr)
         self.bcs = list(bcs)
-        self.snes.setFunction(self._residual, self.problem.b)
-        self.snes.setConvergenceTest(self._converged)
+        self._update = problem.x.duplicate()
+        self.monitors = []
         self.last_update_max = None
 
-    def _residual(self, snes, x, b):
+    def _residual(self, x, b):
         """F(x) with the Dirichlet rows x - g. DOLFINx's default also applies a lifting,
         J[:, bc] (g - x_bc); :meth:`solve` sets the Dirichlet values into the iterate first,
         so that term is zero and is skipped (it was ~10 % of the run time at 1D size)."""
@@ -124,14 +135,17 @@ class NewtonSolver:
         b.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
         set_bc(b, self.bcs, x, -1.0)
 
-    def _converged(self, snes, it, norms):
-        _xnorm, _ynorm, fnorm = norms
-        if fnorm != fnorm:  # NaN residual: let the stepper shrink the step
-            return PETSc.SNES.ConvergedReason.DIVERGED_FNORM_NAN
-        if it == 0:
-            self._previous = None
-            return PETSc.SNES.ConvergedReason.ITERATING
-        dy = snes.getSolutionUpdate()
+    def _residual_finite(self, x, b) -> bool:
+        self._residual(x, b)
+        norm = b.norm()
+        return norm == norm
+
+    def _jacobian(self, x):
+        p = self.problem
+        assemble_jacobian(None, x, p.A, p.P_mat, self.forms.u, p.J, p.preconditioner, self.bcs)
+
+    def _test(self, it: int, dy) -> int:
+        """The stopping test after update ``it`` (1, 2, ...) ``dy``: an SNES reason."""
         p = self.forms.layout.psi
         update = (max(dy.strideNorm(i, PETSc.NormType.INFINITY) for i in range(self.forms.layout.n_species)),
                   dy.strideNorm(p, PETSc.NormType.INFINITY))
@@ -163,29 +177,54 @@ class NewtonSolver:
                 raise ConfigError(f"solver.{key} = {new!r} differs from the compiled {old!r}; "
                                   "build a new Simulation")
         self.settings = settings
-        self.snes.setTolerances(max_it=settings.max_newton_iterations)
         if settings.linear_solver == "iterative":
-            self.snes.getKSP().setTolerances(rtol=settings.krylov_rtol, max_it=settings.krylov_max_iterations)
+            self.ksp.setTolerances(rtol=settings.krylov_rtol, max_it=settings.krylov_max_iterations)
 
     def solve(self) -> tuple[bool, int, int]:
         """Newton from the current content of ``forms.u`` (Dirichlet values imposed first).
-        Returns (converged, iterations, PETSc reason)."""
+        Returns (converged, iterations, PETSc SNES reason)."""
         for bc in self.bcs:
             bc.set(self.forms.u.x.array)
         opts = PETSc.Options()
         for key, value in self._setup_options.items():
             opts[key] = value
         try:
-            self.problem.solve()
+            reason, its, linear = self._iterate()
         finally:
             for key in self._setup_options:
                 opts.delValue(key)
-        reason = self.snes.getConvergedReason()
-        # A failed Krylov solve (DIVERGED_ITS, breakdown, zero pivot) ends SNES with
-        # DIVERGED_LINEAR_SOLVE (< 0): reported as a failed Newton solve, never accepted.
-        self.last_linear_iterations = self.snes.getLinearSolveIterations()
-        self.linear_iterations += self.last_linear_iterations
-        return reason > 0, self.snes.getIterationNumber(), reason
+        self.last_linear_iterations = linear
+        self.linear_iterations += linear
+        return reason > 0, its, reason
+
+    def _iterate(self) -> tuple[int, int, int]:
+        """(reason, Newton iterations, linear iterations) of one solve from ``forms.u``."""
+        x, b, dy = self.problem.x, self.problem.b, self._update
+        assign(self.forms.u, x)
+        self._previous = None
+        reason, it, linear = PETSc.SNES.ConvergedReason.ITERATING, 0, 0
+        if not self._residual_finite(x, b):  # NaN residual: let the stepper shrink the step
+            reason = PETSc.SNES.ConvergedReason.DIVERGED_FNORM_NAN
+        while reason == PETSc.SNES.ConvergedReason.ITERATING:
+            if it % self.settings.jacobian_lag == 0:
+                self._jacobian(x)
+            self.ksp.solve(b, dy)
+            linear += self.ksp.getIterationNumber()
+            # A failed Krylov solve (DIVERGED_ITS, breakdown, zero pivot) fails the Newton
+            # solve: never accepted.
+            if self.ksp.getConvergedReason() < 0:
+                reason = PETSc.SNES.ConvergedReason.DIVERGED_LINEAR_SOLVE
+                break
+            x.axpy(-1.0, dy)
+            it += 1
+            reason = self._test(it, dy)
+            for monitor in self.monitors:
+                monitor(it, dy)
+            if reason == PETSc.SNES.ConvergedReason.ITERATING and not self._residual_finite(x, b):
+                reason = PETSc.SNES.ConvergedReason.DIVERGED_FNORM_NAN
+        x.ghostUpdate(addv=PETSc.InsertMode.INSERT, mode=PETSc.ScatterMode.FORWARD)
+        assign(x, self.forms.u)
+        return reason, it, linear
 
 
 def _remaining(update: float, previous: float) -> float:
