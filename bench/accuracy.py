@@ -2,8 +2,8 @@
 
 For each case, the default run (``cait_fem.simulate``: the depth rule, the spatial error
 estimate and, if that asks for it, automatic refinement) against a reference refined 4x in
-space and in time (``refined_numerics(exp, 4)``: every spacing / 4, the BDF2 tolerance /
-64). Per case it prints cells, steps, CPU time of the default run (one core), the
+space and in time (``refined_numerics(exp, 4)``: every spacing / 4, the BDF3 tolerance /
+256, steps about / 4). Per case it prints cells, steps, CPU time of the default run (one core), the
 estimated spatial error, and the worst over the output times of: RMS and max of theta
 over the profile range (surface to 1.5 x_50), the plateau's relative error and the front
 position's error. The standard (issue 12): RMS 1e-3, max 1e-2, plateau 1 %, front 0.5 nm.

@@ -86,29 +86,31 @@ def test_record_starts_with_the_state_at_t0():
     r = RunRecord.at_start(content0=0.25, surface_potential_V=1.5, foreign_m2=2e18, record_series=False)
     assert set(r.series) == set(SERIES)
     assert r.series["psi_s"] == [1.5] and r.series["foreign"] == [2e18] and r.series["t"] == [0.0]
-    assert r.influx == [0.0, 0.0] and r.content0 == 0.25 and not r.record_series
+    assert r.influx == [0.0, 0.0, 0.0] and r.content0 == 0.25 and not r.record_series
 
 
 def test_influx_integral_is_exact_for_a_constant_rate_with_variable_steps():
-    """dI/dt = r discretised by BDF1 then variable-step BDF2: exact for I = r t."""
+    """dI/dt = r discretised by BDF1, variable-step BDF2, then BDF3: exact for I = r t."""
     r = RunRecord.at_start(content0=0.0, surface_potential_V=0.0, foreign_m2=0.0)
     rate = 3.0
-    assert r.integrate_influx(1.0, bdf.coefficients(1, 1.0, None), rate) == approx(3.0, rel=1e-15)
+    assert r.integrate_influx(1.0, bdf.coefficients(1, 1.0, []), rate) == approx(3.0, rel=1e-15)
     # second step h = 2 after h1 = 1: a = (5/3, -3, 4/3), I = (2 r + 3 I1 - 4/3 I0) / (5/3) = 9
-    assert r.integrate_influx(2.0, bdf.coefficients(2, 2.0, 1.0), rate) == approx(9.0, rel=1e-14)
-    assert r.influx == approx([9.0, 3.0], rel=1e-14)
+    assert r.integrate_influx(2.0, bdf.coefficients(2, 2.0, [1.0]), rate) == approx(9.0, rel=1e-14)
+    assert r.influx == approx([9.0, 3.0, 0.0], rel=1e-14)
+    assert r.integrate_influx(0.5, bdf.coefficients(3, 0.5, [2.0, 1.0]), rate) == approx(10.5, rel=1e-14)
+    assert r.influx == approx([10.5, 9.0, 3.0], rel=1e-14)
 
 
 def test_record_round_trips_through_the_checkpoint_state():
     r = RunRecord.at_start(content0=0.5, surface_potential_V=1.0, foreign_m2=0.0)
     r.series["t"].append(10.0)
-    r.influx[:] = [2.0, 1.0]
+    r.influx[:] = [2.0, 1.0, 0.5]
     r.add_output(np.ones((2, 4)), np.full(4, 0.1))
     state = r.run_state(np.linspace(0, 1, 4))
     assert state["arrays"]["theta"].shape == (1, 2, 4)
     again = RunRecord.at_start(content0=0.0, surface_potential_V=0.0, foreign_m2=0.0)
     again.restore(state)
-    assert again.series["t"] == [0.0, 10.0] and again.influx == [2.0, 1.0] and again.content0 == 0.5
+    assert again.series["t"] == [0.0, 10.0] and again.influx == [2.0, 1.0, 0.5] and again.content0 == 0.5
     np.testing.assert_array_equal(again.theta[0], np.ones((2, 4)))
     np.testing.assert_array_equal(again.potential_V[0], np.full(4, 0.1))
 

@@ -52,7 +52,7 @@ def test_checkpoint_holds_the_state_at_the_last_output(checkpoint_1800):
     ckpt = read_checkpoint(checkpoint_1800)
     assert ckpt.t_s == approx(1800.0, rel=1e-12)
     assert ckpt.experiment.run.t_end_s == 1800.0
-    assert len(ckpt.history) == 3 and ckpt.history_t_s[-1] == approx(1800.0, rel=1e-12)
+    assert len(ckpt.history) == 4 and ckpt.history_t_s[-1] == approx(1800.0, rel=1e-12)
     assert ckpt.run_state["arrays"]["theta"].shape[0] == 2  # profiles at 600 s and 1800 s
     assert ckpt.history[-1].shape == (len(ckpt.keys), 3)
 
@@ -77,8 +77,9 @@ def test_checkpoint_seeds_a_sequential_experiment_like_a_result(uninterrupted, t
     from_result = Simulation(second).run(initial=uninterrupted)
     assert from_checkpoint.foreign_inside_m2[0] == approx(uninterrupted.foreign_inside_m2[-1], rel=1e-12)
     # theta -> w = theta - 1 -> theta in the Result route: round-off only, which the
-    # current (a content difference over steps of 1e-9 s) amplifies
-    _assert_same_run(from_checkpoint, from_result, rtol=1e-9, atol=1e-12, current_rtol=1e-5)
+    # current (a content difference over steps of 1e-9 s) amplifies, and which can change
+    # a Newton iterate within its tolerance (surface potential 2e-9 relative with BDF3)
+    _assert_same_run(from_checkpoint, from_result, rtol=1e-8, atol=1e-12, current_rtol=1e-5)
 
 
 def test_checkpoint_from_another_mesh_is_refused(checkpoint_1800):

@@ -246,11 +246,11 @@ def test_bdf_refuses_collapsed_steps_with_a_solver_error():
         bdf.predict(1, 1e-20, [(1.0, u), (1.0, u)])
     for h, h1 in ((0.0, 1.0), (1.0, 0.0), (math.nan, 1.0), (math.inf, 1.0)):
         with pytest.raises(SolverError, match="not a finite number > 0"):
-            bdf.coefficients(2, h, h1)
+            bdf.coefficients(2, h, [h1])
     with pytest.raises(SolverError, match="NaN"):
         bdf.step_factor(math.nan, 1e-3, 2)
     assert bdf.step_factor(math.inf, 1e-3, 2) == 0.2
-    assert bdf.coefficients(2, 1.0, 1.0) == approx((1.5, -2.0, 0.5), rel=1e-15)
+    assert bdf.coefficients(2, 1.0, [1.0]) == approx((1.5, -2.0, 0.5), rel=1e-15)
 
 
 # ----------------------------------------------------------------------------- checkpoints
@@ -315,7 +315,7 @@ def _npz_without(directory, name):
     (lambda d: (d / META_FILE).write_bytes(b"\xff\xfe{"), "not readable JSON"),
     (lambda d: _damage_json(d, lambda m: {k: v for k, v in m.items() if k != "stepper"}), "stepper is missing"),
     (lambda d: _damage_json(d, lambda m: {**m, "t_s": "600"}), "t_s = '600' is not a finite number"),
-    (lambda d: _damage_json(d, lambda m: {**m, "history_t_s": [0.0, 1.0, 2.0, 3.0]}), "not a list of 1 to 3"),
+    (lambda d: _damage_json(d, lambda m: {**m, "history_t_s": [0.0, 1.0, 2.0, 3.0, 4.0]}), "not a list of 1 to 4"),
     (lambda d: np.savez(d / STATE_FILE, **_npz_without(d, "history_2")), r"arrays \['history_2'\] are missing"),
     (lambda d: _damage_json(d, lambda m: {**m, "stepper": {**m["stepper"], "stats": {"steps": "2"}}}),
      "stepper.stats"),

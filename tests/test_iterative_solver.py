@@ -229,7 +229,7 @@ def _combined_potential_rows(forms, J):
     matrix (nodes x all dofs): the decoupled potential equation of cait_fem.solver.cpr."""
     nc = forms.psi_index + 1
     A = _dense(J).reshape(-1, nc, J.getSize()[1])
-    weights = np.array(forms.charges + [forms.bdf[0].value * forms.inv_dt.value])
+    weights = np.array(forms.charges + [forms.a0.value * forms.inv_dt.value])
     return np.einsum("c,ncj->nj", weights, A)
 
 

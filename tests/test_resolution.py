@@ -97,7 +97,10 @@ def test_refined_numerics_halves_every_spacing_and_tightens_the_time_tolerance()
     assert b.spacing_slope == approx(a.spacing_slope / 2, rel=1e-12)
     assert b.max_front_spacing_m == approx(a.max_front_spacing_m / 2, rel=1e-12)
     assert b.fine_depth_m == a.fine_depth_m
-    assert fine.run.time_tolerance == approx(exp.run.time_tolerance / 8, rel=1e-12)  # BDF2: h^3
+    assert exp.run.scheme == "bdf3"
+    assert fine.run.time_tolerance == approx(exp.run.time_tolerance / 16, rel=1e-12)  # BDF3: h^4
+    bdf2 = dataclasses.replace(exp, run=dataclasses.replace(exp.run, scheme="bdf2"))
+    assert refined_numerics(bdf2, 2.0).run.time_tolerance == approx(exp.run.time_tolerance / 8, rel=1e-12)
     n_a = depth_cells(1e-3, exp.mesh, a)["fine"]
     n_b = depth_cells(1e-3, fine.mesh, b)["fine"]
     assert n_b == approx(2 * n_a, rel=0.02)

@@ -138,7 +138,7 @@ def test_dt_max_caps_the_step():
     assert c.propose().h == 3.0
 
 
-def test_step_ratio_cap_applies_only_at_order_2():
+def test_step_ratio_cap_applies_from_order_2():
     for max_order, expected in ((2, 2.4), (1, 10.0)):
         c = control(max_order=max_order, targets=(1000.0,))
         accept(c)  # h = 1
@@ -146,6 +146,23 @@ def test_step_ratio_cap_applies_only_at_order_2():
         step = c.propose()
         assert step.order == max_order
         assert step.h == approx(expected, rel=1e-15)
+    c = control(max_order=3, targets=(1000.0,))
+    accept(c)
+    accept(c)  # h = 1, then 2 (grown without an error estimate)
+    c.h_next = 10.0
+    step = c.propose()
+    assert step.order == 3 and step.h == approx(4.0, rel=1e-15)  # BDF3: ratio 2 on h1 = 2
+
+
+def test_bdf3_order_rises_step_by_step_and_tests_from_the_fourth_step():
+    c = control(max_order=3, targets=(1000.0,))
+    seen = []
+    for _ in range(4):
+        step = c.propose()
+        seen.append((step.order, step.predictor_order, c.wants_error_estimate(step)))
+        c.accepted(step, 1e-9 if seen[-1][2] else None, 2)
+    assert seen == [(1, 0, False), (2, 1, False), (3, 2, False), (3, 3, True)]
+    assert len(c.steps) == 3  # the cubic predictor's error constant needs h1, h2, h3
 
 
 def test_a_step_overshooting_the_output_time_lands_on_it():
@@ -231,9 +248,10 @@ def test_resume_continues_with_the_saved_controller_state():
     assert c.propose().h == 2.0  # the replay goes on with the step ending at 7
 
 
-def test_only_bdf1_and_bdf2():
-    with pytest.raises(ValueError, match="max_order"):
-        control(max_order=3)
+def test_only_bdf1_to_bdf3():
+    for order in (0, 4):
+        with pytest.raises(ValueError, match="max_order"):
+            control(max_order=order)
 
 
 def test_a_long_run_reaches_every_output_time_exactly_once():

@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 from support.compare import approx
+from support.experiments import k_demo_1mm
 from support.paths import ROOT, run_cli
 
 import cait_fem as cf
@@ -99,3 +100,23 @@ def test_demo_cases_are_valid(name):
     exp = load_case(ROOT / "demos" / f"{name}.toml")
     assert exp.native.name == "Li" and exp.foreign[0].name == name.split("_")[0].capitalize()
     assert exp.run.t_end_s == 30000
+
+
+@pytest.mark.dolfinx
+def test_a_simulation_is_freed_by_reference_counting():
+    """No reference cycle keeps a Simulation (with its spatial check and companion) for the
+    cyclic garbage collector: that collector runs at different moments on different MPI
+    ranks, and the collective destruction of PETSc objects (MUMPS) then deadlocks."""
+    import gc
+    import weakref
+
+    sim = cf.Simulation(k_demo_1mm(t_end_s=100.0))
+    sim.run()
+    companion = sim.spatial_check.companion()
+    alive = [weakref.ref(obj) for obj in (sim, sim.newton, sim.newton.problem, companion, companion.newton)]
+    gc.disable()
+    try:
+        del sim, companion
+        assert [ref() is None for ref in alive] == [True] * len(alive)
+    finally:
+        gc.enable()

@@ -1,4 +1,4 @@
-"""Time integration: measured orders of BDF1/BDF2, quadratic Newton convergence, step
+"""Time integration: measured orders of BDF1/BDF2/BDF3, quadratic Newton convergence, step
 control (output times hit exactly, failures handled), and the pure BDF helpers."""
 
 import numpy as np
@@ -25,7 +25,7 @@ def _fixed_step(sim, scheme, dt, t_end=4000.0):
 
 
 @pytest.mark.dolfinx
-@pytest.mark.parametrize("scheme, order", [("bdf1", 1.0), ("bdf2", 2.0)])
+@pytest.mark.parametrize("scheme, order", [("bdf1", 1.0), ("bdf2", 2.0), ("bdf3", 3.0)])
 def test_temporal_order(sim, scheme, order):
     dts = [200.0, 100.0, 50.0]
     runs = [_fixed_step(sim, scheme, dt) for dt in dts]
@@ -37,11 +37,10 @@ def test_temporal_order(sim, scheme, order):
 
 
 @pytest.mark.dolfinx
-def test_bdf2_more_accurate_per_step_than_bdf1(sim):
+def test_higher_order_takes_fewer_steps_at_the_same_tolerance(sim):
     exp = dict(t_end_s=3000.0, time_tolerance=1e-3)
-    r1 = sim.run(_experiment(scheme="bdf1", **exp))
-    r2 = sim.run(_experiment(scheme="bdf2", **exp))
-    assert r2.stats["steps"] < r1.stats["steps"]
+    steps = [sim.run(_experiment(scheme=f"bdf{k}", **exp)).stats["steps"] for k in (1, 2, 3)]
+    assert steps[2] < steps[1] < steps[0], steps
 
 
 @pytest.mark.dolfinx
@@ -98,9 +97,24 @@ def test_bdf2_coefficients_exact_for_quadratics():
     for _ in range(20):
         h1, h = rng.uniform(0.1, 2.0, 2)
         t = np.array([-h1, 0.0, h])
-        a0, a1, a2 = bdf.coefficients(2, h, h1)
+        a0, a1, a2 = bdf.coefficients(2, h, [h1])
         y = 3.0 + 2.0 * t - 1.5 * t**2  # y' (t = h) = 2 - 3 h
         assert (a0 * y[2] + a1 * y[1] + a2 * y[0]) / h == approx(2.0 - 3.0 * h, rel=1e-12)
+        # the closed form of variable-step BDF2 (w = h / h1)
+        w = h / h1
+        assert (a0, a1, a2) == approx(((1 + 2 * w) / (1 + w), -(1 + w), w * w / (1 + w)), rel=1e-13)
+
+
+def test_bdf3_coefficients_exact_for_cubics_and_classical_at_constant_step():
+    rng = np.random.default_rng(2)
+    for _ in range(20):
+        h2, h1, h = rng.uniform(0.1, 2.0, 3)
+        t = np.array([-h1 - h2, -h1, 0.0, h])
+        a = bdf.coefficients(3, h, [h1, h2])
+        y = 1.0 - 2.0 * t + 0.5 * t**2 + 0.75 * t**3  # y'(h) = -2 + h + 2.25 h^2
+        assert sum(aj * yj for aj, yj in zip(a, y[::-1])) / h == approx(-2.0 + h + 2.25 * h * h, rel=1e-11)
+        assert sum(a) == approx(0.0, abs=1e-12)
+    assert bdf.coefficients(3, 0.4, [0.4, 0.4]) == approx((11 / 6, -3.0, 1.5, -1 / 3), rel=1e-14)
 
 
 def test_predictor_and_error_factor_constant_step_values():
@@ -109,6 +123,7 @@ def test_predictor_and_error_factor_constant_step_values():
     assert bdf.predict(2, 1.0, hist)[0] == approx(10.0)
     assert bdf.error_factor(2, 1.0, [1.0, 1.0]) == approx(2.0 / 11.0)
     assert bdf.error_factor(1, 1.0, [1.0]) == approx(1.0 / 3.0)
+    assert bdf.error_factor(3, 1.0, [1.0, 1.0, 1.0]) == approx(3.0 / 25.0)
 
 
 @pytest.mark.dolfinx

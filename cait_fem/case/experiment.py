@@ -385,21 +385,31 @@ class MeshSettings:
 MESH_CHECK_FIELDS = ("max_cells", "spatial_tolerance", "estimate_spatial_error", "max_refinements")
 
 
+#: the time integration schemes, "bdfK" of order K
+SCHEMES = ("bdf1", "bdf2", "bdf3")
+
+
 @dataclass(frozen=True)
 class RunSettings:
     """Time integration. ``t_end_s`` [s]; profiles are stored at ``output_times_s`` [s]
-    (each in (0, t_end_s]; t_end_s is always stored). ``scheme`` "bdf1" or "bdf2";
+    (each in (0, t_end_s]; t_end_s is always stored). ``scheme`` "bdf1", "bdf2" or "bdf3"
+    (variable-step BDF of that order, docs/numerics.md section 6);
     the local error estimate is kept below ``time_tolerance`` (absolute, in theta units);
     the first step is ``dt_initial_s`` [s]; steps never exceed ``dt_max_s`` [s]."""
 
     t_end_s: float
     output_times_s: tuple[float, ...] = ()
-    scheme: str = "bdf2"
+    scheme: str = "bdf3"
     time_tolerance: float = 2e-4
     dt_initial_s: float = 1e-9
     dt_max_s: float | None = None
     max_steps: int = 200_000
     max_retries: int = 12
+
+    @property
+    def order(self) -> int:
+        """The BDF order of ``scheme``."""
+        return int(self.scheme[-1])
 
     def __post_init__(self):
         _positive("run.t_end_s", self.t_end_s)
@@ -411,7 +421,7 @@ class RunSettings:
                      f"must lie in (0, run.t_end_s = {self.t_end_s!r}]")
         _require(list(times) == sorted(set(times)), "run.output_times_s", list(times),
                  "must be strictly increasing")
-        _require(self.scheme in ("bdf1", "bdf2"), "run.scheme", self.scheme, 'one of "bdf1", "bdf2"')
+        _require(self.scheme in SCHEMES, "run.scheme", self.scheme, 'one of "bdf1", "bdf2", "bdf3"')
         _positive("run.time_tolerance", self.time_tolerance)
         _positive("run.dt_initial_s", self.dt_initial_s)
         if self.dt_max_s is not None:

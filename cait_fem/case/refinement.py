@@ -32,10 +32,9 @@ def refined_numerics(exp: Experiment, factor: float = 2.0) -> Experiment:
     """``exp`` with every mesh spacing divided by ``factor`` (explicit ones and those of the
     depth rule, :mod:`cait_fem.case.resolution`; the fine depth stays) and the time tolerance
     tightened so that the steps shrink by about ``factor`` too: the BDF local error per
-    step scales as h^(p+1) (p = 2 for BDF2, 1 for BDF1), so the tolerance is divided by
+    step scales as h^(p+1) (p the BDF order, ``run.order``), so the tolerance is divided by
     ``factor**(p+1)``. ``mesh.max_cells`` and ``run.max_steps`` grow with the work."""
     r = exp.run
-    order = 2 if r.scheme == "bdf2" else 1
-    run = dataclasses.replace(r, time_tolerance=r.time_tolerance / factor ** (order + 1),
+    run = dataclasses.replace(r, time_tolerance=r.time_tolerance / factor ** (r.order + 1),
                               max_steps=int(r.max_steps * factor))
     return dataclasses.replace(refined_mesh(exp, factor), run=run)

@@ -22,8 +22,10 @@ The semi-discrete system is M d(u)/dt + G(u) = 0 with, per test function v,
 
 :class:`NPPForms` exposes the three separately (``storage``, ``spatial_residual``,
 ``dirichlet_bcs``), so that other code can put its own time discretisation around them, and
-builds from them the variable-step BDF1/BDF2 residual ``F`` that cait_fem's stepper uses:
-(a0 u + a1 u_n + a2 u_nm1) / dt with a0, a1, a2 and 1/dt held in Constants, so nothing is
+builds from them the variable-step BDF1-BDF3 residual ``F`` that cait_fem's stepper uses:
+(a0 u + a1 u_n + a2 u_nm1 + a3 u_nm2) / dt (BDF1 to BDF3) with a0 and 1/dt held in
+Constants and the history part a1 u_n + a2 u_nm1 + a3 u_nm2 in one Function (set per step,
+one coefficient to pack instead of three), so nothing is
 recompiled while stepping.
 
 Space discretisation (docs/numerics.md has the derivation and the reasons):
@@ -34,7 +36,7 @@ Space discretisation (docs/numerics.md has the derivation and the reasons):
   and charge terms this is exactly the Scharfetter-Gummel / Il'in-Allen-Southwell
   exponentially fitted box scheme: for frozen coefficients an M-matrix at any Peclet
   number, and a backward Euler step's matrix too (a discrete maximum principle for BDF1,
-  not guaranteed for BDF2; docs/numerics.md section 3). In 2D/3D the same flux is applied along every cell
+  not guaranteed for BDF2/BDF3; docs/numerics.md section 3). In 2D/3D the same flux is applied along every cell
   edge (edge-averaged exponential fitting, :meth:`NPPForms.edge_fluxes`) and the storage
   is lumped layer by layer on meshes layered in depth (:func:`_layer_lumping`): a
   laterally uniform state then satisfies the 1D equations node by node.
@@ -142,8 +144,9 @@ class NPPForms:
     of an axisymmetric mesh; the storage weight of a 2D/3D mesh layered in depth also
     carries the layer-lumping factor); :meth:`dirichlet_bcs`: the Dirichlet conditions. For the
     residual ``F = storage(BDF rate) + spatial_residual (- source)`` used by cait_fem's
-    stepper: ``u_n``, ``u_nm1`` (previous states), ``inv_dt`` and ``bdf`` (Constants 1/dt and
-    a0, a1, a2, set by :meth:`set_bdf`), ``F`` and its Jacobian ``J``.
+    stepper: ``u_n``, ``u_nm1``, ``u_nm2`` (previous states), ``inv_dt`` and ``a0``
+    (Constants 1/dt and a0) and ``u_history`` (the previous states' part of the BDF
+    rate), all set by :meth:`set_bdf`, ``F`` and its Jacobian ``J``.
     ``charges``: the charge numbers z_i as floats, ``front_index``: the component of the
     species entering at the front (None for a blocking anode). Parameter Constants: ``debye2`` ((lambda_D / L)^2),
     ``law_constants`` (per species, the dimensionless diffusion-law parameters),
@@ -165,9 +168,11 @@ class NPPForms:
     u: fem.Function
     u_n: fem.Function
     u_nm1: fem.Function
+    u_nm2: fem.Function
+    u_history: fem.Function
     v: object
     inv_dt: fem.Constant
-    bdf: tuple
+    a0: fem.Constant
     debye2: fem.Constant
     law_constants: list
     front_constants: dict
@@ -216,9 +221,11 @@ class NPPForms:
         self.u = fem.Function(self.V, name="state")
         self.u_n = fem.Function(self.V, name="state_n")
         self.u_nm1 = fem.Function(self.V, name="state_nm1")
+        self.u_nm2 = fem.Function(self.V, name="state_nm2")
+        self.u_history = fem.Function(self.V, name="bdf_history")
         c = lambda value: fem.Constant(self.domain, np.float64(value))  # noqa: E731
         self.inv_dt = c(1.0)
-        self.bdf = (c(1.0), c(-1.0), c(0.0))
+        self.a0 = c(1.0)
         # A Constant, not a literal, so that another glass hits the same JIT cache entry.
         self.debye2 = c(self.scales.debye_squared)
         T = self.physics.glass.temperature_K
@@ -232,9 +239,8 @@ class NPPForms:
         self._measures()
         species_terms, field_terms = self._spatial_terms()
         self.spatial_residual = sum(species_terms, 0) + field_terms
-        a0, a1, a2 = self.bdf
         u = self.u
-        rates = [(a0 * u[i] + a1 * self.u_n[i] + a2 * self.u_nm1[i]) * self.inv_dt
+        rates = [(self.a0 * u[i] + self.u_history[i]) * self.inv_dt
                  for i in range(self.layout.n_species)]
         # F = storage(rates) + spatial_residual, summed species by species: the order of
         # the integrals is part of the form's signature, and this one is that of the JIT
@@ -307,12 +313,19 @@ class NPPForms:
             self.time_s = float(t) * self.scales.time_s
             self.front_constants["U"].value = self._front_values(left)["U"]
 
-    def set_bdf(self, dt: float, a: tuple[float, float, float]) -> None:
-        """Step ``dt`` (dimensionless, in ``scales.time_s``) and BDF coefficients a0, a1, a2
-        of ``F``: the rate is (a0 u + a1 u_n + a2 u_nm1) / dt."""
+    def set_bdf(self, dt: float, a) -> None:
+        """Step ``dt`` (dimensionless, in ``scales.time_s``) and BDF coefficients
+        ``a`` = (a0, a1[, a2[, a3]]) of ``F``: the rate is (a0 u + a1 u_n + a2 u_nm1 +
+        a3 u_nm2) / dt, from the previous states as they are in ``u_n``, ``u_nm1``,
+        ``u_nm2`` now (set them first)."""
+        if not 2 <= len(a) <= 4:
+            raise ValueError(f"BDF coefficients {tuple(a)!r}: 2 to 4 values (BDF1 to BDF3)")
         self.inv_dt.value = 1.0 / dt
-        for const, value in zip(self.bdf, a):
-            const.value = value
+        self.a0.value = a[0]
+        history = self.u_history.x.array
+        history[:] = 0.0
+        for coefficient, previous in zip(a[1:], (self.u_n, self.u_nm1, self.u_nm2)):
+            history += coefficient * previous.x.array
 
     # -- UFL ------------------------------------------------------------------------------
     def thetas(self, u):

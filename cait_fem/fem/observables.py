@@ -73,8 +73,7 @@ class Observables:
         p, n = lay.psi, lay.native
         rate = 0.0
         if with_rate:
-            a0, a1, a2 = (c.value for c in f.bdf)
-            w_rate = (a0 * u[:, n] + a1 * self._rows(f.u_n)[:, n] + a2 * self._rows(f.u_nm1)[:, n]) * f.inv_dt.value
+            w_rate = (f.a0.value * u[:, n] + self._rows(f.u_history)[:, n]) * f.inv_dt.value
             rate = self.mass @ w_rate
         psi_front = u[self._front_nodes, p]
         local = np.array([

@@ -2,7 +2,7 @@
 
 A checkpoint directory holds ``checkpoint.json`` (the experiment as a case dictionary, the
 time, the step-size controller's state, the time series and metadata) and ``state.npz``
-(the last three accepted states, which BDF2 and its predictor need, the node coordinates,
+(the last accepted states, up to four, which BDF3 and its predictor need, the node coordinates,
 and the depth profiles stored so far). Nodal values are keyed by the mesh's *input* node
 index (``geometry.input_global_indices``: the node order of the 1D generator or of the
 gmsh model), which does not depend on how the mesh was distributed, so a checkpoint
@@ -32,8 +32,9 @@ from cait_fem.case.structure import check_same_structure
 from cait_fem.errors import ConfigError
 from cait_fem.fileio import atomic_path, to_jsonable, write_json_atomic
 from cait_fem.output.result_set import deferred_signals
+from cait_fem.solver.stepsize import HISTORY_LENGTH
 
-from .record import SERIES
+from .record import INFLUX_HISTORY, SERIES
 
 FORMAT_VERSION = 1
 META_FILE = "checkpoint.json"
@@ -156,15 +157,15 @@ def _check_meta(meta, path) -> None:
         raise ConfigError(f"checkpoint {path}: format_version = {meta.get('format_version')!r} "
                           f"is not supported (this cait_fem reads {FORMAT_VERSION})")
     expected = {"step": "an integer >= 0", "t_s": "a finite number >= 0",
-                "history_t_s": "a list of 1 to 3 times [s]", "stepper": "an object", "series": "an object",
-                "scalars": "an object", "experiment": "an object (the case)"}
+                "history_t_s": f"a list of 1 to {HISTORY_LENGTH} times [s]", "stepper": "an object",
+                "series": "an object", "scalars": "an object", "experiment": "an object (the case)"}
     for key, allowed in expected.items():
         if key not in meta:
             raise _bad(path, f"{key} is missing ({allowed})")
     checks = {
         "step": isinstance(meta["step"], int) and not isinstance(meta["step"], bool) and meta["step"] >= 0,
         "t_s": _is_number(meta["t_s"]) and meta["t_s"] >= 0,
-        "history_t_s": _numbers(meta["history_t_s"]) and 1 <= len(meta["history_t_s"]) <= 3,
+        "history_t_s": _numbers(meta["history_t_s"]) and 1 <= len(meta["history_t_s"]) <= HISTORY_LENGTH,
         "stepper": isinstance(meta["stepper"], dict),
         "series": isinstance(meta["series"], dict),
         "scalars": isinstance(meta["scalars"], dict),
@@ -176,7 +177,7 @@ def _check_meta(meta, path) -> None:
     n_history = len(meta["history_t_s"])
     st = meta["stepper"]
     for key, ok in (("h_next_s", _is_number(st.get("h_next_s")) and st.get("h_next_s", 0) > 0),
-                    ("steps_s", _numbers(st.get("steps_s")) and len(st["steps_s"]) <= 2
+                    ("steps_s", _numbers(st.get("steps_s")) and len(st["steps_s"]) <= HISTORY_LENGTH - 1
                      and all(h > 0 for h in st["steps_s"])),
                     ("stats", isinstance(st.get("stats"), dict) and all(
                         isinstance(v, (int, bool)) for v in st["stats"].values()))):
@@ -198,8 +199,9 @@ def _check_meta(meta, path) -> None:
     if len(lengths) != 1:
         raise _bad(path, f"series have different lengths {sorted(lengths)}")
     sc = meta["scalars"]
-    if not (_numbers(sc.get("influx")) and len(sc["influx"]) == 2 and _is_number(sc.get("content0"))):
-        raise _bad(path, f"scalars = {_short(sc)} is not {{influx: [2 numbers], content0: number}}")
+    # two influx values in checkpoints of the BDF2 versions, three since BDF3
+    if not (_numbers(sc.get("influx")) and len(sc["influx"]) in (2, INFLUX_HISTORY) and _is_number(sc.get("content0"))):
+        raise _bad(path, f"scalars = {_short(sc)} is not {{influx: [{INFLUX_HISTORY} numbers], content0: number}}")
 
 
 def _short(value) -> str:

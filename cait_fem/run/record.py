@@ -17,21 +17,23 @@ from cait_fem.solver.stepsize import StepperState
 #: passed [C/m^2], foreign ions inside [m^-2], influx integral [m^-2], step dt [s],
 #: Newton iterations of the step
 SERIES = ("t", "current", "psi_s", "charge", "foreign", "influx", "dt", "its")
+#: influx integrals kept: BDF3 needs the last three
+INFLUX_HISTORY = 3
 
 
 @dataclass
 class RunRecord:
     """``series``: lists under :data:`SERIES`, one entry per accepted step after the one at
     t = 0; ``content0``: the native deviation content at t = 0 (dimensionless; the reference
-    of the charge passed); ``influx``: [I_n, I_{n-1}], the dimensionless influx integral at
-    the last two steps (integrated with the steps' BDF formula); ``theta``, ``potential_V``:
+    of the charge passed); ``influx``: [I_n, I_{n-1}, I_{n-2}], the dimensionless influx
+    integral at the last three steps (integrated with the steps' BDF formula); ``theta``, ``potential_V``:
     the depth profiles at the output times reached (species x depth; V); ``record_series``:
     False if only the profiles are wanted; ``stepper_state``: where the stepper resumes
     (the checkpoint's, or the last accepted step's)."""
 
     series: dict
     content0: float
-    influx: list = field(default_factory=lambda: [0.0, 0.0])
+    influx: list = field(default_factory=lambda: [0.0] * INFLUX_HISTORY)
     theta: list = field(default_factory=list)
     potential_V: list = field(default_factory=list)
     record_series: bool = True
@@ -49,11 +51,12 @@ class RunRecord:
 
     def integrate_influx(self, h: float, coefficients, rate: float) -> float:
         """Advance the influx integral by a step of size ``h`` with BDF ``coefficients``
-        (a0, a1, a2) and the influx ``rate`` at its end (dimensionless): the integral obeys
+        (a0, a1, ...) and the influx ``rate`` at its end (dimensionless): the integral obeys
         dI/dt = rate, discretised like the state so that conservation checks are exact."""
         a = coefficients
-        self.influx[:] = [(h * rate - a[1] * self.influx[0] - a[2] * self.influx[1]) / a[0], self.influx[0]]
-        return self.influx[0]
+        new = (h * rate - sum(aj * ij for aj, ij in zip(a[1:], self.influx))) / a[0]
+        self.influx[:] = [new] + self.influx[:-1]
+        return new
 
     def add_output(self, theta: np.ndarray, potential_V: np.ndarray) -> None:
         self.theta.append(theta)
@@ -69,7 +72,8 @@ class RunRecord:
     def restore(self, run_state: dict) -> None:
         """Continue the record of a checkpoint (its ``run_state``, as :meth:`run_state` made it)."""
         self.series.update({k: list(v) for k, v in run_state["series"].items()})
-        self.influx[:] = run_state["scalars"]["influx"]
+        saved = list(run_state["scalars"]["influx"])  # 2 values in checkpoints of BDF2 versions
+        self.influx[:] = (saved + saved[-1:] * INFLUX_HISTORY)[:INFLUX_HISTORY]
         self.content0 = run_state["scalars"]["content0"]
         self.theta.extend(run_state["arrays"]["theta"])
         self.potential_V.extend(run_state["arrays"]["potential_V"])

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 import warnings
+import weakref
 
 import numpy as np
 
@@ -61,7 +62,15 @@ class SpatialErrorCheck:
     come from the JIT cache) and reused by later runs."""
 
     def __init__(self, sim, depth_nodes):
-        self.sim, self.depth_nodes, self._companion = sim, depth_nodes, None
+        # a weak reference: a cycle Simulation <-> check would leave both to the cyclic
+        # garbage collector, which runs at different moments on different MPI ranks, and
+        # the collective destruction of their PETSc objects (MUMPS) would then deadlock
+        self._sim = weakref.ref(sim)
+        self.depth_nodes, self._companion = depth_nodes, None
+
+    @property
+    def sim(self):
+        return self._sim()
 
     def applies(self, wanted, schedule_s, initial, resume) -> bool:
         """``wanted`` (None: ``mesh.estimate_spatial_error`` unless replaying) and possible:

@@ -198,7 +198,7 @@ class CPRPreconditioner:
         thetas = f.thetas(u)
         sigma = sum(z * z * D * th for z, D, th in zip(f.charges, f.diffusivities(thetas), thetas))
         w = f.weights
-        a0 = f.bdf[0]
+        a0 = f.a0
         a = w["flux"] * (a0 * f.inv_dt * f.debye2 + sigma) * ufl.inner(ufl.grad(p_trial), ufl.grad(q)) * f.flux_measure
         influx = f.influx(u)
         if influx is not None:
@@ -280,7 +280,7 @@ class CPRPreconditioner:
         nc, p = self.nc, f.layout.psi
         self.gather.scatter(r, self.w, PETSc.InsertMode.INSERT_VALUES, PETSc.ScatterMode.FORWARD)
         r_nodes = self.w.array_r.reshape(-1, nc)
-        r_p = f.bdf[0].value * f.inv_dt.value * r_nodes[:, p]
+        r_p = f.a0.value * f.inv_dt.value * r_nodes[:, p]
         r_p += np.einsum("ij,ij->i", r_nodes[:, :p], self.species_weight)
         r_p[self.fixed] = r_nodes[self.fixed, p]
         self.r_p.array[:] = r_p

@@ -8,8 +8,8 @@ are dimensionless (the stepper's time scale). The rules, in the order they apply
   (:func:`cait_fem.solver.bdf.step_factor`, at most 2, and 2 when there was no estimate),
   limited by the Newton iterations: more than :data:`NEWTON_TARGET` iterations keep h
   (up to ``NEWTON_TARGET + 2``) or halve it (more);
-* caps: ``dt_max``, and at order 2 the step ratio ``h / h_previous <= bdf.MAX_BDF2_RATIO``
-  (zero stability of variable-step BDF2);
+* caps: ``dt_max``, and at order k >= 2 the step ratio ``h / h_previous <= bdf.MAX_RATIO[k]``
+  (zero stability of variable-step BDF2 and BDF3);
 * output times: a step within a relative 1e-10 of the next output time lands exactly on it;
   a step that would leave less than itself before the output time is replaced by half the
   remaining interval, so two equal steps reach it rather than a full step and a sliver.
@@ -26,9 +26,10 @@ are dimensionless (the stepper's time scale). The rules, in the order they apply
   restarts as at t = 0 (order 1, step ``dt_initial``), since the history before it
   says nothing about the solution after it.
 
-The order is 1 for the first step (one state known) and ``max_order`` once enough states
-are known; the error is estimated from the second step at order 1 and from the third at
-order 2 (the predictor needs ``order + 1`` earlier states).
+The order is 1 for the first step (one state known) and rises by one per step to
+``max_order`` (BDFk needs k earlier states); the error is estimated once the predictor has
+its ``order + 1`` earlier states: from the second step at order 1, the third at order 2,
+the fourth at order 3.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ from . import bdf
 NEWTON_TARGET = 4  # Newton iterations per step above which the step is not grown
 NEWTON_FAILURE_SHRINK = 0.25
 REJECTION_SHRINK_MAX = 0.7
-HISTORY_LENGTH = 3  # states kept: BDF2 and its quadratic predictor need three
+HISTORY_LENGTH = 4  # states kept: BDF3 and its cubic predictor need four
 #: relative tolerance within which a step reaches an output time (rounding of t + h)
 LANDING_RTOL = 1e-10
 #: relative tolerance within which a time counts as reached when resuming
@@ -57,8 +58,8 @@ class StepperState:
 
     t: float
     h_next: float
-    history: list  # [(t, state array)], oldest first, at most 3
-    steps: list  # previous accepted step sizes, newest first, at most 2
+    history: list  # [(t, state array)], oldest first, at most HISTORY_LENGTH
+    steps: list  # previous accepted step sizes, newest first, at most HISTORY_LENGTH - 1
     stats: dict
 
 
@@ -86,7 +87,7 @@ class Stepsize:
     """Step-size controller from t = 0 (or a :class:`StepperState` via :meth:`resume`)
     through the increasing output times ``targets``.
 
-    ``dt_initial``, ``dt_max``: first and largest step; ``max_order``: 1 (BDF1) or 2 (BDF2);
+    ``dt_initial``, ``dt_max``: first and largest step; ``max_order``: 1, 2 or 3 (BDF1 to BDF3);
     ``tolerance``: bound of the local error estimate; ``max_retries``: failed attempts in
     a row before giving up; ``schedule``: increasing step end times to replay (an earlier
     run's; they must contain the targets); ``breaks``: (time, jump) pairs, times the steps
@@ -99,8 +100,8 @@ class Stepsize:
 
     def __init__(self, targets, *, dt_initial: float, max_order: int, tolerance: float,
                  max_retries: int, dt_max: float = np.inf, schedule=None, breaks=()):
-        if max_order not in (1, 2):
-            raise ValueError(f"max_order = {max_order!r}: BDF1 or BDF2 (1 or 2)")
+        if max_order not in range(1, bdf.MAX_ORDER + 1):
+            raise ValueError(f"max_order = {max_order!r}: BDF1 to BDF{bdf.MAX_ORDER} (1 to {bdf.MAX_ORDER})")
         self.targets = [float(t) for t in targets]
         self.max_order = max_order
         self.tolerance = tolerance
@@ -112,7 +113,7 @@ class Stepsize:
         self.dt_initial = dt_initial
         self.t = 0.0
         self.h_next = dt_initial
-        self.steps: list[float] = []  # previous accepted step sizes, newest first, at most 2
+        self.steps: list[float] = []  # previous accepted step sizes, newest first, at most HISTORY_LENGTH - 1
         self.n_states = 1  # states known to the stepper (the initial one)
         self.k = 0  # index of the next output time
         self.retries = 0  # failed attempts of the current step
@@ -169,8 +170,8 @@ class Stepsize:
         else:
             stop = remaining if brk is None else brk - self.t
             h = min(self.h_next, self.dt_max)
-            if order == 2:
-                h = min(h, bdf.MAX_BDF2_RATIO * self.steps[0])
+            if order >= 2:
+                h = min(h, bdf.MAX_RATIO[order] * self.steps[0])
             lands = h >= stop * (1.0 - LANDING_RTOL)
             truncated = lands or 2.0 * h > stop
             if lands:
@@ -214,7 +215,7 @@ class Stepsize:
             carried = step.h  # where adaptive stepping resumes should replay be abandoned
         self.retries = 0
         self.t = step.t_end
-        self.steps = [step.h] + self.steps[:1]
+        self.steps = [step.h] + self.steps[: HISTORY_LENGTH - 2]
         self.n_states = min(HISTORY_LENGTH, self.n_states + 1)
         grow = bdf.step_factor(err, self.tolerance, step.order) if err is not None else 2.0
         if newton_iterations > NEWTON_TARGET:

@@ -1,4 +1,4 @@
-"""Adaptive implicit time stepping: variable-step BDF1/BDF2 around the SNES Newton solver.
+"""Adaptive implicit time stepping: variable-step BDF1/BDF2/BDF3 around the Newton solver.
 
 Per step: ask the step-size controller (:class:`cait_fem.solver.stepsize.Stepsize`, where
 all the rules are) for h, set the BDF coefficients in the forms' Constants, start Newton
@@ -61,7 +61,8 @@ class AcceptedStep:
 
     t: float
     h: float
-    coefficients: tuple[float, float, float]
+    #: BDF coefficients (a0, a1, ...) of the step, ``order + 1`` of them
+    coefficients: tuple
     newton_iterations: int
     reached_output: bool
 
@@ -106,21 +107,21 @@ class AdaptiveBDF:
         run = self.settings
         return Stepsize(targets, dt_initial=run.dt_initial_s / self.time_scale_s,
                         dt_max=(run.dt_max_s or np.inf) / self.time_scale_s,
-                        max_order=2 if run.scheme == "bdf2" else 1, tolerance=run.time_tolerance,
+                        max_order=bdf.SCHEME_ORDER[run.scheme], tolerance=run.time_tolerance,
                         max_retries=run.max_retries, schedule=schedule, breaks=self.breaks)
 
-    def _set_up(self, step: Step, history, steps) -> tuple[float, float, float]:
+    def _set_up(self, step: Step, history, steps) -> tuple:
         """BDF coefficients, previous states and, for forms with time-dependent boundary
         values (``set_time``), those at the step's end into the forms; the predictor into ``u``."""
         f = self.forms
-        a = bdf.coefficients(step.order, step.h, steps[0] if steps else None)
+        a = bdf.coefficients(step.order, step.h, steps)
+        for k, previous in enumerate((f.u_n, f.u_nm1, f.u_nm2), start=1):
+            previous.x.array[:] = history[-min(k, len(history))][1]
         f.set_bdf(step.h, a)
         if hasattr(f, "set_time"):
             # a step ending on a jump takes the value before it (left): the jump acts from
             # the next step on
             f.set_time(step.t_end, left=step.at_break)
-        f.u_n.x.array[:] = history[-1][1]
-        f.u_nm1.x.array[:] = history[-2][1] if len(history) >= 2 else history[-1][1]
         predicted = bdf.predict(step.predictor_order, step.h, history)
         self._prediction = ((step.predictor_order, step.h, history[-1][0]), predicted)
         f.u.x.array[:] = predicted
@@ -135,7 +136,7 @@ class AdaptiveBDF:
         f, run = self.forms, self.settings
         control = self.controller(targets, schedule)
         if resume is None:
-            history = [(0.0, f.u.x.array.copy())]  # newest last, at most 3 states
+            history = [(0.0, f.u.x.array.copy())]  # newest last, at most HISTORY_LENGTH states
         else:
             history = [(tk, np.array(state)) for tk, state in resume.history]
             self.stats = StepperStats(**resume.stats)
