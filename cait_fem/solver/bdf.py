@@ -33,13 +33,10 @@ import numpy as np
 
 from cait_fem.errors import SolverError
 
-#: BDF order of each ``run.scheme``
-SCHEME_ORDER = {"bdf1": 1, "bdf2": 2, "bdf3": 3}
 MAX_ORDER = 3
 #: largest step ratio h / h_previous per order (zero stability, see module doc):
 #: BDF2 below 1 + sqrt(2), BDF3 below 2.553
 MAX_RATIO = {2: 2.4, 3: 2.0}
-MAX_BDF2_RATIO = MAX_RATIO[2]
 
 
 def _check_step(name: str, h) -> None:

@@ -107,7 +107,7 @@ class AdaptiveBDF:
         run = self.settings
         return Stepsize(targets, dt_initial=run.dt_initial_s / self.time_scale_s,
                         dt_max=(run.dt_max_s or np.inf) / self.time_scale_s,
-                        max_order=bdf.SCHEME_ORDER[run.scheme], tolerance=run.time_tolerance,
+                        max_order=run.order, tolerance=run.time_tolerance,
                         max_retries=run.max_retries, schedule=schedule, breaks=self.breaks)
 
     def _set_up(self, step: Step, history, steps) -> tuple:
