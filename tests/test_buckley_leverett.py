@@ -61,3 +61,19 @@ def test_welge_state_of_the_paper_sed_satisfies_the_tangent_condition():
     slope = law.diffusivity_m2_s(theta_star, 300.0) + theta_star * law.dD_dtheta_m2_s(theta_star, 300.0)
     assert slope == approx(D_f, rel=1e-5)
     assert 0.05 < theta_star < 0.4
+
+
+def test_concave_envelope_profile_equals_the_welge_fan_for_an_sed():
+    """Without an immobile fraction the envelope is Welge's chord plus the fan x = q F'(s)."""
+    law = GaussianSED(fwhm_eV=0.25, vacancy_fraction=0.10, D_bulk_m2_s=1e-17)
+    D_n = lambda th: law.diffusivity_m2_s(th, 300.0)  # noqa: E731
+    dD_n = lambda th: law.dD_dtheta_m2_s(th, 300.0)  # noqa: E731
+    D_f, q = 4.3e-21, 1e-7
+    wf = bl.welge_front(D_n, D_f, q)
+    theta = np.linspace(0.02, wf.theta_star, 300)
+    x = bl.profile(theta, D_n, dD_n, D_f, q, wf.theta_star)
+    depths = np.linspace(0.05, 0.95, 10) * wf.front_position_m
+    envelope = bl.displacement_profile(depths, D_n, D_f, q, points=200001)
+    assert np.allclose(envelope, np.interp(depths, x, theta), atol=2e-4)
+    beyond = bl.displacement_profile([1.01 * wf.front_position_m], D_n, D_f, q)
+    assert beyond[0] == 1.0

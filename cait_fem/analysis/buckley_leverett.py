@@ -20,7 +20,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import optimize
 
-__all__ = ["WelgeFront", "welge_state", "front_position_m", "profile", "welge_front"]
+__all__ = ["WelgeFront", "welge_state", "front_position_m", "profile", "welge_front", "flat_plateau_bound_m2_s",
+           "displacement_profile"]
 
 DiffusionOfTheta = Callable[[np.ndarray], np.ndarray]
 
@@ -89,3 +90,57 @@ def welge_front(D_native: DiffusionOfTheta, D_foreign_m2_s: float, landed_m: flo
     theta_star = welge_state(D_native, D_foreign_m2_s)
     D_star = float(np.asarray(D_native(np.array([theta_star])), dtype=float)[0])
     return WelgeFront(theta_star, D_star, front_position_m(theta_star, D_star, D_foreign_m2_s, landed_m))
+
+
+def flat_plateau_bound_m2_s(D_native: DiffusionOfTheta, theta_immobile: float) -> float:
+    """Largest D_foreign [m^2/s] for which a native law cut off at ``theta_immobile`` (D = 0
+    at and below it) leaves a flat plateau at theta_imm (docs/model.md section 3.4).
+
+    Welge's tangent from s = 0 then touches F at s* = 1 - theta_imm, where F = 1, and the
+    front jumps from 1 straight to theta_imm, if F(s) <= s / s* for every s < s*, i.e.
+    theta D_n(theta) >= D_f (theta - theta_imm) for theta in (theta_imm, 1]:
+
+        D_flat = min over theta in (theta_imm, 1] of theta D_n(theta) / (theta - theta_imm).
+
+    Above it the states between theta_imm and the tangent point fan out into a ramp that
+    stretches as the front advances. ``D_native``: the law above the cut-off (for an SED
+    with an immobile fraction, the SED without it), taking and returning arrays [m^2/s].
+    Evaluated on a grid dense near theta_imm (geometric in theta - theta_imm from 1e-9).
+    """
+    theta = theta_immobile + np.unique(np.concatenate((np.geomspace(1e-9, 1.0, 4001),
+                                                       np.linspace(0.0, 1.0, 4001)[1:])))
+    theta = theta[theta <= 1.0]
+    ratio = theta * np.asarray(D_native(theta), dtype=float) / (theta - theta_immobile)
+    return float(ratio.min())
+
+
+def displacement_profile(depth_m, D_native: DiffusionOfTheta, D_foreign_m2_s: float, landed_m: float,
+                         points: int = 20001) -> np.ndarray:
+    """Native fraction theta(x) [-] at depths ``depth_m`` [m] of the displacement from
+    theta = 0 at the surface into theta = 1, for any D_native: the entropy solution of
+    ds/dt + dF(s)/dq = 0 follows the upper concave envelope of F on [0, 1] (Oleinik):
+    where the envelope is F, a fan with x = q F'(s); where it is a chord, a shock. An SED
+    alone gives one chord (the front, Welge's tangent) and a fan; an immobile fraction
+    adds a chord from the surface state, the plateau at theta_imm, to the fan. ``points``:
+    grid in s (the envelope's slopes are chord slopes of neighbouring points).
+    """
+    s = np.concatenate((np.linspace(0.0, 1.0, points), [1.0 - 1e-12]))
+    s = np.unique(s)
+    theta = 1.0 - s
+    G = D_foreign_m2_s * s + theta * np.asarray(D_native(theta), dtype=float)
+    F = np.where(G > 0, D_foreign_m2_s * s / np.where(G > 0, G, 1.0), 1.0)
+    hull = [0]
+    for i in range(1, s.size):  # upper hull, monotone chain
+        while len(hull) >= 2:
+            a, b = hull[-2], hull[-1]
+            if (F[b] - F[a]) * (s[i] - s[a]) <= (F[i] - F[a]) * (s[b] - s[a]):
+                hull.pop()
+            else:
+                break
+        hull.append(i)
+    hull = np.array(hull)
+    slopes = np.diff(F[hull]) / np.diff(s[hull])  # decreasing along s
+    speed = np.asarray(depth_m, dtype=float) / landed_m
+    # the first hull vertex whose right chord is slower than x / q: the state at x
+    k = np.searchsorted(-slopes, -speed, side="left")
+    return 1.0 - s[hull[np.minimum(k, hull.size - 1)]]

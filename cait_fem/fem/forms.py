@@ -333,13 +333,17 @@ class NPPForms:
         lay = self.layout
         return [lay.native_offset + u[lay.native]] + [u[i] for i in lay.foreign]
 
-    def diffusivities(self, thetas):
+    def diffusivities(self, thetas, ends=None):
         """D_i / D_ref as UFL expressions: of theta_i, or of the fractions a law names
-        (:class:`~cait_fem.physics.diffusion.LogLinearD`), so UFL differentiates along them too."""
+        (:class:`~cait_fem.physics.diffusion.LogLinearD`), so UFL differentiates along them too.
+        ``ends``: per species the two nodal values of the edge whose flux D is for (a law
+        with an immobile fraction uses them, ``DiffusionLaw.relative_between``)."""
         ops = ufl_ops()
         by_name = dict(zip(self.layout.species_names, thetas))
-        return [s.diffusion.relative_of(th, by_name, consts, ops)
-                for s, th, consts in zip(self.physics.species, thetas, self.law_constants)]
+        ends = ends or [None] * len(thetas)
+        return [s.diffusion.relative_of(th, by_name, consts, ops) if e is None or s.diffusion.fraction_names
+                else s.diffusion.relative_between(th, e, consts, ops)
+                for s, th, e, consts in zip(self.physics.species, thetas, ends, self.law_constants)]
 
     def fluxes(self, u):
         """Dimensionless particle fluxes J_i of the 1D scheme (exponentially fitted, see
@@ -353,9 +357,12 @@ class NPPForms:
         thetas = self.thetas(u)
         ops = ufl_ops()
         thermodynamic = self.physics.flux == "thermodynamic"
+        # the one-point rule's nodal values: midpoint -+ h/2 dtheta/dx (1D)
+        ends = [(th - 0.5 * ufl.CellDiameter(self.domain) * ufl.grad(th)[0],
+                 th + 0.5 * ufl.CellDiameter(self.domain) * ufl.grad(th)[0]) for th in thetas] if one_d else None
         fluxes = []
         for s, z, th, D, consts in zip(self.physics.species, self.charges, thetas,
-                                        self.diffusivities(thetas), self.law_constants):
+                                        self.diffusivities(thetas, ends), self.law_constants):
             b = z * ufl.grad(psi)
             g = ufl.grad(th)
             hb2 = h2 if one_d else streamline_length_squared(self.domain, b)
@@ -406,7 +413,7 @@ class NPPForms:
                 th_e = th + ufl.dot(ufl.grad(th), mid)  # exact for P1 at the midpoint quadrature point
                 d_th = ufl.dot(ufl.grad(th), e)
                 pe = z * ufl.dot(ufl.grad(psi), e)
-                D = s.diffusion.relative(th_e, consts, ops)
+                D = s.diffusion.relative_between(th_e, (th_e - 0.5 * d_th, th_e + 0.5 * d_th), consts, ops)
                 if thermodynamic:
                     G = s.diffusion.thermodynamic_factor(th_e, consts, ops)
                     q = D * ((G + pe**2 * _kappa(pe**2 / G**2) / G) * d_th + pe * th_e)

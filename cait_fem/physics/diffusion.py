@@ -32,7 +32,8 @@ from .ops import NUMPY, balanced_sum
 from .sed import kT_eV
 
 __all__ = ["DiffusionLaw", "ConstantD", "ArrheniusD", "GaussianSED", "TabulatedD", "LogLinearD",
-           "diffusion_law_from_dict", "kT_eV", "FLOOR_FRACTION", "check_diffusivity_range"]
+           "diffusion_law_from_dict", "kT_eV", "FLOOR_FRACTION", "IMMOBILE_EDGE_WIDTH",
+           "check_diffusivity_range"]
 
 FLOOR_FRACTION = 1e-12
 #: smallest D [m^2/s] of a law at the case temperature: its floor, FLOOR_FRACTION * D,
@@ -46,6 +47,12 @@ RELATIVE_D_RANGE = 1.0 / FLOOR_FRACTION
 # SED occupancy clamp: keeps Phi^-1 finite when Newton steps theta below 0 or above 1/p_b
 _P_MIN, _P_MAX = 1e-20, 1.0 - 1e-12
 _FD_KNOTS = 120
+#: width w [-] (in native fraction) of the mobile edge of an SED with an immobile fraction:
+#: D reaches 99 % of the SED value 2.1 w above theta_imm. Narrow, so that the plateau
+#: sits at theta_imm (a plateau forms at the edge only where D falls by orders of magnitude
+#: within a small range of theta; docs/model.md section 3.4), but wide against Newton's
+#: updates at the plateau.
+IMMOBILE_EDGE_WIDTH = 2e-3
 
 
 def _require(condition: bool, name: str, value, allowed: str) -> None:
@@ -132,6 +139,13 @@ class DiffusionLaw(ABC):
         """D/D_ref as the forms evaluate it: ``own`` is the species' own fraction, ``fractions``
         every species' fraction by name (the same expressions). A law of its own fraction
         only ignores ``fractions``; a law of several fractions overrides this."""
+        return self.relative(own, params, ops)
+
+    def relative_between(self, own, ends, params: Mapping[str, Any], ops=NUMPY):
+        """D/D_ref of the flux between two nodes, as the forms evaluate it for a law of the
+        species' own fraction: ``own`` its value at the midpoint, ``ends`` its two nodal
+        values. The law at the midpoint, unless a law overrides this (an immobile
+        fraction, :meth:`GaussianSED.relative_between`)."""
         return self.relative(own, params, ops)
 
     def thermodynamic_factor(self, theta, params: Mapping[str, Any], ops=NUMPY):
@@ -230,6 +244,18 @@ class GaussianSED(DiffusionLaw):
     ``filling = "fermi-dirac"`` is exact in ``diffusivity_m2_s``; for the forms
     (``relative``) it is a 120-knot table, linear in log D, with knots equally spaced in
     E_F from where D is 1e-3 of the floor to p = p_b + 0.9 v, constant beyond.
+
+    ``mobile_fraction`` f_m (optional, in (0, 1]): only the top f_m of the populated SED
+    is mobile; the ions in its deepest sites, below the cut-off site energy E_c, a
+    fraction theta_imm = 1 - f_m of the bulk density, do not take part in long-range
+    transport (docs/model.md section 3.4). D is then multiplied by the mobile edge
+
+        m(theta) = 1 - exp(-(max(theta - theta_imm, 0) / w)^2),   w = IMMOBILE_EDGE_WIDTH,
+
+    which is 1 (to 1e-4) from theta_imm + 3 w up and 0 at and below theta_imm, where only
+    the floor is left: the native ions are frozen once the SED has been emptied down to
+    E_c. m is continuously differentiable, so the exact Jacobian stays continuous.
+    Absent (default): no cut-off, every native ion is mobile.
     """
 
     model: ClassVar[str] = "sed"
@@ -242,9 +268,13 @@ class GaussianSED(DiffusionLaw):
     D_min_m2_s: float | None = None
     D_ref_m2_s: float | None = None
     T_ref_K: float | None = None
+    mobile_fraction: float | None = None
 
     def _validate(self):
         self._positive("fwhm_eV")
+        f = self.mobile_fraction
+        self._check("mobile_fraction", f is None or (_is_number(f) and 0 < f <= 1),
+                    "a fraction in (0, 1]: the mobile part of the populated SED (absent: all mobile)")
         v = self.vacancy_fraction
         self._check("vacancy_fraction", _is_number(v) and 0 < v < 1,
                     "must lie in (0, 1) (v = 0 puts the bulk Fermi level at infinity)")
@@ -297,7 +327,34 @@ class GaussianSED(DiffusionLaw):
     def _sed_args(self, temperature_K):
         return dict(fwhm_eV=self.fwhm_eV, filling=self.filling, temperature_K=temperature_K)
 
+    @property
+    def immobile_fraction(self) -> float:
+        """theta_imm = 1 - mobile_fraction [-]: the native fraction frozen below E_c (0 without a cut-off)."""
+        return 0.0 if self.mobile_fraction is None else 1.0 - float(self.mobile_fraction)
+
+    def cutoff_energy_eV(self, temperature_K: float) -> float | None:
+        """E_c - E_F(p_b) [eV] (< 0): the cut-off site energy below which the native ions
+        are immobile, measured from the bulk Fermi level; None without a cut-off."""
+        if self.mobile_fraction is None:
+            return None
+        if self.immobile_fraction == 0.0:
+            return -math.inf
+        return float(sed.fermi_shift_eV(self.immobile_fraction, vacancy_fraction=self.vacancy_fraction,
+                                        **self._sed_args(temperature_K)))
+
+    def mobile_edge(self, theta, theta_immobile, ops=NUMPY):
+        """m(theta) [-] (class docstring); ``theta_immobile`` a number or UFL Constant."""
+        # beyond u = 10, exp(-u^2) < 4e-44: m is 1 in double precision (no underflow)
+        u = ops.min(ops.max(theta - theta_immobile, 0.0) / IMMOBILE_EDGE_WIDTH, 10.0)
+        return 1.0 - ops.exp(-u * u)
+
+    def _cut_parameters(self) -> dict[str, float]:
+        return {} if self.mobile_fraction is None else {"theta_immobile": self.immobile_fraction}
+
     def nondim_parameters(self, temperature_K, D_ref_m2_s):
+        return {**self._sed_parameters(temperature_K, D_ref_m2_s), **self._cut_parameters()}
+
+    def _sed_parameters(self, temperature_K, D_ref_m2_s):
         D_bulk, kT = self.reference_m2_s(temperature_K), float(kT_eV(temperature_K))
         floor = self.floor_m2_s(temperature_K)
         if self.filling == "zero-temperature":
@@ -313,12 +370,31 @@ class GaussianSED(DiffusionLaw):
         log_D = math.log(D_bulk / D_ref_m2_s) + (E_knots - E_bulk) / kT
         return {**_table_parameters(theta_knots, log_D), "D_floor": floor / D_ref_m2_s}
 
-    def relative(self, theta, params, ops=NUMPY):
+    def _sed_relative(self, theta, params, ops):
+        """D_SED(theta)/D_ref without the mobile edge and the floor."""
         if self.filling == "fermi-dirac":
-            return ops.exp(_table_log_relative(theta, params, _FD_KNOTS - 1, ops)) + params["D_floor"]
+            return ops.exp(_table_log_relative(theta, params, _FD_KNOTS - 1, ops))
         p = ops.min(ops.max(theta * params["p_bulk"], _P_MIN), _P_MAX)
-        return ops.exp(params["log_D_bulk"] + params["s"] * (ops.ndtri(p) - params["x_bulk"])) \
-            + params["D_floor"]
+        return ops.exp(params["log_D_bulk"] + params["s"] * (ops.ndtri(p) - params["x_bulk"]))
+
+    def relative(self, theta, params, ops=NUMPY):
+        core = self._sed_relative(theta, params, ops)
+        if "theta_immobile" in params:
+            core = core * self.mobile_edge(theta, params["theta_immobile"], ops)
+        return core + params["D_floor"]
+
+    def relative_between(self, own, ends, params, ops=NUMPY):
+        """With an immobile fraction, the mobile edge of the flux between nodes a and b is
+        the harmonic mean 2 m_a m_b / (m_a + m_b) of its nodal values (docs/numerics.md
+        section 2): 0 as soon as one node is frozen, so that a node at theta_imm is not
+        drained through the mobility of its neighbour's midpoint value, and m + O(h^2)
+        where theta is smooth. The SED part stays at the midpoint."""
+        if "theta_immobile" not in params:
+            return self.relative(own, params, ops)
+        m_a, m_b = (self.mobile_edge(t, params["theta_immobile"], ops) for t in ends)
+        # 1e-100: 0/0 where both nodes are frozen, yet its square stays a normal double
+        edge = 2.0 * m_a * m_b / (m_a + m_b + 1e-100)
+        return self._sed_relative(own, params, ops) * edge + params["D_floor"]
 
     def thermodynamic_factor(self, theta, params, ops=NUMPY):
         """The SED Fermi level is the chemical potential: mu = E0 + sigma Phi^-1(p), so
@@ -332,18 +408,29 @@ class GaussianSED(DiffusionLaw):
         p = theta * self._p_bulk
         return np.clip(p, _P_MIN, _P_MAX), (p >= _P_MIN) & (p <= _P_MAX)
 
-    def _core_m2_s(self, theta, temperature_K):
+    def _sed_core_m2_s(self, theta, temperature_K):
         p, _ = self._clamped(theta)
         shift = sed.fermi_shift_eV(p / self._p_bulk, vacancy_fraction=self.vacancy_fraction,
                                    **self._sed_args(temperature_K))
         return self.reference_m2_s(temperature_K) * np.exp(shift / kT_eV(temperature_K))
 
+    def _core_m2_s(self, theta, temperature_K):
+        core = self._sed_core_m2_s(theta, temperature_K)
+        if self.mobile_fraction is None:
+            return core
+        return core * self.mobile_edge(np.asarray(theta, dtype=float), self.immobile_fraction)
+
     def dD_dtheta_m2_s(self, theta, temperature_K):
         theta = np.asarray(theta, dtype=float)
         p, inside = self._clamped(theta)
         slope = sed.fermi_level_slope_eV(p, **self._sed_args(temperature_K))
-        dlogD = self._p_bulk * slope / kT_eV(temperature_K)
-        return np.where(inside, self._core_m2_s(theta, temperature_K) * dlogD, 0.0)
+        dlogD = np.where(inside, self._p_bulk * slope / kT_eV(temperature_K), 0.0)
+        core = self._sed_core_m2_s(theta, temperature_K)
+        if self.mobile_fraction is None:
+            return core * dlogD
+        u = np.minimum(np.maximum(theta - self.immobile_fraction, 0.0) / IMMOBILE_EDGE_WIDTH, 10.0)
+        tail = np.exp(-u * u)
+        return core * (dlogD * (1.0 - tail) + np.where(u < 10.0, 2.0 * u / IMMOBILE_EDGE_WIDTH * tail, 0.0))
 
 
 @dataclass(frozen=True)

@@ -151,7 +151,7 @@ class NewtonSolver:
                   dy.strideNorm(p, PETSc.NormType.INFINITY))
         self.last_update_max = update
         if any(u != u for u in update):
-            return PETSc.SNES.ConvergedReason.DIVERGED_FNORM_NAN
+            return PETSc.SNES.ConvergedReason.DIVERGED_FUNCTION_NANORINF
         # Remaining error of the iterate, estimated from the observed contraction
         # rho = |dy_k| / |dy_{k-1}| as rho / (1 - rho) |dy_k| (Hairer & Wanner, Solving
         # ODEs II, IV.8); before a rate is known, the update itself. (Carrying the previous
@@ -204,7 +204,7 @@ class NewtonSolver:
         self._previous = None
         reason, it, linear = PETSc.SNES.ConvergedReason.ITERATING, 0, 0
         if not self._residual_finite(x, b):  # NaN residual: let the stepper shrink the step
-            reason = PETSc.SNES.ConvergedReason.DIVERGED_FNORM_NAN
+            reason = PETSc.SNES.ConvergedReason.DIVERGED_FUNCTION_NANORINF
         while reason == PETSc.SNES.ConvergedReason.ITERATING:
             if it % self.settings.jacobian_lag == 0:
                 self._jacobian(x)
@@ -221,7 +221,7 @@ class NewtonSolver:
             for monitor in self.monitors:
                 monitor(it, dy)
             if reason == PETSc.SNES.ConvergedReason.ITERATING and not self._residual_finite(x, b):
-                reason = PETSc.SNES.ConvergedReason.DIVERGED_FNORM_NAN
+                reason = PETSc.SNES.ConvergedReason.DIVERGED_FUNCTION_NANORINF
         x.ghostUpdate(addv=PETSc.InsertMode.INSERT, mode=PETSc.ScatterMode.FORWARD)
         assign(x, self.forms.u)
         return reason, it, linear
