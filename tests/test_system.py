@@ -120,3 +120,17 @@ def test_a_simulation_is_freed_by_reference_counting():
         assert [ref() is None for ref in alive] == [True] * len(alive)
     finally:
         gc.enable()
+
+
+@pytest.mark.dolfinx
+def test_a_nan_state_fails_the_newton_solve_cleanly():
+    """A NaN in the iterate (a step far too long can produce one) ends the solve with
+    PETSc's NaN reason, not an exception, so that the stepper can shrink the step."""
+    from petsc4py import PETSc
+
+    sim = cf.Simulation(k_demo_1mm(t_end_s=100.0))
+    sim.forms.set_bdf(1e-3, (1.0, -1.0))
+    sim.forms.u.x.array[5] = np.nan
+    converged, iterations, reason = sim.newton.solve()
+    assert not converged and iterations == 0
+    assert reason == PETSc.SNES.ConvergedReason.DIVERGED_FUNCTION_NANORINF
