@@ -262,10 +262,7 @@ def _depth_nm(path, rows, time_s: np.ndarray, s: ToFSIMSSettings) -> tuple[np.nd
         if end < time_s[-1]:
             raise ConfigError(f"{_where(path, last, TIME)}: time {float(time_s[-1])!r} s is after sputtering "
                               f"stopped at sputter_time_s = {end!r}; sputter_time_s must be >= the last row's time")
-        if end <= 0.0:
-            raise ConfigError(f"{_where(path, last, TIME)}: the last row's time {end!r} s gives no sputter "
-                              "rate; the profile must take a time > 0, or give sputter_time_s")
-        rate = s.crater_depth_nm / end
+        rate = s.crater_depth_nm / end  # end > 0: >= 3 strictly increasing times >= 0
         info = {"depth_scale": "crater", "crater_depth_nm": s.crater_depth_nm, "sputter_time_s": end,
                 "sputter_time_from": "last row" if s.sputter_time_s is None else "sputter_time_s",
                 "sputter_rate_nm_s": rate}
