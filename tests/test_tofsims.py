@@ -424,13 +424,17 @@ def test_raw_file_from_a_model_run_reads_back_within_the_noise(synthetic):
 
     p = read_raw()
     np.testing.assert_allclose(p.depth_m, depth_m, rtol=1e-12)
-    # Poisson: sigma(theta) = sqrt(theta / S) per species, plus the matrix and bulk-mean
-    # noise; every point within 4.5 sigma, the scatter as large as Poisson says
+    # Poisson counts c = S I theta over a matrix m = S_m I: var(theta) = (theta / S +
+    # theta^2 / S_m) / I (the bulk mean adds ~0.1 % of theta). Every point within 4.5
+    # sigma; where the species is present the scatter is as large as Poisson says.
+    current = _current(depth_m * 1e9 / RATE_NM_S)
     for s in ("Li", "K"):
-        sigma = np.sqrt(np.clip(truth[s], 0, None) / SENS[s] + truth[s] ** 2 / SENS["BO2"]) + 1e-4
+        t = np.clip(truth[s], 0, None)
+        sigma = np.sqrt((t / SENS[s] + t**2 / SENS["BO2"]) / current) + 1e-4
         z = (p.theta[s] - truth[s]) / sigma
         assert np.abs(z).max() < 4.5, (s, np.abs(z).max())
-        assert 0.7 < np.std(z) < 1.3, (s, np.std(z))
+        present = t > 0.02
+        assert present.sum() > 15 and 0.7 < np.std(z[present]) < 1.3, (s, np.std(z[present]))
     # the K+ factors from the 1:1 replacement instead of the RSF: the same within the noise
     q = read_raw(rsf={})
     assert q.normalisation["foreign_factor"]["K"] == approx(RSF_K / q.normalisation["native_bulk_mean_signal"],
@@ -442,7 +446,6 @@ def test_raw_file_from_a_model_run_reads_back_within_the_noise(synthetic):
 
 
 @pytest.mark.dolfinx
-@pytest.mark.slow
 def test_fit_from_the_raw_file_recovers_D_foreign(synthetic, tmp_path):
     from cait_fem.fit import load_fit_case, run_fit
 
@@ -458,6 +461,8 @@ def test_fit_from_the_raw_file_recovers_D_foreign(synthetic, tmp_path):
     path.write_text(text)
     result = run_fit(load_fit_case(path), quiet=True)
     D = result.estimate("species.K.diffusion.D_m2_s")
+    # measured: 5.590e-21, ci95 [5.555, 5.627]e-21; the same file normalised to the bulk
+    # alone (the current drift left in) gives 4.50e-21 with the truth outside its ci95
     assert D.value == approx(TRUE_D_K, rel=0.05)  # from 2e-20: 3.6x off
     assert D.ci95[0] <= TRUE_D_K <= D.ci95[1], D.ci95
     result.save(tmp_path / "out")

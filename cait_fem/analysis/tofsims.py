@@ -80,8 +80,7 @@ import numpy as np
 
 from cait_fem.errors import ConfigError
 
-from .measured import (MIN_ROWS, MeasuredProfile, bulk_mean, bulk_rows, data_lines, parse_table,
-                       replacement_factors)
+from .measured import MIN_ROWS, MeasuredProfile, bulk_mean, bulk_rows, data_lines, parse_table, replacement_factors
 
 __all__ = ["ToFSIMSSettings", "settings_from_dict", "read_tofsims_csv", "KEYS", "NORMALISATIONS"]
 
