@@ -150,7 +150,8 @@ def test_rsf_for_one_foreign_ion_and_replacement_for_the_other(tmp_path):
 
 
 def test_isotopes_of_one_species_are_added_and_columns_may_stand_anywhere(tmp_path):
-    lines = ["7Li, time_s, 6Li, 28Si", "9.25,1,0.75,5", "37,2,3,5", "92.5,3,7.5,5", "92.5,4,7.5,5",
+    # an ignored column is not read: text, blanks and negative values pass
+    lines = ["7Li, time_s, 6Li, 28Si", "9.25,1,0.75,5", "37,2,3,n/a", "92.5,3,7.5,", "92.5,4,7.5,-3",
              "92.5,5,7.5,5"]
     p = tofsims.read_tofsims_csv(write(tmp_path, lines), parse(
         {"file": "raw.csv", "masses": {"6Li": "Li", "7Li": "Li"}, "crater_depth_nm": 10.0, "ignore": ["28Si"]},

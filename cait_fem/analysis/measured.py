@@ -163,11 +163,11 @@ def _check_value(path, line: int, name: str, value: float) -> None:
 
 
 def parse_table(path, rows: list[tuple[int, str]], names: list[str], check=None,
-                increasing: str = "depth_nm", unit: str = "depth") -> np.ndarray:
+                increasing: str = "depth_nm", unit: str = "depth", skip=()) -> np.ndarray:
     """The data as an array (row, column), every cell a finite number passed to
     ``check(path, line, column, value)`` (default: the checks of this layout); the column
-    ``increasing`` must be strictly increasing, ``unit`` names its values in
-    the message."""
+    ``increasing`` must be strictly increasing, ``unit`` names its values in the message.
+    Cells of the columns in ``skip`` are not read (NaN), only counted."""
     check = _check_value if check is None else check
     k = names.index(increasing)  # not necessarily the first column
     table = np.empty((len(rows), len(names)))
@@ -179,6 +179,9 @@ def parse_table(path, rows: list[tuple[int, str]], names: list[str], check=None,
             raise ConfigError(f"{path}, line {line}: {len(cells)} cell(s), {missing}; the "
                               f"header names {len(names)} columns: {', '.join(names)}")
         for c, (name, cell) in enumerate(zip(names, cells)):
+            if name in skip:
+                table[r, c] = math.nan
+                continue
             try:
                 value = float(cell)
             except ValueError:

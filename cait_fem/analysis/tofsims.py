@@ -56,7 +56,8 @@ Settings (TOML, the table ``[experiment.tofsims]`` of a fit file; dict keys as h
   species are subtracted. The native ion has no RSF (it defines the scale).
 - ``bulk_from_nm`` (optional, >= 0): bulk rows are those with depth >= this [nm];
   default the deepest 20 % of the rows, at least 3.
-- ``ignore`` (optional): columns of the file that are not used.
+- ``ignore`` (optional): columns of the file that are not used; their cells are not
+  read (they may hold anything but a comma), each row still needs one.
 
 :attr:`MeasuredProfile.normalisation` records how the fractions were made: the column
 mapping, the depth scale (``sputter_rate_nm_s``, ``crater_depth_nm``, ``sputter_time_s``
@@ -299,7 +300,7 @@ def read_tofsims_csv(path, settings: ToFSIMSSettings, native: str, foreign: Sequ
         last = rows[-1][0] if rows else header_line
         raise ConfigError(f"{path}, line {last}: {len(rows)} data rows after the header (line {header_line}, "
                           f"columns {', '.join(names)}); at least {MIN_ROWS} are needed")
-    table = parse_table(path, rows, names, check=_check_cell, increasing=TIME, unit="time")
+    table = parse_table(path, rows, names, check=_check_cell, increasing=TIME, unit="time", skip=s.ignore)
     col = {name: table[:, i] for i, name in enumerate(names)}
     depth_nm, info = _depth_nm(path, rows, col[TIME], s)
     info.update(masses=dict(s.masses), ignored_columns=list(s.ignore), normalisation=s.normalisation,
