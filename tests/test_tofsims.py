@@ -203,6 +203,7 @@ def test_isotopes_of_one_species_are_added_and_columns_may_stand_anywhere(tmp_pa
     ({"ignore": ["39K"]}, ["ignore = ['39K']", "'39K' is used"]),
     ({"ignore": ["BO2", "BO2"]}, ["listed twice"]),
     ({"ignore": "BO2"}, ["ignore = 'BO2'", "a list of column names"]),
+    ({"poisson_sigma": 1}, ["poisson_sigma = 1", "true or false"]),
 ])
 def test_bad_settings(change, fragments):
     with pytest.raises(ConfigError) as info:
@@ -245,6 +246,19 @@ def rejected(path, line, column, *more, **kw):
 def test_good_file_reads(tmp_path):
     p = read(write(tmp_path, GOOD), ignore=["BO2"], crater_depth_nm=10.0)
     np.testing.assert_allclose(p.theta["Na"], [0.1, 0.2, 1, 1, 1])
+    assert p.sigma == {} and p.normalisation["sigma"] == "none"
+
+
+def test_poisson_sigma(tmp_path):
+    # Na: bulk mean 100 counts, so sigma = sqrt(counts) / 100; K: factor 1/100 from the
+    # replaced zone (90 and 80 counts for 0.9 and 0.8), a zero count weighs as one count
+    p = read(write(tmp_path, GOOD), ignore=["BO2"], poisson_sigma=True)
+    np.testing.assert_allclose(p.sigma["Na"], np.sqrt([10, 20, 100, 100, 100]) / 100, rtol=1e-12)
+    np.testing.assert_allclose(p.sigma["K"], np.sqrt([90, 80, 1, 1, 1]) / 100, rtol=1e-9)
+    assert p.normalisation["sigma"] == "poisson"
+    # over a matrix of m counts: var(c / m) = c / m^2 + c^2 / m^3, theta = 10 c / m
+    q = read(write(tmp_path, GOOD), normalisation="matrix", matrix="BO2", poisson_sigma=True)
+    np.testing.assert_allclose(q.sigma["Na"][0], 10 * math.sqrt(10 / 1000**2 + 10**2 / 1000**3), rtol=1e-12)
 
 
 @pytest.mark.parametrize("line_no, text, column, fragments", [
@@ -437,6 +451,12 @@ def test_raw_file_from_a_model_run_reads_back_within_the_noise(synthetic):
         present = t > 0.02
         assert present.sum() > 15 and 0.7 < np.std(z[present]) < 1.3, (s, np.std(z[present]))
     # the K+ factors from the 1:1 replacement instead of the RSF: the same within the noise
+    # the reader's own Poisson sigma describes that scatter
+    w = read_raw(poisson_sigma=True)
+    for s in ("Li", "K"):
+        present = truth[s] > 0.02
+        z = (w.theta[s] - truth[s])[present] / w.sigma[s][present]
+        assert 0.7 < np.std(z) < 1.3, (s, np.std(z))
     q = read_raw(rsf={})
     assert q.normalisation["foreign_factor"]["K"] == approx(RSF_K / q.normalisation["native_bulk_mean_signal"],
                                                             rel=0.02)
@@ -455,20 +475,23 @@ def test_fit_from_the_raw_file_recovers_D_foreign(synthetic, tmp_path):
     text = (f'name = "raw"\n[[experiment]]\nname = "K"\ncase = "k.toml"\nsims_resolution_nm = {SIMS_NM}\n'
             '[experiment.tofsims]\nfile = "k_raw.csv"\nmasses = { 7Li = "Li", 39K = "K" }\n'
             'crater_depth_nm = 100.0\nnormalisation = "matrix"\nmatrix = "BO2"\n'
-            f'rsf = {{ {rsf} }}\nignore = ["28Si"]\n'
-            '[fit.parameters]\n"species.K.diffusion.D_m2_s" = { initial = 2e-20, min = 1e-23, max = 1e-18, '
-            'log = true }\n')
+            f'rsf = {{ {rsf} }}\nignore = ["28Si"]\npoisson_sigma = true\n'
+            '[fit]\nabsolute_sigma = true\n[fit.parameters]\n'
+            '"species.K.diffusion.D_m2_s" = { initial = 2e-20, min = 1e-23, max = 1e-18, log = true }\n')
     path = directory / "fit_raw.toml"
     path.write_text(text)
     result = run_fit(load_fit_case(path), quiet=True)
     D = result.estimate("species.K.diffusion.D_m2_s")
-    # measured: 5.590e-21, ci95 [5.555, 5.627]e-21; the same file normalised to the bulk
-    # alone (the current drift left in) gives 4.50e-21 with the truth outside its ci95
+    # measured: 5.582e-21, ci95 [5.560, 5.605]e-21 from the counting statistics alone,
+    # reduced chi^2 0.80; without poisson_sigma (one unknown sigma) 5.590e-21, and the
+    # same file normalised to the bulk alone (the current drift left in) 4.50e-21, the
+    # truth outside its ci95
     assert D.value == approx(TRUE_D_K, rel=0.05)  # from 2e-20: 3.6x off
     assert D.ci95[0] <= TRUE_D_K <= D.ci95[1], D.ci95
+    assert 0.5 < result.reduced_chi2 < 1.5  # the Poisson weights are the noise
     result.save(tmp_path / "out")
     report = json.loads((tmp_path / "out" / "fit.json").read_text())["experiments"]["K"]
     assert report["data_layout"] == "tofsims"
     info = report["data_normalisation"]
-    assert info["matrix_column"] == "BO2" and info["rsf"] == {"K": RSF_K}
+    assert info["matrix_column"] == "BO2" and info["rsf"] == {"K": RSF_K} and info["sigma"] == "poisson"
     assert info["sputter_rate_nm_s"] == approx(RATE_NM_S, rel=1e-12)

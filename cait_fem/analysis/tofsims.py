@@ -56,6 +56,13 @@ Settings (TOML, the table ``[experiment.tofsims]`` of a fit file; dict keys as h
   species are subtracted. The native ion has no RSF (it defines the scale).
 - ``bulk_from_nm`` (optional, >= 0): bulk rows are those with depth >= this [nm];
   default the deepest 20 % of the rows, at least 3.
+- ``poisson_sigma`` (default false): true gives every fraction its 1-sigma from counting
+  statistics, sigma_theta = factor * sqrt(var signal) with var(counts) = max(counts, 1)
+  (a zero count still has an uncertainty of about one count) and, with a matrix,
+  var(c / m) = var(c) / m^2 + c^2 / m^3. The bulk mean's own noise (a common factor) is
+  left out. The fit then weights every point by it instead of ``theta_sigma``; real
+  profiles scatter more than Poisson (dead time, beam and topography), which the
+  reduced chi^2 shows.
 - ``ignore`` (optional): columns of the file that are not used; their cells are not
   read (they may hold anything but a comma), each row still needs one.
 
@@ -86,7 +93,7 @@ from .measured import MIN_ROWS, MeasuredProfile, bulk_mean, bulk_rows, data_line
 __all__ = ["ToFSIMSSettings", "settings_from_dict", "read_tofsims_csv", "KEYS", "NORMALISATIONS"]
 
 KEYS = ("file", "masses", "crater_depth_nm", "sputter_time_s", "depth_table", "normalisation", "matrix",
-        "rsf", "bulk_from_nm", "ignore")
+        "rsf", "bulk_from_nm", "ignore", "poisson_sigma")
 NORMALISATIONS = ("bulk", "matrix")
 TIME = "time_s"
 
@@ -105,6 +112,7 @@ class ToFSIMSSettings:
     rsf: dict[str, float] = field(default_factory=dict)  # foreign species -> RSF [-]
     bulk_from_nm: float | None = None           # [nm]
     ignore: tuple[str, ...] = ()
+    poisson_sigma: bool = False                 # 1-sigma of theta from counting statistics
 
 
 def _fail(where: str, key: str, value, allowed: str):
@@ -199,6 +207,10 @@ def settings_from_dict(d, where: str, native: str, foreign: Sequence[str]) -> To
                 _fail(where, "ignore", list(ignore), f"columns that are used nowhere else, each once "
                       f"({column!r} is {'listed twice' if ignore.count(column) > 1 else 'used'})")
         kwargs["ignore"] = ignore
+    if "poisson_sigma" in d:
+        if not isinstance(d["poisson_sigma"], bool):
+            _fail(where, "poisson_sigma", d["poisson_sigma"], "true or false")
+        kwargs["poisson_sigma"] = d["poisson_sigma"]
     return ToFSIMSSettings(**kwargs)
 
 
@@ -346,8 +358,18 @@ def read_tofsims_csv(path, settings: ToFSIMSSettings, native: str, foreign: Sequ
             info["foreign_factor"][sp], info["foreign_method"][sp] = factor, "replacement"
         info["replaced_zone_rows"] = zone_rows
     theta = {sp: theta[sp] for sp in present}  # native first, then the case's order
+    sigma = {}
+    if s.poisson_sigma:
+        factor = {native: 1.0 / mean, **info["foreign_factor"]}
+        for sp in present:
+            counts = sum(col[m] for m in columns[sp])
+            var = np.maximum(counts, 1.0)  # a zero count: about one count uncertain
+            if s.matrix is not None:
+                var = var / matrix**2 + counts**2 / matrix**3
+            sigma[sp] = factor[sp] * np.sqrt(var)
+    info["sigma"] = "poisson" if s.poisson_sigma else "none"
     depth_m = depth_nm * 1e-9
-    for array in (depth_m, *theta.values()):
+    for array in (depth_m, *theta.values(), *sigma.values()):
         array.setflags(write=False)
-    return MeasuredProfile(source=os.fspath(path), depth_m=depth_m, theta=theta, sigma={}, layout="tofsims",
+    return MeasuredProfile(source=os.fspath(path), depth_m=depth_m, theta=theta, sigma=sigma, layout="tofsims",
                            normalisation=info)
