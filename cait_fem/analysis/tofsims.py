@@ -10,7 +10,8 @@ data point (one sputter cycle); at least 3 are needed.
 
 - ``time_s`` (required): sputter time [s] at the data point, >= 0, strictly increasing.
 - One column per mass, named as the instrument exports it (``7Li``, ``39K``, ``11B``,
-  ``BO2``, ...): counts >= 0 (per cycle, or count rates: only ratios matter). Every
+  ``BO2``, ...): counts >= 0 (per cycle; count rates do for the fractions, where only
+  ratios matter, but not for ``poisson_sigma``, which needs the counts). Every
   column must be named in the settings: mapped to a species (``masses``), the
   ``matrix`` signal, or listed in ``ignore``; an unnamed column is refused, so that a
   misspelt mass never drops out silently.
@@ -71,7 +72,8 @@ mapping, the depth scale (``sputter_rate_nm_s``, ``crater_depth_nm``, ``sputter_
 and where it came from, or the table), the ``normalisation`` and ``signal``, the matrix
 counts' range and bulk mean, ``native_bulk_mean_signal`` and ``native_factor``, the bulk
 rows, per foreign species ``foreign_factor`` (theta_f = factor * signal_f) and
-``foreign_method`` ("rsf" or "replacement"), ``rsf`` and ``replaced_zone_rows``.
+``foreign_method`` ("rsf" or "replacement"), ``rsf``, ``replaced_zone_rows`` and
+``sigma`` ("poisson" or "none").
 Nothing is clipped or repaired: every problem is a :class:`~cait_fem.errors.ConfigError`
 naming the file, line, column, value and what is allowed (settings: the key, value and
 what is allowed).
