@@ -72,7 +72,8 @@ from cait_fem.errors import ConfigError
 from cait_fem.fileio import format_csv, write_text_atomic
 
 __all__ = ["MeasuredProfile", "read_profile_csv", "write_profile_csv", "THETA_RANGE",
-           "MIN_ROWS", "BULK_FRACTION"]
+           "MIN_ROWS", "BULK_FRACTION", "data_lines", "parse_table", "bulk_rows", "bulk_mean",
+           "replacement_factors"]
 
 # Fractions beyond [0, 1] are real, within limits: SIMS noise scatters around both ends,
 # and slow foreign ions pile up in the surface Debye layer ~10 % above n_bg. Values far
@@ -92,15 +93,15 @@ class MeasuredProfile:
     depth_m: np.ndarray              # strictly increasing, >= 0 [m]
     theta: dict[str, np.ndarray]     # species -> n / n_bg [-], species present in the file
     sigma: dict[str, np.ndarray]     # species -> 1-sigma uncertainty of theta [-]; may be empty
-    layout: str                      # "fractions" or "counts"
-    normalisation: dict              # counts layout: factors and bulk rows; {} otherwise
+    layout: str                      # "fractions", "counts" or "tofsims" (cait_fem.analysis.tofsims)
+    normalisation: dict              # counts/tofsims: factors, bulk rows, depth scale; {} otherwise
 
 
 def _where(path, line: int, column: str) -> str:
     return f"{path}, line {line}, column {column!r}"
 
 
-def _data_lines(path) -> list[tuple[int, str]]:
+def data_lines(path) -> list[tuple[int, str]]:
     """(1-based line number, text) of every line that is not blank or a comment."""
     try:
         text = Path(path).read_bytes().decode("utf-8-sig")
@@ -161,8 +162,14 @@ def _check_value(path, line: int, name: str, value: float) -> None:
         raise ConfigError(f"{_where(path, line, name)}: counts {value!r} must be >= 0")
 
 
-def _parse_rows(path, rows: list[tuple[int, str]], names: list[str]) -> np.ndarray:
-    """The data as an array (row, column), every cell validated."""
+def parse_table(path, rows: list[tuple[int, str]], names: list[str], check=None,
+                increasing: str = "depth_nm", unit: str = "depth", skip=()) -> np.ndarray:
+    """The data as an array (row, column), every cell a finite number passed to
+    ``check(path, line, column, value)`` (default: the checks of this layout); the column
+    ``increasing`` must be strictly increasing, ``unit`` names its values in the message.
+    Cells of the columns in ``skip`` are not read (NaN), only counted."""
+    check = _check_value if check is None else check
+    k = names.index(increasing)  # not necessarily the first column
     table = np.empty((len(rows), len(names)))
     for r, (line, text) in enumerate(rows):
         cells = [c.strip() for c in text.split(",")]
@@ -172,6 +179,9 @@ def _parse_rows(path, rows: list[tuple[int, str]], names: list[str]) -> np.ndarr
             raise ConfigError(f"{path}, line {line}: {len(cells)} cell(s), {missing}; the "
                               f"header names {len(names)} columns: {', '.join(names)}")
         for c, (name, cell) in enumerate(zip(names, cells)):
+            if name in skip:
+                table[r, c] = math.nan
+                continue
             try:
                 value = float(cell)
             except ValueError:
@@ -179,81 +189,111 @@ def _parse_rows(path, rows: list[tuple[int, str]], names: list[str]) -> np.ndarr
             if not math.isfinite(value):
                 raise ConfigError(f"{_where(path, line, name)}: {cell!r} is not allowed; "
                                   "values must be finite numbers")
-            _check_value(path, line, name, value)
+            check(path, line, name, value)
             table[r, c] = value
-        if r > 0 and table[r, 0] <= table[r - 1, 0]:
-            here, before = float(table[r, 0]), float(table[r - 1, 0])
-            raise ConfigError(f"{_where(path, line, 'depth_nm')}: depth {here!r} is not greater "
-                              f"than {before!r} on line {rows[r - 1][0]}; depths must be "
+        if r > 0 and table[r, k] <= table[r - 1, k]:
+            here, before = float(table[r, k]), float(table[r - 1, k])
+            raise ConfigError(f"{_where(path, line, increasing)}: {unit} {here!r} is not greater "
+                              f"than {before!r} on line {rows[r - 1][0]}; {unit}s must be "
                               "strictly increasing")
     return table
 
 
-def _normalise_counts(path, rows, depth_nm, counts: dict[str, np.ndarray], native: str,
-                      bulk_from_nm: float | None) -> tuple[dict[str, np.ndarray], dict]:
-    last_line = rows[-1][0]
+def bulk_rows(path, rows, depth_nm: np.ndarray, bulk_from_nm: float | None,
+              column: str = "depth_nm") -> np.ndarray:
+    """Boolean mask of the bulk rows: depth_nm >= ``bulk_from_nm`` [nm], or by default the
+    deepest BULK_FRACTION of the rows (at least MIN_ROWS). ``column`` is named in errors."""
     if bulk_from_nm is None:
         n_bulk = max(MIN_ROWS, math.ceil(BULK_FRACTION * depth_nm.size))
-        bulk = np.arange(depth_nm.size) >= depth_nm.size - n_bulk
-    else:
-        if not math.isfinite(bulk_from_nm):
-            raise ConfigError(f"bulk_from_nm = {float(bulk_from_nm)!r} is not allowed: must "
-                              "be finite")
-        bulk = depth_nm >= bulk_from_nm
-        if not bulk.any():
-            raise ConfigError(f"{_where(path, last_line, 'depth_nm')}: no bulk rows, the "
-                              f"deepest point {float(depth_nm[-1])!r} nm is above bulk_from_nm = "
-                              f"{float(bulk_from_nm)!r}; must be <= the deepest depth")
+        return np.arange(depth_nm.size) >= depth_nm.size - n_bulk
+    if not math.isfinite(bulk_from_nm):
+        raise ConfigError(f"bulk_from_nm = {float(bulk_from_nm)!r} is not allowed: must "
+                          "be finite")
+    bulk = depth_nm >= bulk_from_nm
+    if not bulk.any():
+        raise ConfigError(f"{_where(path, rows[-1][0], column)}: no bulk rows, the "
+                          f"deepest point {float(depth_nm[-1])!r} nm is above bulk_from_nm = "
+                          f"{float(bulk_from_nm)!r}; must be <= the deepest depth")
+    return bulk
+
+
+def bulk_mean(path, rows, signal: np.ndarray, bulk: np.ndarray, column: str,
+              what: str = "counts") -> float:
+    """Mean of ``signal`` over the ``bulk`` rows; refused unless > 0."""
     first_bulk_line = rows[int(np.flatnonzero(bulk)[0])][0]
-    column = f"counts_{native}"
-    bulk_mean = float(np.mean(counts[native][bulk]))
-    if bulk_mean <= 0.0:
+    mean = float(np.mean(signal[bulk]))
+    if mean <= 0.0:
         raise ConfigError(f"{_where(path, first_bulk_line, column)}: the bulk rows (lines "
-                          f"{first_bulk_line}-{last_line}) have no counts; cannot normalise")
-    theta = {native: counts[native] / bulk_mean}
-    info = {"native_factor": 1.0 / bulk_mean, "native_bulk_mean_counts": bulk_mean,
-            "bulk_rows": int(bulk.sum()),
-            "bulk_depth_nm": [float(depth_nm[bulk][0]), float(depth_nm[-1])],
-            "bulk_from_nm": bulk_from_nm, "foreign_factor": {}}
-    foreign = [name for name in counts if name != native]
-    if not foreign:
-        return theta, info
-    zone = theta[native] < 0.5
-    first = f"counts_{foreign[0]}"
+                          f"{first_bulk_line}-{rows[-1][0]}) have no {what}; cannot normalise")
+    return mean
+
+
+def replacement_factors(path, rows, theta_native: np.ndarray, signals: dict[str, np.ndarray],
+                        native: str, columns: Mapping[str, str], known=None,
+                        advice: str = "give fractions (theta_ columns)") -> tuple[dict[str, float], int]:
+    """Factors c_f > 0 with theta_native + known + sum_f c_f signals_f = 1 (least squares)
+    over the replaced zone, the rows with theta_native < 0.5 (1:1 replacement,
+    electroneutrality). ``signals``: foreign species -> counts (or counts per matrix
+    counts); ``columns``: species -> the column named in errors; ``known``: the summed
+    fractions of foreign ions normalised otherwise (None: 0). Returns the factors and the
+    number of zone rows."""
+    foreign = list(signals)
+    zone = theta_native < 0.5
+    first = columns[foreign[0]]
     if not zone.any():
-        i = int(np.argmin(theta[native]))
+        i = int(np.argmin(theta_native))
         raise ConfigError(f"{_where(path, rows[i][0], first)}: cannot normalise the "
                           f"foreign ion: no replaced zone, the lowest native fraction is "
-                          f"{theta[native][i]:.3g} (needs rows with theta_{native} < 0.5)")
+                          f"{theta_native[i]:.3g} (needs rows with theta_{native} < 0.5)")
     zone_lines = [rows[i][0] for i in np.flatnonzero(zone)]
     for name in foreign:
-        if not np.any(counts[name][zone]):
-            raise ConfigError(f"{_where(path, zone_lines[0], f'counts_{name}')}: cannot normalise the "
+        if not np.any(signals[name][zone]):
+            raise ConfigError(f"{_where(path, zone_lines[0], columns[name])}: cannot normalise the "
                               f"foreign ion: zero counts in the replaced zone (theta_{native} "
                               f"< 0.5, lines {zone_lines[0]}-{zone_lines[-1]})")
     if len(zone_lines) < len(foreign):
         raise ConfigError(f"{_where(path, zone_lines[0], first)}: cannot normalise {len(foreign)} "
                           f"foreign ions from {len(zone_lines)} row(s) of the replaced zone "
                           f"(theta_{native} < 0.5); needs at least one row per foreign ion")
-    # least squares for theta_native + sum_f c_f counts_f = 1 over the zone
-    A = np.column_stack([counts[name][zone] for name in foreign])
+    A = np.column_stack([signals[name][zone] for name in foreign])
     scale = np.linalg.norm(A, axis=0)
     singular = np.linalg.svd(A / scale, compute_uv=False)
     if singular[-1] < 1e-8 * singular[0]:
         raise ConfigError(f"{_where(path, zone_lines[0], first)}: cannot normalise the foreign ions "
                           f"{', '.join(foreign)} together: their counts are proportional over the "
                           f"replaced zone (lines {zone_lines[0]}-{zone_lines[-1]}), so no unique factors "
-                          "satisfy theta_native + sum_f c_f counts_f = 1; give fractions (theta_ columns)")
-    factors = np.linalg.lstsq(A / scale, 1.0 - theta[native][zone], rcond=None)[0] / scale
+                          f"satisfy theta_native + sum_f c_f counts_f = 1; {advice}")
+    rest = 1.0 - theta_native[zone] - (0.0 if known is None else np.asarray(known)[zone])
+    factors = np.linalg.lstsq(A / scale, rest, rcond=None)[0] / scale
+    out = {}
     for name, factor in zip(foreign, factors):
         if not factor > 0.0:
-            raise ConfigError(f"{_where(path, zone_lines[0], f'counts_{name}')}: normalising the foreign "
+            raise ConfigError(f"{_where(path, zone_lines[0], columns[name])}: normalising the foreign "
                               f"ions over the replaced zone (lines {zone_lines[0]}-{zone_lines[-1]}) gives "
                               f"this one the factor {factor:.3g}, not > 0: its counts do not account for "
-                              "the missing native ions; give fractions (theta_ columns)")
-        theta[name] = float(factor) * counts[name]
-        info["foreign_factor"][name] = float(factor)
-    info["replaced_zone_rows"] = int(zone.sum())
+                              f"the missing native ions; {advice}")
+        out[name] = float(factor)
+    return out, int(zone.sum())
+
+
+def _normalise_counts(path, rows, depth_nm, counts: dict[str, np.ndarray], native: str,
+                      bulk_from_nm: float | None) -> tuple[dict[str, np.ndarray], dict]:
+    bulk = bulk_rows(path, rows, depth_nm, bulk_from_nm)
+    mean = bulk_mean(path, rows, counts[native], bulk, f"counts_{native}")
+    theta = {native: counts[native] / mean}
+    info = {"native_factor": 1.0 / mean, "native_bulk_mean_counts": mean,
+            "bulk_rows": int(bulk.sum()),
+            "bulk_depth_nm": [float(depth_nm[bulk][0]), float(depth_nm[-1])],
+            "bulk_from_nm": bulk_from_nm, "foreign_factor": {}}
+    foreign = {name: c for name, c in counts.items() if name != native}
+    if not foreign:
+        return theta, info
+    factors, zone_rows = replacement_factors(path, rows, theta[native], foreign, native,
+                                             {name: f"counts_{name}" for name in foreign})
+    for name, factor in factors.items():
+        theta[name] = factor * counts[name]
+    info["foreign_factor"] = factors
+    info["replaced_zone_rows"] = zone_rows
     return theta, info
 
 
@@ -268,7 +308,7 @@ def read_profile_csv(path, native: str, foreign: Sequence[str], *,
     foreign = list(foreign)
     if native in foreign or len(set(foreign)) != len(foreign):
         raise ValueError(f"species names must be distinct: native {native!r}, foreign {foreign}")
-    lines = _data_lines(path)
+    lines = data_lines(path)
     if not lines:
         raise ConfigError(f"{path}: no header line, the file is empty or all comments; "
                           f"expected a header such as 'depth_nm,theta_{native}'")
@@ -284,7 +324,7 @@ def read_profile_csv(path, native: str, foreign: Sequence[str], *,
         raise ConfigError(f"{path}, line {last}: {len(rows)} data rows after the header "
                           f"(line {header_line}, columns {', '.join(names)}); at least "
                           f"{MIN_ROWS} are needed")
-    table = _parse_rows(path, rows, names)
+    table = parse_table(path, rows, names)
     columns = {name: table[:, i] for i, name in enumerate(names)}
     depth_nm = columns["depth_nm"]
     sigma, info = {}, {}

@@ -10,6 +10,15 @@ what was measured, and the parameters to adjust by their dotted path in the run 
     name = "K"
     case = "k_cait.toml"              # or an inline table with the run case
     data = "k_sims.csv"               # depth_nm, theta_<species> (see cait_fem.analysis.measured)
+                                      # or, instead of data, a raw ToF-SIMS file (counts against
+                                      # sputter time; cait_fem.analysis.tofsims):
+    # [experiment.tofsims]
+    # file = "k_raw.csv"
+    # masses = { 7Li = "Li", 39K = "K" }
+    # crater_depth_nm = 250.0         # or depth_table = { time_s = [...], depth_nm = [...] }
+    # normalisation = "matrix"        # or "bulk"
+    # matrix = "BO2"
+    # rsf = { K = 0.4 }
     sims_resolution_nm = 2.0          # ToF-SIMS depth resolution sigma (default 0)
     depth_offset_nm = 0.0             # data depth = model depth + offset (default 0)
     theta_sigma = 0.01                # 1-sigma of the measured fractions (default: unknown)
@@ -72,6 +81,7 @@ except ModuleNotFoundError:  # Python 3.10: the same parser as the tomli package
     import tomli as tomllib
 
 from cait_fem.analysis.measured import MeasuredProfile, read_profile_csv
+from cait_fem.analysis.tofsims import read_tofsims_csv, settings_from_dict
 from cait_fem.case.case_file import experiment_from_dict, experiment_to_dict, load_case
 from cait_fem.case.experiment import Experiment
 from cait_fem.case.structure import check_same_structure
@@ -80,7 +90,7 @@ from cait_fem.errors import ConfigError
 from .parameters import MEASUREMENT_PATHS, ParameterSpec, read_value, split_path
 
 TARGETS = {"plateau": 0.01, "front_nm": 5.0}  # target -> default sigma
-EXPERIMENT_KEYS = ("name", "case", "data", "sims_resolution_nm", "depth_offset_nm", "theta_sigma",
+EXPERIMENT_KEYS = ("name", "case", "data", "tofsims", "sims_resolution_nm", "depth_offset_nm", "theta_sigma",
                    "depth_range_nm", "weight", "targets", "target_sigma", "bulk_from_nm",
                    "tracer_D_native_m2_s", "max_data_points", "initial_from", "temperature_K")
 # Rows of a measured profile compared per experiment unless max_data_points raises it: a
@@ -210,26 +220,7 @@ def _experiment(where: str, d: dict, base: Path) -> FitExperiment:
         case = experiment_to_dict(exp)
         case["glass"]["temperature_K"] = T
         exp = experiment_from_dict(case, source=f"{where}.case at temperature_K = {T!r}")
-    data = None
-    if "data" in d:
-        if not isinstance(d["data"], str):
-            _fail(where, "data", d["data"], "a path to a CSV file of the measured profile")
-        bulk = d.get("bulk_from_nm")
-        if bulk is not None:
-            bulk = _number(where, "bulk_from_nm", bulk, low=0.0)
-        limit = d.get("max_data_points", MAX_DATA_POINTS)
-        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
-            _fail(where, "max_data_points", limit, "an integer >= 1")
-        data = read_profile_csv(base / d["data"], exp.native.name, [s.name for s in exp.foreign],
-                                bulk_from_nm=bulk, max_rows=limit,
-                                max_rows_key=f"{where}.max_data_points")
-        deepest = float(data.depth_m[-1])
-        if deepest > exp.glass.thickness_m:
-            _fail(where, "data", d["data"], f"a profile within the sample: its deepest point, "
-                  f"depth_nm = {deepest * 1e9!r}, lies below the back electrode at glass.thickness_m = "
-                  f"{exp.glass.thickness_m!r} m of the case")
-    elif "max_data_points" in d:
-        _fail(where, "max_data_points", d["max_data_points"], "only with data (a measured profile)")
+    data, data_key = _data(where, d, base, exp)
     targets = dict(_keys(f"{where}.targets", d.get("targets", {}), tuple(TARGETS)))
     for k, v in targets.items():
         # plateau: a fraction of the native ion [0, 1]; front_nm: a depth > 0
@@ -239,7 +230,8 @@ def _experiment(where: str, d: dict, base: Path) -> FitExperiment:
     for k in sigmas:
         sigmas[k] = _number(f"{where}.target_sigma", k, sigmas[k], low=0.0, open_low=True)
     if data is None and not targets:
-        raise ConfigError(f"{where}: experiment {name!r} has neither data nor targets: nothing to compare")
+        raise ConfigError(f"{where}: experiment {name!r} has neither data nor targets: nothing to compare "
+                          "(data: a profile CSV in data, or a raw ToF-SIMS file in [experiment.tofsims])")
     kwargs = {}
     for key in ("sims_resolution_nm", "depth_offset_nm"):
         if key in d:
@@ -261,12 +253,50 @@ def _experiment(where: str, d: dict, base: Path) -> FitExperiment:
             # the same comparison as FitProblem.data_rows
             inside = int(((data.depth_m >= r[0] * 1e-9) & (data.depth_m <= r[1] * 1e-9)).sum())
             if inside == 0:
-                _fail(where, "depth_range_nm", r, f"a range holding data points: the data {d['data']!r} "
+                _fail(where, "depth_range_nm", r, f"a range holding data points: the data {data_key} "
                       f"span depth_nm {float(depth_nm[0])!r} .. {float(depth_nm[-1])!r}")
     if "initial_from" in d:
         kwargs["initial_from"] = d["initial_from"]  # checked against the others in _check_sequence
     return FitExperiment(name=name, experiment=exp, data=data, targets=targets,
                          target_sigma={k: sigmas.get(k, TARGETS[k]) for k in targets}, **kwargs)
+
+
+def _data(where: str, d: dict, base: Path, exp: Experiment) -> tuple[MeasuredProfile | None, str]:
+    """The measured profile of ``data`` (a profile CSV) or ``tofsims`` (a raw ToF-SIMS
+    file), and how messages name it."""
+    if "data" in d and "tofsims" in d:
+        _fail(where, "tofsims", d["tofsims"], f"either data (a profile CSV) or tofsims (a raw ToF-SIMS file), "
+              f"not both: data = {d['data']!r} is also given")
+    if "data" not in d and "tofsims" not in d:
+        if "max_data_points" in d:
+            _fail(where, "max_data_points", d["max_data_points"], "only with data or tofsims (a measured profile)")
+        return None, ""
+    limit = d.get("max_data_points", MAX_DATA_POINTS)
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+        _fail(where, "max_data_points", limit, "an integer >= 1")
+    native, foreign = exp.native.name, [s.name for s in exp.foreign]
+    if "tofsims" in d:
+        if "bulk_from_nm" in d:
+            _fail(where, "bulk_from_nm", d["bulk_from_nm"], "inside [experiment.tofsims] for a raw ToF-SIMS file")
+        settings = settings_from_dict(d["tofsims"], f"{where}.tofsims", native, foreign)
+        key, value = "tofsims.file", settings.file
+        data = read_tofsims_csv(base / settings.file, settings, native, foreign, max_rows=limit,
+                                max_rows_key=f"{where}.max_data_points")
+    else:
+        if not isinstance(d["data"], str):
+            _fail(where, "data", d["data"], "a path to a CSV file of the measured profile")
+        bulk = d.get("bulk_from_nm")
+        if bulk is not None:
+            bulk = _number(where, "bulk_from_nm", bulk, low=0.0)
+        key, value = "data", d["data"]
+        data = read_profile_csv(base / d["data"], native, foreign, bulk_from_nm=bulk, max_rows=limit,
+                                max_rows_key=f"{where}.max_data_points")
+    deepest = float(data.depth_m[-1])
+    if deepest > exp.glass.thickness_m:
+        _fail(where, key, value, f"a profile within the sample: its deepest point, "
+              f"depth_nm = {deepest * 1e9!r}, lies below the back electrode at glass.thickness_m = "
+              f"{exp.glass.thickness_m!r} m of the case")
+    return data, repr(value)
 
 
 def _parameter(path: str, d, experiments: list[FitExperiment]) -> ParameterSpec:

@@ -18,7 +18,9 @@ optimum: factor, method, wall time, per experiment its spacings [nm], time toler
 nodes, steps, wall time [s] and the RMS and max change of the compared model values [theta];
 null with ``refinement_factor = 1``), and per experiment its residual statistics, profile
 metrics and transport analysis (:mod:`cait_fem.analysis.transport`, docs/model.md
-section 6).
+section 6); with data, ``data_layout`` ("fractions", "counts" or "tofsims") and
+``data_normalisation`` (:attr:`~cait_fem.analysis.measured.MeasuredProfile.normalisation`:
+factors, bulk rows, matrix signal, RSFs, depth scale).
 """
 
 from __future__ import annotations
@@ -179,6 +181,9 @@ class FitResult:
         e = self.case.experiment(name)
         if e.data is not None:
             summary["rms_theta"] = self.rms_theta(name)
+            # how the fractions were made from counts (bulk, matrix, RSFs, depth scale)
+            summary["data_layout"] = e.data.layout
+            summary["data_normalisation"] = e.data.normalisation
         summary["analysis"] = self.analysis(name)
         summary["analysis_of_data"] = self.analysis(name, of_data=True)
         summary["case"] = experiment_to_dict(exp)
