@@ -1,4 +1,4 @@
-"""An immobile fraction of the native ions (docs/model.md section 3.4): the SED law's
+"""An immobile fraction of the native ions (docs/model.md section 3.10): the SED law's
 ``mobile_fraction``, its cut-off site energy, the flat-plateau bound of the Welge
 construction, and the plateau the full solver leaves behind the front.
 
@@ -174,3 +174,19 @@ def test_above_the_bound_the_ramp_follows_buckley_leverett():
     assert np.all(expected[2:] > 0.07 + 0.02)  # mobile native ions in the fan
     simulated = np.interp(depths, r.depth_m, r.theta[-1, 0])
     assert np.allclose(simulated, expected, atol=5e-3), (simulated, expected)
+
+
+def test_fig4_split_comes_from_the_cutoff_of_the_transport():
+    """The mobile part of the populated SED holds f_m of the native ions, wherever the
+    simulated plateau put the after-the-run split."""
+    from cait_fem.analysis.transport import psed_parts
+    from cait_fem.physics.sed import sigma_eV
+
+    law = SED.replace(mobile_fraction=0.93)
+    E = np.linspace(-6.0, 6.0, 24001) * sigma_eV(0.25)
+    parts = psed_parts(E, law, N_BG, 0.2, T)  # a plateau argument that disagrees: ignored
+    assert parts["split_from"] == "cut-off" and parts["immobile_fraction"] == approx(0.07, rel=1e-12)
+    assert np.trapezoid(parts["mobile_m3_eV"], E) / N_BG == approx(0.93, rel=2e-3)
+    assert parts["fermi_level_plateau_eV"] - parts["fermi_level_bulk_eV"] == approx(law.cutoff_energy_eV(T), rel=1e-12)
+    plain = psed_parts(E, SED, N_BG, 0.2, T)
+    assert plain["split_from"] == "plateau" and np.trapezoid(plain["mobile_m3_eV"], E) / N_BG == approx(0.8, rel=2e-3)

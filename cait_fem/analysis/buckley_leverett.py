@@ -94,7 +94,7 @@ def welge_front(D_native: DiffusionOfTheta, D_foreign_m2_s: float, landed_m: flo
 
 def flat_plateau_bound_m2_s(D_native: DiffusionOfTheta, theta_immobile: float) -> float:
     """Largest D_foreign [m^2/s] for which a native law cut off at ``theta_immobile`` (D = 0
-    at and below it) leaves a flat plateau at theta_imm (docs/model.md section 3.4).
+    at and below it) leaves a flat plateau at theta_imm (docs/model.md section 3.10).
 
     Welge's tangent from s = 0 then touches F at s* = 1 - theta_imm, where F = 1, and the
     front jumps from 1 straight to theta_imm, if F(s) <= s / s* for every s < s*, i.e.

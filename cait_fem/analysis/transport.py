@@ -124,27 +124,36 @@ def haven_ratio(D_tracer_m2_s, D_sigma_m2_s):
 def psed_parts(E_eV, law: GaussianSED, n_bg_m3, plateau, temperature_K) -> dict:
     """Native SED split into its immobile and mobile populated parts (paper section 3.3, Fig. 4).
 
-    Energies ``E_eV`` relative to the SED centre (E0 = 0). The native plateau fraction of a
-    CAIT profile is the immobile fraction: the PSED is emptied top-down from the bulk Fermi
-    level E_F(p_b), p_b = 1 - v, only down to E_F(p_plateau), p = theta (1 - v). Arrays
-    [m^-3 eV^-1] over E_eV: ``sed_m3_eV`` (full SED, N_s = n_bg/(1 - v) sites),
+    Energies ``E_eV`` relative to the SED centre (E0 = 0). The PSED is emptied top-down
+    from the bulk Fermi level E_F(p_b), p_b = 1 - v, down to E_F(p_imm), p = theta (1 - v):
+
+    - with an immobile fraction in the law (``mobile_fraction``, docs/model.md section
+      3.10), down to its cut-off site energy E_c: the transport itself freezes the ions
+      below it, and theta_imm = 1 - mobile_fraction (``split_from`` = "cut-off");
+    - otherwise down to the native ``plateau`` fraction of a simulated profile, read after
+      the run as the immobile fraction (``split_from`` = "plateau").
+
+    Arrays [m^-3 eV^-1] over E_eV: ``sed_m3_eV`` (full SED, N_s = n_bg/(1 - v) sites),
     ``populated_initial_m3_eV`` (PSED at p_b, integral n_bg), ``mobile_m3_eV`` (populated at
-    p_b but not at p_plateau, integral (1 - plateau) n_bg), ``immobile_m3_eV`` (PSED at
-    p_plateau); plus the two Fermi levels [eV] and the mobile / immobile fractions [-].
+    p_b but not at p_imm, integral (1 - theta_imm) n_bg), ``immobile_m3_eV`` (PSED at
+    p_imm); plus the two Fermi levels [eV] and the mobile / immobile fractions [-].
     Follows ``law.filling`` (zero-temperature step or Fermi-Dirac at ``temperature_K``).
     """
     v = law.vacancy_fraction
-    p_bulk, p_plateau = 1.0 - v, plateau * (1.0 - v)
+    from_cutoff = getattr(law, "mobile_fraction", None) is not None
+    immobile_fraction = law.immobile_fraction if from_cutoff else float(plateau)
+    p_bulk, p_immobile = 1.0 - v, immobile_fraction * (1.0 - v)
     N_s = sed.site_density_m3(n_bg_m3, v)
     args = dict(fwhm_eV=law.fwhm_eV, filling=law.filling, temperature_K=temperature_K)
     initial = sed.populated_sed(E_eV, p_bulk, N_s_m3=N_s, **args)
-    immobile = sed.populated_sed(E_eV, p_plateau, N_s_m3=N_s, **args)
+    immobile = sed.populated_sed(E_eV, p_immobile, N_s_m3=N_s, **args) if p_immobile > 0 else 0.0 * initial
     return {"sed_m3_eV": sed.sed_density(E_eV, law.fwhm_eV, N_s),
             "populated_initial_m3_eV": initial, "mobile_m3_eV": initial - immobile,
             "immobile_m3_eV": immobile,
             "fermi_level_bulk_eV": float(sed.fermi_level_eV(p_bulk, **args)),
-            "fermi_level_plateau_eV": float(sed.fermi_level_eV(p_plateau, **args)),
-            "mobile_fraction": 1.0 - float(plateau), "immobile_fraction": float(plateau)}
+            "fermi_level_plateau_eV": float(sed.fermi_level_eV(p_immobile, **args)) if p_immobile > 0 else -math.inf,
+            "mobile_fraction": 1.0 - immobile_fraction, "immobile_fraction": immobile_fraction,
+            "split_from": "cut-off" if from_cutoff else "plateau"}
 
 
 def transport_summary(depth_m, theta_native, theta_foreign, native_law: DiffusionLaw,

@@ -50,7 +50,7 @@ _FD_KNOTS = 120
 #: width w [-] (in native fraction) of the mobile edge of an SED with an immobile fraction:
 #: D reaches 99 % of the SED value 2.1 w above theta_imm. Narrow, so that the plateau
 #: sits at theta_imm (a plateau forms at the edge only where D falls by orders of magnitude
-#: within a small range of theta; docs/model.md section 3.4), but wide against Newton's
+#: within a small range of theta; docs/model.md section 3.10), but wide against Newton's
 #: updates at the plateau.
 IMMOBILE_EDGE_WIDTH = 2e-3
 
@@ -248,7 +248,7 @@ class GaussianSED(DiffusionLaw):
     ``mobile_fraction`` f_m (optional, in (0, 1]): only the top f_m of the populated SED
     is mobile; the ions in its deepest sites, below the cut-off site energy E_c, a
     fraction theta_imm = 1 - f_m of the bulk density, do not take part in long-range
-    transport (docs/model.md section 3.4). D is then multiplied by the mobile edge
+    transport (docs/model.md section 3.10). D is then multiplied by the mobile edge
 
         m(theta) = 1 - exp(-(max(theta - theta_imm, 0) / w)^2),   w = IMMOBILE_EDGE_WIDTH,
 
