@@ -10,6 +10,8 @@ useful absolute tolerance in the bulk (docs/model.md section 8.2).
 
 from __future__ import annotations
 
+import math
+
 from mpi4py import MPI  # noqa: F401  (MPI is initialised by mpi4py before PETSc/DOLFINx)
 
 from dolfinx.fem.petsc import NonlinearProblem, assemble_jacobian, assemble_vector, assign, set_bc
@@ -150,7 +152,9 @@ class NewtonSolver:
         update = (max(dy.strideNorm(i, PETSc.NormType.INFINITY) for i in range(self.forms.layout.n_species)),
                   dy.strideNorm(p, PETSc.NormType.INFINITY))
         self.last_update_max = update
-        if any(u != u for u in update):
+        # the max norm skips NaN entries (comparisons with NaN are false); the 1-norm sums
+        # them and so is NaN or inf as soon as one entry is
+        if not math.isfinite(dy.norm(PETSc.NormType.NORM_1)) or any(u != u for u in update):
             return PETSc.SNES.ConvergedReason.DIVERGED_FUNCTION_NANORINF
         # Remaining error of the iterate, estimated from the observed contraction
         # rho = |dy_k| / |dy_{k-1}| as rho / (1 - rho) |dy_k| (Hairer & Wanner, Solving
