@@ -104,9 +104,9 @@ def _coerce(cls, kwargs: dict, where: str) -> dict:
     return out
 
 
-def _build(cls, d: dict, where: str, extra_allowed=()):
+def _build(cls, d: dict, where: str, extra_allowed=(), required=None):
     allowed = tuple(extra_allowed) + tuple(f.name for f in _init_fields(cls))
-    _check_keys(d, where, allowed, _required(cls))
+    _check_keys(d, where, allowed, _required(cls) if required is None else required)
     kwargs = {k: v for k, v in d.items() if k not in extra_allowed}
     return cls(**_coerce(cls, kwargs, where))
 
@@ -258,11 +258,14 @@ def _experiment_from_dict(d: dict, default_name: str | None, base_dir=None) -> E
     if not isinstance(ftype, str) or ftype not in FRONT_TYPES:
         raise ConfigError(f"front.type = {ftype!r} is not allowed: one of "
                           f"{', '.join(repr(t) for t in FRONT_TYPES)}")
-    extra = ("type",)
+    extra, required = ("type",), None
     if ftype == "beam":
         front_d = _beam_history_from_csv(front_d, base_dir)
         extra += ("current_history_csv", "spot_area_m2")
-    front = _build(FRONT_TYPES[ftype], front_d, "front", extra_allowed=extra)
+        # the current: a constant or a history (read from the CSV above, or given inline)
+        history = "current_times_s" in front_d or "current_density_history_A_m2" in front_d
+        required = ("E_kin_eV", "sigma_E_eV") + (() if history else ("current_density_A_m2",))
+    front = _build(FRONT_TYPES[ftype], front_d, "front", extra_allowed=extra, required=required)
 
     back_d = dict(_table(d.get("back", {}), "back"))
     btype = back_d.get("type", "electrode")
