@@ -45,6 +45,8 @@ from cait_fem.errors import ConfigError
 
 #: the breaks approximate Q(t) piecewise linearly to this fraction of the log's total charge
 CHARGE_TOLERANCE = 0.01
+#: relative distance below a sample time within which a time counts as on the sample
+SNAP_RTOL = 1e-12
 #: the columns of a beam history CSV: time, then one of the two current columns
 TIME_COLUMN = "time_s"
 CURRENT_COLUMNS = ("current_density_A_m2", "current_A")
@@ -93,12 +95,16 @@ def charge_at(t_s, times, values):
     j_arr = np.asarray(values, dtype=float)
     cumulative = np.concatenate(([0.0], np.cumsum(0.5 * (j_arr[1:] + j_arr[:-1]) * np.diff(t_arr))))
     t = np.clip(np.asarray(t_s, dtype=float), 0.0, None)
-    i = np.clip(np.searchsorted(t_arr, t, side="right") - 1, 0, len(t_arr) - 1)
+    # a time within SNAP_RTOL below a sample counts as on it: step times reach the
+    # samples through a round trip to the solver's time scale, and Q evaluated a rounding
+    # before a switch-off on the ramp's quadratic would differ in the last digits from Q
+    # after it, which the BDF derivative over 1e-9 s steps would turn into a current
+    i = np.clip(np.searchsorted(t_arr, t * (1.0 + SNAP_RTOL), side="right") - 1, 0, len(t_arr) - 1)
     last = i == len(t_arr) - 1
     i_next = np.where(last, i, i + 1)
     span = np.where(last, 1.0, t_arr[i_next] - t_arr[i])
     slope = np.where(last, 0.0, (j_arr[i_next] - j_arr[i]) / span)
-    dt = t - t_arr[i]
+    dt = np.maximum(t - t_arr[i], 0.0)
     out = cumulative[i] + dt * (j_arr[i] + 0.5 * slope * dt)
     return float(out) if np.ndim(out) == 0 else out
 
