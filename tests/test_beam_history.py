@@ -303,3 +303,20 @@ def test_case_file_with_a_logged_beam_runs_and_reports_its_exposure(tmp_path):
     meta = json.loads((out / "metadata.json").read_text())
     assert meta["columns"]["timeseries.csv"]["delivered_charge_C_m2"]["unit"] == "C/m^2"
     assert meta["parameters"]["front.current_density_history_A_m2"]["unit"] == "A/m^2"
+
+
+@pytest.mark.dolfinx
+def test_run_resumed_from_a_checkpoint_continues_the_history(tmp_path):
+    from cait_fem.run.checkpoint import read_checkpoint
+    from cait_fem.run.simulation import Simulation
+
+    exp = dataclasses.replace(BASE, front=_history([0.0, 600.0, 900.0, 900.5, 1200.0, 1200.5, 2000.0],
+                                                   [J, 2 * J, 2 * J, 0.0, 0.0, J, J]))
+    whole = Simulation(exp).run(spatial_estimate=False)
+    first = dataclasses.replace(exp, run=dataclasses.replace(exp.run, t_end_s=900.0, output_times_s=()))
+    Simulation(first).run(checkpoint_dir=tmp_path / "ckpt", spatial_estimate=False)
+    resumed = Simulation(exp).run(resume=read_checkpoint(tmp_path / "ckpt"), spatial_estimate=False)
+    assert resumed.time_s.shape == whole.time_s.shape
+    for name in ("time_s", "foreign_inside_m2", "influx_integral_m2", "delivered_charge_C_m2", "landed_charge_C_m2"):
+        assert getattr(resumed, name) == approx(getattr(whole, name), rel=1e-12, abs=1e-12 * J * T_END), name
+    assert resumed.theta[-1] == approx(whole.theta[-1], rel=1e-10, abs=1e-14)

@@ -363,7 +363,8 @@ class Result:
                 "command_line": list(sys.argv), "working_directory": str(Path.cwd()),
                 "experiment": case, "parameters": parameters_with_units(case),
                 "species_order": list(self.species_names),
-                "output_times_s": self.output_times_s, "solver_metadata": self.metadata, "stats": self.stats,
+                "output_times_s": self.output_times_s, "exposure": self.exposure(),
+                "solver_metadata": self.metadata, "stats": self.stats,
                 "versions": versions, "columns": self.columns(),
                 "files": FILE_DESCRIPTIONS}
 
