@@ -320,3 +320,16 @@ def test_run_resumed_from_a_checkpoint_continues_the_history(tmp_path):
     for name in ("time_s", "foreign_inside_m2", "influx_integral_m2", "delivered_charge_C_m2", "landed_charge_C_m2"):
         assert getattr(resumed, name) == approx(getattr(whole, name), rel=1e-12, abs=1e-12 * J * T_END), name
     assert resumed.theta[-1] == approx(whole.theta[-1], rel=1e-10, abs=1e-14)
+
+
+def test_default_mesh_rule_follows_the_peak_of_the_history():
+    glass = cf.Glass(n_bg_m3=1.41e28, eps_r=8.0, temperature_K=300.0, thickness_m=1e-3)
+    run = cf.RunSettings(t_end_s=3600.0)
+
+    def rule(front):
+        return cf.Experiment(glass=glass, species=SLAB_EXP.species, front=front, run=run).depth_resolution
+
+    peak = rule(cf.Beam(2 * J, 10.0, 0.5))
+    logged = rule(_history([0.0, 1800.0, 1800.5, 4000.0], [2 * J, 2 * J, 0.5 * J, 0.5 * J]))
+    assert logged.front_spacing_m == peak.front_spacing_m and logged.fine_depth_m == peak.fine_depth_m
+    assert logged.front_spacing_m < rule(cf.Beam(0.5 * J, 10.0, 0.5)).front_spacing_m
