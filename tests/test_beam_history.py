@@ -333,3 +333,19 @@ def test_default_mesh_rule_follows_the_peak_of_the_history():
     logged = rule(_history([0.0, 1800.0, 1800.5, 4000.0], [2 * J, 2 * J, 0.5 * J, 0.5 * J]))
     assert logged.front_spacing_m == peak.front_spacing_m and logged.fine_depth_m == peak.fine_depth_m
     assert logged.front_spacing_m < rule(cf.Beam(0.5 * J, 10.0, 0.5)).front_spacing_m
+
+
+def test_cli_check_describes_the_logged_beam(tmp_path):
+    from support.paths import run_cli
+
+    _write(tmp_path, "time_s,current_A\n0,1e-8\n3000,1e-8\n3000.5,0\n4000,0\n")
+    case = tmp_path / "logged.toml"
+    case.write_text(CONTRACT_CASE_TOML.replace("current_density_A_m2 = 1e-2",
+                                               'current_history_csv = "beam.csv"\nspot_area_m2 = 1e-6'))
+    proc = run_cli(["check", str(case)])
+    assert proc.returncode == 0, proc.stderr
+    assert "front: beam (measured current history, 4 samples)" in proc.stdout
+    (tmp_path / "beam.csv").write_text("time_s,current_A\n0,1e-8\n3000,1e-8\n")  # ends before t_end = 3600 s
+    proc = run_cli(["check", str(case)])
+    assert proc.returncode != 0
+    assert "front.current_times_s" in proc.stderr + proc.stdout and "run.t_end_s = 3600" in proc.stderr + proc.stdout
