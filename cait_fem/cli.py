@@ -117,6 +117,8 @@ def _simulate_function():
 
 def _describe(exp) -> str:
     front = exp.front.type
+    if getattr(exp.front, "has_history", False):
+        front += f" (measured current history, {len(exp.front.current_times_s)} samples)"
     species = ", ".join(f"{s.name} ({s.role}, z = {s.charge_number}, {s.diffusion.to_dict().get('model', '?')})"
                         for s in exp.species)
     times = ", ".join(f"{t:g}" for t in exp.run.all_output_times_s)
@@ -275,7 +277,9 @@ def cmd_run(args) -> int:
         s = result.summary()
         _say(f"cait-fem: {exp.name}: {s['steps']} steps, {s['newton_iterations']} Newton iterations, "
              f"wall time {s.get('wall_time_s') or 0:.3g} s; plateau {s['plateau_native']:.4g}, "
-             f"front {s['front_position_nm']:.4g} nm, conservation error {s['conservation_error']:.2g}",
+             f"front {s['front_position_nm']:.4g} nm, conservation error {s['conservation_error']:.2g}"
+             + (f"; beam delivered {s['delivered_charge_C_m2']:.4g} C/m^2, landed {s['landed_fraction']:.4g} of it"
+                if "delivered_charge_C_m2" in s else ""),
              f"cait-fem: wrote {len(paths)} files to {os.path.abspath(args.output)}:",
              *(f"  {p}" for p in paths))
     return EXIT_OK

@@ -104,7 +104,12 @@ def test_save_and_read_back(result, tmp_path):
     assert np.array_equal(data[2 * n:, 5], result.potential_V[2])
     header, data = read_csv(out / "timeseries.csv")
     assert header == ["time_s", "current_density_A_m2", "surface_potential_V", "charge_C_m2", "foreign_inside_m2",
-                      "influx_integral_m2", "dt_s", "newton_iterations"]
+                      "influx_integral_m2", "dt_s", "newton_iterations", "beam_current_density_A_m2",
+                      "delivered_charge_C_m2", "landed_charge_C_m2"]
+    # the beam's 1e-2 A/m^2 for t; the synthetic influx lands all of it
+    assert np.array_equal(data[:, 8], np.full(result.time_s.size, 1e-2))
+    assert data[:, 9] == approx(1e-2 * result.time_s, rel=1e-15)
+    assert data[:, 10] == approx(1e-2 * result.time_s, rel=1e-14)
     assert np.array_equal(data[:, 0], result.time_s) and np.array_equal(data[:, 4], result.foreign_inside_m2)
     assert np.array_equal(data[:, 7], result.newton_iterations)
     names = np.genfromtxt(out / "timeseries.csv", delimiter=",", names=True).dtype.names

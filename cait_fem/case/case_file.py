@@ -31,6 +31,7 @@ except ModuleNotFoundError:  # Python 3.10: the same parser as the tomli package
 from cait_fem.errors import ConfigError
 from cait_fem.physics.diffusion import DiffusionLaw, diffusion_law_from_dict
 
+from .beam_history import read_history_csv
 from .experiment import (
     AnodeFront,
     BackElectrode,
@@ -103,9 +104,9 @@ def _coerce(cls, kwargs: dict, where: str) -> dict:
     return out
 
 
-def _build(cls, d: dict, where: str, extra_allowed=()):
+def _build(cls, d: dict, where: str, extra_allowed=(), required=None):
     allowed = tuple(extra_allowed) + tuple(f.name for f in _init_fields(cls))
-    _check_keys(d, where, allowed, _required(cls))
+    _check_keys(d, where, allowed, _required(cls) if required is None else required)
     kwargs = {k: v for k, v in d.items() if k not in extra_allowed}
     return cls(**_coerce(cls, kwargs, where))
 
@@ -189,16 +190,47 @@ def _species(entry, index: int, glass_preset: str | None, native_diffusion):
     return Species(name=name, role=role, diffusion=law, charge_number=z)
 
 
-def experiment_from_dict(d: dict, source: str = "<dict>", *, default_name: str | None = None) -> Experiment:
+def experiment_from_dict(d: dict, source: str = "<dict>", *, default_name: str | None = None,
+                         base_dir=None) -> Experiment:
     """Validate a case dictionary (as read from TOML) and build the Experiment. Errors are
-    ConfigError prefixed with ``source`` (the file name)."""
+    ConfigError prefixed with ``source`` (the file name). ``base_dir``: the directory
+    relative file paths (``front.current_history_csv``) are taken from (default: the
+    working directory)."""
     try:
-        return _experiment_from_dict(d, default_name)
+        return _experiment_from_dict(d, default_name, base_dir)
     except ConfigError as exc:
         raise ConfigError(f"{source}: {exc}") from None
 
 
-def _experiment_from_dict(d: dict, default_name: str | None) -> Experiment:
+def _beam_history_from_csv(front_d: dict, base_dir) -> dict:
+    """``[front] current_history_csv`` (a path relative to the case file) read into the
+    Beam's ``current_times_s`` and ``current_density_history_A_m2``; ``spot_area_m2``
+    [m^2] converts a ``current_A`` column (:func:`~cait_fem.case.beam_history.read_history_csv`)."""
+    if "current_history_csv" not in front_d:
+        if "spot_area_m2" in front_d:
+            raise ConfigError(f"front.spot_area_m2 = {front_d['spot_area_m2']!r} is not allowed: only with "
+                              "front.current_history_csv (a CSV whose current column is current_A)")
+        return front_d
+    csv = front_d.pop("current_history_csv")
+    if not isinstance(csv, str) or not csv:
+        raise ConfigError(f"front.current_history_csv = {csv!r} is not allowed: a CSV file path (relative to "
+                          "the case file)")
+    for key in ("current_times_s", "current_density_history_A_m2", "current_density_A_m2"):
+        if key in front_d:
+            raise ConfigError(f"front.{key} = {front_d[key]!r} is not allowed: not with front.current_history_csv "
+                              f"= {csv!r} (give the current once)")
+    path = Path(csv) if Path(csv).is_absolute() or base_dir is None else Path(base_dir) / csv
+    spot_area = front_d.pop("spot_area_m2", None)
+    if isinstance(spot_area, int) and not isinstance(spot_area, bool):
+        spot_area = float(spot_area)
+    times, values = read_history_csv(path, spot_area)
+    source = str(path) + (f" (current_A / spot_area_m2 = {spot_area!r} m^2)" if spot_area is not None else "")
+    front_d.update(current_times_s=list(times), current_density_history_A_m2=list(values),
+                   current_history_source=source)
+    return front_d
+
+
+def _experiment_from_dict(d: dict, default_name: str | None, base_dir=None) -> Experiment:
     if not isinstance(d, dict):
         raise ConfigError(f"the case = {d!r} is not allowed: must be a table of tables")
     allowed = TOP_LEVEL_KEYS
@@ -226,7 +258,14 @@ def _experiment_from_dict(d: dict, default_name: str | None) -> Experiment:
     if not isinstance(ftype, str) or ftype not in FRONT_TYPES:
         raise ConfigError(f"front.type = {ftype!r} is not allowed: one of "
                           f"{', '.join(repr(t) for t in FRONT_TYPES)}")
-    front = _build(FRONT_TYPES[ftype], front_d, "front", extra_allowed=("type",))
+    extra, required = ("type",), None
+    if ftype == "beam":
+        front_d = _beam_history_from_csv(front_d, base_dir)
+        extra += ("current_history_csv", "spot_area_m2")
+        # the current: a constant or a history (read from the CSV above, or given inline)
+        history = "current_times_s" in front_d or "current_density_history_A_m2" in front_d
+        required = ("E_kin_eV", "sigma_E_eV") + (() if history else ("current_density_A_m2",))
+    front = _build(FRONT_TYPES[ftype], front_d, "front", extra_allowed=extra, required=required)
 
     back_d = dict(_table(d.get("back", {}), "back"))
     btype = back_d.get("type", "electrode")
@@ -261,7 +300,7 @@ def load_case(path: str | os.PathLike) -> Experiment:
     if isinstance(mesh_file, str) and mesh_file and not Path(mesh_file).is_absolute():
         # relative to the case file, like the data paths of a fit file
         d["geometry"]["mesh_file"] = str(p.parent / mesh_file)
-    return experiment_from_dict(d, source=str(p), default_name=p.stem)
+    return experiment_from_dict(d, source=str(p), default_name=p.stem, base_dir=p.parent)
 
 
 # ----------------------------------------------------------------------------- writing

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from cait_fem.errors import ConfigError
 from cait_fem.physics.diffusion import DiffusionLaw, check_diffusivity_range
 
+from .beam_history import charge_at, check_history, current_at, history_breaks
 from .estimates import DEFAULT_MAX_CELLS, check_size
 from .geometry import Geometry
 from .resolution import DepthResolution, depth_resolution
@@ -112,20 +113,69 @@ class Beam:
     """Alkali ion beam on the front surface (docs/model.md section 4.1): current density
     ``current_density_A_m2`` [A/m^2], kinetic energy mean ``E_kin_eV`` and spread
     ``sigma_E_eV`` [eV]. Ions land only if their kinetic energy exceeds e*phi_s.
-    ``species``: the foreign species in the beam (default: the first foreign species)."""
+    ``species``: the foreign species in the beam (default: the first foreign species).
 
-    current_density_A_m2: float
-    E_kin_eV: float
-    sigma_E_eV: float
+    Instead of a constant current density, a measured history: ``current_times_s`` [s]
+    (from 0, strictly increasing, reaching run.t_end_s) and ``current_density_history_A_m2``
+    [A/m^2], linear between the samples (:mod:`cait_fem.case.beam_history`; a case file may
+    read them from a CSV, ``current_history_csv``). ``current_history_source``: where they
+    came from (informational)."""
+
+    # defaults only so that current_density_A_m2 may be left out for a history while the
+    # field order (current_density_A_m2, E_kin_eV, sigma_E_eV, species) of positional calls stays
+    current_density_A_m2: float | None = None
+    E_kin_eV: float | None = None
+    sigma_E_eV: float | None = None
     species: str | None = None
+    current_times_s: tuple[float, ...] | None = None
+    current_density_history_A_m2: tuple[float, ...] | None = None
+    current_history_source: str | None = None
     type: str = field(default="beam", init=False)
 
     def __post_init__(self):
-        ok = _is_real(self.current_density_A_m2) and self.current_density_A_m2 >= 0
-        _require(ok and math.isfinite(self.current_density_A_m2), "front.current_density_A_m2",
-                 self.current_density_A_m2, "must be a finite number >= 0")
+        history = (self.current_times_s, self.current_density_history_A_m2)
+        if history == (None, None):
+            ok = _is_real(self.current_density_A_m2) and self.current_density_A_m2 >= 0
+            _require(ok and math.isfinite(self.current_density_A_m2), "front.current_density_A_m2",
+                     self.current_density_A_m2, "must be a finite number >= 0 (or give a current history: "
+                     "current_history_csv, or current_times_s with current_density_history_A_m2)")
+            _require(self.current_history_source is None, "front.current_history_source",
+                     self.current_history_source, "only with a current history")
+        else:
+            _require(self.current_density_A_m2 is None, "front.current_density_A_m2", self.current_density_A_m2,
+                     "not with a current history (current_times_s, current_density_history_A_m2): give one of them")
+            for key, value in zip(("current_times_s", "current_density_history_A_m2"), history):
+                _require(value is not None, f"front.{key}", value, "required with a current history")
+            times, values = check_history(*history, "current_times_s", "current_density_history_A_m2")
+            object.__setattr__(self, "current_times_s", times)
+            object.__setattr__(self, "current_density_history_A_m2", values)
+            _require(self.current_history_source is None or isinstance(self.current_history_source, str),
+                     "front.current_history_source", self.current_history_source, "a string")
         _positive("front.E_kin_eV", self.E_kin_eV)
         _positive("front.sigma_E_eV", self.sigma_E_eV)
+
+    @property
+    def has_history(self) -> bool:
+        """True for a measured current history, False for a constant current density."""
+        return self.current_times_s is not None
+
+    def current_density_at(self, t_s):
+        """The beam current density j(t) [A/m^2] at ``t_s`` [s] (scalar or array)."""
+        if not self.has_history:
+            return self.current_density_A_m2 + 0.0 * t_s
+        return current_at(t_s, self.current_times_s, self.current_density_history_A_m2)
+
+    def charge_C_m2(self, t_s):
+        """The charge the beam delivered by ``t_s`` [s], int_0^t j dt [C/m^2], exactly."""
+        if not self.has_history:
+            return self.current_density_A_m2 * t_s
+        return charge_at(t_s, self.current_times_s, self.current_density_history_A_m2)
+
+    def current_breaks_s(self) -> tuple[tuple[float, bool], ...]:
+        """(time [s], restart) the time stepper lands on (:func:`~cait_fem.case.beam_history.history_breaks`)."""
+        if not self.has_history:
+            return ()
+        return history_breaks(self.current_times_s, self.current_density_history_A_m2)
 
 
 VOLTAGE_HISTORIES = ("constant", "ramp", "steps", "table")
@@ -604,6 +654,10 @@ class Experiment:
         object.__setattr__(self, "species", physics.species)
         object.__setattr__(self, "_physics", physics)  # validated once; not a field
         _require(isinstance(self.geometry, Geometry), "geometry", self.geometry, "a cait_fem.case.geometry.Geometry")
+        if isinstance(self.front, Beam) and self.front.has_history:
+            end = self.front.current_times_s[-1]
+            _require(end >= self.run.t_end_s, "front.current_times_s", f"[..., {end!r}]",
+                     f"the beam history must reach run.t_end_s = {self.run.t_end_s!r} s (its last time is {end!r} s)")
         if self.mesh.front_spacing_m is not None:
             _require(self.mesh.front_spacing_m < self.glass.thickness_m, "mesh.front_spacing_m",
                      self.mesh.front_spacing_m, f"must be < glass.thickness_m = {self.glass.thickness_m!r}")

@@ -141,7 +141,9 @@ def _front_drive(exp) -> tuple[float | None, float | None]:
     if not exp.foreign:
         return None, None
     if kind == "beam":
-        return front.current_density_A_m2, front.E_kin_eV + BEAM_SPREAD_SIGMAS * front.sigma_E_eV
+        # a measured history: its peak, the sharpest front and (conservatively) the deepest reach
+        j = max(front.current_density_history_A_m2) if front.has_history else front.current_density_A_m2
+        return j, front.E_kin_eV + BEAM_SPREAD_SIGMAS * front.sigma_E_eV
     if kind == "current":
         return front.current_density_A_m2, None
     if kind == "potential":

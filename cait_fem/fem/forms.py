@@ -272,7 +272,8 @@ class NPPForms:
             return {"U": front.voltage_at(self.time_s, left) / sc.potential_V}
         z = self.charges[self.front_index]
         if isinstance(front, (Beam, CurrentFront)):
-            flux = front.current_density_A_m2 / (z * _ELEMENTARY_CHARGE) / sc.flux_m2_s
+            j = front.current_density_at(self.time_s) if isinstance(front, Beam) else front.current_density_A_m2
+            flux = j / (z * _ELEMENTARY_CHARGE) / sc.flux_m2_s
             vals = {"flux": flux}
             if isinstance(front, Beam):
                 vals["E_kin"] = front.E_kin_eV / sc.potential_V
@@ -304,14 +305,36 @@ class NPPForms:
             self.front_constants[k].value = v
         self.back_rate.value = self._back_rate()
 
-    def set_time(self, t: float, left: bool = False) -> None:
+    def set_time(self, t: float, left: bool = False, previous_times=None) -> None:
         """Boundary values at the dimensionless time ``t`` (in ``scales.time_s``): the
-        front potential of a voltage history. ``left``: at a jump of the history, the value
-        before it. Constants only: nothing is recompiled."""
+        front potential of a voltage history, the current of a beam history. ``left``: at a
+        jump of the history, the value before it. Constants only: nothing is recompiled.
+
+        ``previous_times``: the times of the previous states of a BDF step ending at ``t``
+        (newest first, one per coefficient after a0 of the last :meth:`set_bdf`). A beam
+        history then enters as the BDF derivative of its exact delivered charge Q(t),
+        (a0 Q(t) + a1 Q(t_n) + ...) / dt, instead of j(t): the step's BDF formula integrates
+        it back to Q, so the charge the model receives equals the delivered charge at every
+        step to round-off, however the samples vary between steps (docs/numerics.md
+        section 6); for a smooth j(t) it is j(t) + O(dt^order)."""
         front = self.physics.front
         if isinstance(front, (PotentialFront, AnodeFront)):
             self.time_s = float(t) * self.scales.time_s
             self.front_constants["U"].value = self._front_values(left)["U"]
+        elif isinstance(front, Beam) and front.has_history:
+            ts = self.scales.time_s
+            self.time_s = float(t) * ts
+            if previous_times is None:
+                j = front.current_density_at(self.time_s)
+            else:
+                dt, a = self._bdf
+                times = [float(t)] + [float(tk) for tk in previous_times][: len(a) - 1]
+                charges = front.charge_C_m2(np.array(times) * ts)
+                # sum a_k = 0 only up to rounding: differences against Q(t_n), or a beam
+                # switched off would receive rounding * Q / dt over the restart's tiny steps
+                j = float(np.dot(a[: len(times)], charges - charges[1])) / (dt * ts)
+            z = self.charges[self.front_index]
+            self.front_constants["flux"].value = j / (z * _ELEMENTARY_CHARGE) / self.scales.flux_m2_s
 
     def set_bdf(self, dt: float, a) -> None:
         """Step ``dt`` (dimensionless, in ``scales.time_s``) and BDF coefficients
@@ -322,6 +345,7 @@ class NPPForms:
             raise ValueError(f"BDF coefficients {tuple(a)!r}: 2 to 4 values (BDF1 to BDF3)")
         self.inv_dt.value = 1.0 / dt
         self.a0.value = a[0]
+        self._bdf = (float(dt), tuple(float(c) for c in a))
         history = self.u_history.x.array
         history[:] = 0.0
         for coefficient, previous in zip(a[1:], (self.u_n, self.u_nm1, self.u_nm2)):

@@ -19,6 +19,7 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import Formatter, FuncFormatter
+from scipy.constants import e as _E_CHARGE
 
 from cait_fem.fileio import atomic_path
 
@@ -241,6 +242,11 @@ def _timeseries_figure(result) -> Figure:
     if keep.any():
         axes[1, 1].plot(t[keep], result.influx_integral_m2[keep], lw=1.0, ls="--", color="C3",
                         label="integrated influx")
+        if result.has_influx_law:
+            # the beam's ions, landed or not: the gap to the influx is the reflected part
+            z = result.experiment.beam_species.charge_number
+            axes[1, 1].plot(t[keep], result.delivered_charge_C_m2[keep] / (z * _E_CHARGE), lw=1.0, ls=":",
+                            color="C2", label="delivered by the beam")
         axes[1, 1].legend(fontsize=8)
         for ax in axes.ravel():
             ax.set_xscale("log")

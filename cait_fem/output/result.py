@@ -8,7 +8,8 @@ units of every column in ``metadata.json["columns"]``):
   ``time_s, depth_nm, theta_<species>..., excess_charge, potential_V``
 - ``timeseries.csv`` one row per accepted step: ``time_s, current_density_A_m2,
   surface_potential_V, charge_C_m2, foreign_inside_m2, influx_integral_m2, dt_s,
-  newton_iterations``
+  newton_iterations``; for a beam or current front also ``beam_current_density_A_m2,
+  delivered_charge_C_m2, landed_charge_C_m2`` (:data:`BEAM_COLUMNS`)
 - ``summary.json``   :meth:`Result.summary`;  ``metadata.json``  :meth:`Result.to_metadata`
 - ``profiles.png``, ``profiles_log.png``, ``diffusion.png``, ``timeseries.png`` (:meth:`Result.plot`)
 """
@@ -25,6 +26,7 @@ from functools import cached_property
 from pathlib import Path
 
 import numpy as np
+from scipy.constants import e as _E_CHARGE
 
 from cait_fem.analysis import metrics as _metrics
 from cait_fem.case.case_file import experiment_to_dict, parameters_with_units
@@ -60,6 +62,16 @@ TIMESERIES_COLUMNS = {
     "influx_integral_m2": ("m^-2", "time integral of the foreign-ion influx at the front per area"),
     "dt_s": ("s", "step size that led to this time (0 at t = 0)"),
     "newton_iterations": ("1", "Newton iterations of this accepted step (0 at t = 0)"),
+}
+#: columns added for a front with an influx law (front.type "beam" or "current")
+BEAM_COLUMNS = {
+    "beam_current_density_A_m2": ("A/m^2", "beam current density j(t) at the front: the case's value, or its "
+                                           "measured history (linear between samples)"),
+    "delivered_charge_C_m2": ("C/m^2", "charge the beam delivered since t = 0, int_0^t j dt (exact integral of "
+                                       "the history)"),
+    "landed_charge_C_m2": ("C/m^2", "charge of the foreign ions that landed (entered the sample) since t = 0: "
+                                    "z e influx_integral_m2; below the delivered charge where the surface potential "
+                                    "reflects part of the beam"),
 }
 
 
@@ -228,6 +240,67 @@ class Result:
         return out
 
     @property
+    def has_influx_law(self) -> bool:
+        """True for a front that delivers ions by a current (beam or current front)."""
+        return self.experiment.front.type in ("beam", "current")
+
+    @property
+    def beam_current_density_A_m2(self) -> np.ndarray:
+        """The beam current density j(t) [A/m^2] at ``time_s`` (NaN for a front without an
+        influx law): the case's constant or its measured history."""
+        front = self.experiment.front
+        if front.type == "beam":
+            return np.asarray(front.current_density_at(self.time_s), dtype=float)
+        if front.type == "current":
+            return np.full_like(self.time_s, front.current_density_A_m2)
+        return np.full_like(self.time_s, np.nan)
+
+    @property
+    def delivered_charge_C_m2(self) -> np.ndarray:
+        """The charge the beam delivered by ``time_s``, int_0^t j dt [C/m^2] (exact
+        integral of the history; NaN for a front without an influx law). A sequential
+        experiment counts from its own t = 0."""
+        front = self.experiment.front
+        if front.type == "beam":
+            return np.asarray(front.charge_C_m2(self.time_s), dtype=float)
+        if front.type == "current":
+            return front.current_density_A_m2 * self.time_s
+        return np.full_like(self.time_s, np.nan)
+
+    @property
+    def landed_charge_C_m2(self) -> np.ndarray:
+        """The charge of the foreign ions that entered the sample by ``time_s`` [C/m^2]:
+        z e times ``influx_integral_m2`` (NaN for a front without an influx law). Less than
+        the delivered charge where the surface potential reflects part of the beam."""
+        if not self.has_influx_law:
+            return np.full_like(self.time_s, np.nan)
+        return self.experiment.beam_species.charge_number * _E_CHARGE * self.influx_integral_m2
+
+    def timeseries_columns(self) -> dict:
+        """The columns of timeseries.csv: {name: (unit, description)}."""
+        return {**TIMESERIES_COLUMNS, **(BEAM_COLUMNS if self.has_influx_law else {})}
+
+    def exposure(self) -> dict:
+        """The exposure of the run: its duration, the charge the beam delivered and the
+        charge that landed [C/m^2], the delivered ions [m^-2] and the landed fraction, and
+        the kind of current ("constant" or "measured history" with its sample count and
+        source); {} for a front without an influx law."""
+        if not self.has_influx_law or self.time_s.size == 0:
+            return {}
+        z = self.experiment.beam_species.charge_number
+        delivered, landed = float(self.delivered_charge_C_m2[-1]), float(self.landed_charge_C_m2[-1])
+        front = self.experiment.front
+        out = {"exposure_time_s": float(self.time_s[-1]), "delivered_charge_C_m2": delivered,
+               "landed_charge_C_m2": landed, "delivered_ions_m2": delivered / (z * _E_CHARGE),
+               "landed_fraction": landed / delivered if delivered > 0 else float("nan"),
+               "beam_current": "constant"}
+        if getattr(front, "has_history", False):
+            out["beam_current"] = "measured history"
+            out["beam_history_samples"] = len(front.current_times_s)
+            out["beam_history_source"] = front.current_history_source
+        return out
+
+    @property
     def conservation_error(self) -> float:
         """max_t |foreign ions gained - integrated influx| / (integrated influx at the end);
         "gained" counts from the initial state, which a sequential experiment inherits.
@@ -254,7 +327,7 @@ class Result:
                "final_current_density_A_m2": last(self.current_density_A_m2),
                "final_surface_potential_V": last(self.surface_potential_V),
                "charge_C_m2": last(self.charge_C_m2), "foreign_inside_m2": last(self.foreign_inside_m2),
-               "influx_integral_m2": last(self.influx_integral_m2),
+               "influx_integral_m2": last(self.influx_integral_m2), **self.exposure(),
                "steps": int(max(self.time_s.size - 1, 0)), "rejected_steps": 0,
                "newton_iterations": int(self.newton_iterations.sum()), "wall_time_s": None,
                "cells": None, "dofs": None}
@@ -278,7 +351,7 @@ class Result:
             prof[f"theta_{name}"] = {"unit": "1", "description": f"n_{name} / n_bg (fraction of the background)"}
         prof["excess_charge"] = {"unit": "1", "description": "(sum_i z_i n_i - n_bg) / n_bg"}
         prof["potential_V"] = {"unit": "V", "description": "electric potential (back electrode = 0)"}
-        ts = {k: {"unit": u, "description": d} for k, (u, d) in TIMESERIES_COLUMNS.items()}
+        ts = {k: {"unit": u, "description": d} for k, (u, d) in self.timeseries_columns().items()}
         return {PROFILES_CSV: prof, TIMESERIES_CSV: ts}
 
     def to_metadata(self) -> dict:
@@ -290,7 +363,8 @@ class Result:
                 "command_line": list(sys.argv), "working_directory": str(Path.cwd()),
                 "experiment": case, "parameters": parameters_with_units(case),
                 "species_order": list(self.species_names),
-                "output_times_s": self.output_times_s, "solver_metadata": self.metadata, "stats": self.stats,
+                "output_times_s": self.output_times_s, "exposure": self.exposure(),
+                "solver_metadata": self.metadata, "stats": self.stats,
                 "versions": versions, "columns": self.columns(),
                 "files": FILE_DESCRIPTIONS}
 
@@ -307,8 +381,8 @@ class Result:
         cols += [self.theta[:, i, :].ravel() for i in range(len(self.species_names))]
         cols += [self.excess_charge.ravel(), self.potential_V.ravel()]
         paths = [write_csv_atomic(d / PROFILES_CSV, header, cols)]
-        paths.append(write_csv_atomic(d / TIMESERIES_CSV, list(TIMESERIES_COLUMNS),
-                                      [getattr(self, c) for c in TIMESERIES_COLUMNS]))
+        columns = self.timeseries_columns()
+        paths.append(write_csv_atomic(d / TIMESERIES_CSV, list(columns), [getattr(self, c) for c in columns]))
         paths.append(write_json_atomic(d / SUMMARY_JSON, self.summary()))
         paths.append(write_json_atomic(d / METADATA_JSON, self.to_metadata()))
         return paths

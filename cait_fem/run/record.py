@@ -54,7 +54,10 @@ class RunRecord:
         (a0, a1, ...) and the influx ``rate`` at its end (dimensionless): the integral obeys
         dI/dt = rate, discretised like the state so that conservation checks are exact."""
         a = coefficients
-        new = (h * rate - sum(aj * ij for aj, ij in zip(a[1:], self.influx))) / a[0]
+        # in differences from I_n (sum a_j = 0): a zero rate then keeps I exactly, where
+        # the plain sum would add rounding * I at every step (a beam switched off)
+        last = self.influx[0]
+        new = last + (h * rate - sum(aj * (ij - last) for aj, ij in zip(a[2:], self.influx[1:]))) / a[0]
         self.influx[:] = [new] + self.influx[:-1]
         return new
 

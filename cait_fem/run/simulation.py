@@ -16,7 +16,7 @@ from mpi4py import MPI  # (MPI is initialised by mpi4py before PETSc/DOLFINx)
 import numpy as np
 from scipy import constants as sc
 
-from cait_fem.case.experiment import AnodeFront, Experiment, PotentialFront
+from cait_fem.case.experiment import AnodeFront, Beam, Experiment, PotentialFront
 from cait_fem.case.refinement import refined_mesh
 from cait_fem.errors import ConfigError
 from cait_fem.fem.backend import require_dolfinx
@@ -189,11 +189,16 @@ class Simulation:
 
     def _voltage_breaks(self) -> tuple:
         """(dimensionless time, jump) of the kinks and jumps of the front's voltage history
-        before t_end: the stepper lands on them (docs/model.md section 4.7)."""
+        (docs/model.md section 4.7), or of the large changes of a beam current history
+        (section 4.1), before t_end: the stepper lands on them."""
         front, ts = self.experiment.front, self.scales.time_s
-        if not isinstance(front, (PotentialFront, AnodeFront)):
+        if isinstance(front, Beam):
+            breaks = front.current_breaks_s()
+        elif isinstance(front, (PotentialFront, AnodeFront)):
+            breaks = front.voltage_breaks_s()
+        else:
             return ()
-        return tuple((t / ts, jump) for t, jump in front.voltage_breaks_s() if t < self.experiment.run.t_end_s)
+        return tuple((t / ts, jump) for t, jump in breaks if t < self.experiment.run.t_end_s)
 
     def _store_step(self, record: RunRecord, step) -> None:
         """Record an accepted step (the forms hold its solution and BDF coefficients)."""

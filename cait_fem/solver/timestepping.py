@@ -121,7 +121,7 @@ class AdaptiveBDF:
         if hasattr(f, "set_time"):
             # a step ending on a jump takes the value before it (left): the jump acts from
             # the next step on
-            f.set_time(step.t_end, left=step.at_break)
+            f.set_time(step.t_end, left=step.at_break, previous_times=[tk for tk, _ in reversed(history)][: len(a) - 1])
         predicted = bdf.predict(step.predictor_order, step.h, history)
         self._prediction = ((step.predictor_order, step.h, history[-1][0]), predicted)
         f.u.x.array[:] = predicted
