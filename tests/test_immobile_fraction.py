@@ -62,7 +62,7 @@ def test_below_the_cutoff_only_the_floor_is_left_and_above_the_edge_the_sed():
     assert np.allclose(law.diffusivity_m2_s(above, T), _sed_only(above), rtol=1e-10, atol=0)
     # the edge rises monotonically from 0 to 1 within a few widths
     edge = np.linspace(0.15, 0.15 + 5 * W, 200)
-    m = law.mobile_edge(edge, 0.15)
+    m = law.mobile_edge(edge, 0.15, W)
     assert m[0] == 0.0 and np.all(np.diff(m) > 0) and m[-1] > 1 - 1e-10
 
 

@@ -47,12 +47,13 @@ RELATIVE_D_RANGE = 1.0 / FLOOR_FRACTION
 # SED occupancy clamp: keeps Phi^-1 finite when Newton steps theta below 0 or above 1/p_b
 _P_MIN, _P_MAX = 1e-20, 1.0 - 1e-12
 _FD_KNOTS = 120
-#: width w [-] (in native fraction) of the mobile edge of an SED with an immobile fraction:
-#: D reaches 99 % of the SED value 2.1 w above theta_imm. Narrow, so that the plateau
-#: sits at theta_imm (a plateau forms at the edge only where D falls by orders of magnitude
-#: within a small range of theta; docs/model.md section 3.10), but wide against Newton's
-#: updates at the plateau.
-IMMOBILE_EDGE_WIDTH = 2e-3
+#: default width w [-] (in native fraction) of the mobile edge of an SED with an immobile
+#: fraction (``mobile_edge_width``): D reaches 99 % of the SED value 2.1 w above theta_imm.
+#: The plateau comes out flat to about w / 10 (docs/model.md section 3.10); every node the
+#: front passes stops within a time ~ w / (its drain rate), which the time steps resolve:
+#: w = 0.002 took 1.9x the steps of 0.005 for a flat plateau only 3e-4 flatter
+#: (docs/numerics.md section 3).
+IMMOBILE_EDGE_WIDTH = 5e-3
 
 
 def _require(condition: bool, name: str, value, allowed: str) -> None:
@@ -250,9 +251,10 @@ class GaussianSED(DiffusionLaw):
     fraction theta_imm = 1 - f_m of the bulk density, do not take part in long-range
     transport (docs/model.md section 3.10). D is then multiplied by the mobile edge
 
-        m(theta) = 1 - exp(-(max(theta - theta_imm, 0) / w)^2),   w = IMMOBILE_EDGE_WIDTH,
+        m(theta) = 1 - exp(-(max(theta - theta_imm, 0) / w)^2),
 
-    which is 1 (to 1e-4) from theta_imm + 3 w up and 0 at and below theta_imm, where only
+    w = ``mobile_edge_width`` [-] (default :data:`IMMOBILE_EDGE_WIDTH`, 0.005), which is
+    1 (to 1e-4) from theta_imm + 3 w up and 0 at and below theta_imm, where only
     the floor is left: the native ions are frozen once the SED has been emptied down to
     E_c. m is continuously differentiable, so the exact Jacobian stays continuous.
     Absent (default): no cut-off, every native ion is mobile.
@@ -269,12 +271,19 @@ class GaussianSED(DiffusionLaw):
     D_ref_m2_s: float | None = None
     T_ref_K: float | None = None
     mobile_fraction: float | None = None
+    mobile_edge_width: float | None = None
 
     def _validate(self):
         self._positive("fwhm_eV")
         f = self.mobile_fraction
         self._check("mobile_fraction", f is None or (_is_number(f) and 0 < f <= 1),
                     "a fraction in (0, 1]: the mobile part of the populated SED (absent: all mobile)")
+        w = self.mobile_edge_width
+        if w is not None:
+            self._check("mobile_edge_width", f is not None,
+                        "only with mobile_fraction (the width of its mobile edge)")
+            self._check("mobile_edge_width", _is_number(w) and 0 < w <= 0.1,
+                        "a native fraction in (0, 0.1]: the width of the mobile edge above theta_imm")
         v = self.vacancy_fraction
         self._check("vacancy_fraction", _is_number(v) and 0 < v < 1,
                     "must lie in (0, 1) (v = 0 puts the bulk Fermi level at infinity)")
@@ -342,14 +351,22 @@ class GaussianSED(DiffusionLaw):
         return float(sed.fermi_shift_eV(self.immobile_fraction, vacancy_fraction=self.vacancy_fraction,
                                         **self._sed_args(temperature_K)))
 
-    def mobile_edge(self, theta, theta_immobile, ops=NUMPY):
-        """m(theta) [-] (class docstring); ``theta_immobile`` a number or UFL Constant."""
+    @property
+    def edge_width(self) -> float:
+        """w [-] of the mobile edge: ``mobile_edge_width`` or :data:`IMMOBILE_EDGE_WIDTH`."""
+        return IMMOBILE_EDGE_WIDTH if self.mobile_edge_width is None else float(self.mobile_edge_width)
+
+    @staticmethod
+    def mobile_edge(theta, theta_immobile, width, ops=NUMPY):
+        """m(theta) [-] (class docstring); ``theta_immobile`` and ``width`` numbers or UFL Constants."""
         # beyond u = 10, exp(-u^2) < 4e-44: m is 1 in double precision (no underflow)
-        u = ops.min(ops.max(theta - theta_immobile, 0.0) / IMMOBILE_EDGE_WIDTH, 10.0)
+        u = ops.min(ops.max(theta - theta_immobile, 0.0) / width, 10.0)
         return 1.0 - ops.exp(-u * u)
 
     def _cut_parameters(self) -> dict[str, float]:
-        return {} if self.mobile_fraction is None else {"theta_immobile": self.immobile_fraction}
+        if self.mobile_fraction is None:
+            return {}
+        return {"theta_immobile": self.immobile_fraction, "edge_width": self.edge_width}
 
     def nondim_parameters(self, temperature_K, D_ref_m2_s):
         return {**self._sed_parameters(temperature_K, D_ref_m2_s), **self._cut_parameters()}
@@ -380,7 +397,7 @@ class GaussianSED(DiffusionLaw):
     def relative(self, theta, params, ops=NUMPY):
         core = self._sed_relative(theta, params, ops)
         if "theta_immobile" in params:
-            core = core * self.mobile_edge(theta, params["theta_immobile"], ops)
+            core = core * self.mobile_edge(theta, params["theta_immobile"], params["edge_width"], ops)
         return core + params["D_floor"]
 
     def relative_between(self, own, ends, params, ops=NUMPY):
@@ -391,7 +408,7 @@ class GaussianSED(DiffusionLaw):
         where theta is smooth. The SED part stays at the midpoint."""
         if "theta_immobile" not in params:
             return self.relative(own, params, ops)
-        m_a, m_b = (self.mobile_edge(t, params["theta_immobile"], ops) for t in ends)
+        m_a, m_b = (self.mobile_edge(t, params["theta_immobile"], params["edge_width"], ops) for t in ends)
         # 1e-100: 0/0 where both nodes are frozen, yet its square stays a normal double
         edge = 2.0 * m_a * m_b / (m_a + m_b + 1e-100)
         return self._sed_relative(own, params, ops) * edge + params["D_floor"]
@@ -418,7 +435,7 @@ class GaussianSED(DiffusionLaw):
         core = self._sed_core_m2_s(theta, temperature_K)
         if self.mobile_fraction is None:
             return core
-        return core * self.mobile_edge(np.asarray(theta, dtype=float), self.immobile_fraction)
+        return core * self.mobile_edge(np.asarray(theta, dtype=float), self.immobile_fraction, self.edge_width)
 
     def dD_dtheta_m2_s(self, theta, temperature_K):
         theta = np.asarray(theta, dtype=float)
@@ -428,9 +445,10 @@ class GaussianSED(DiffusionLaw):
         core = self._sed_core_m2_s(theta, temperature_K)
         if self.mobile_fraction is None:
             return core * dlogD
-        u = np.minimum(np.maximum(theta - self.immobile_fraction, 0.0) / IMMOBILE_EDGE_WIDTH, 10.0)
+        w = self.edge_width
+        u = np.minimum(np.maximum(theta - self.immobile_fraction, 0.0) / w, 10.0)
         tail = np.exp(-u * u)
-        return core * (dlogD * (1.0 - tail) + np.where(u < 10.0, 2.0 * u / IMMOBILE_EDGE_WIDTH * tail, 0.0))
+        return core * (dlogD * (1.0 - tail) + np.where(u < 10.0, 2.0 * u / w * tail, 0.0))
 
 
 @dataclass(frozen=True)
