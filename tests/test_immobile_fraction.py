@@ -190,3 +190,32 @@ def test_fig4_split_comes_from_the_cutoff_of_the_transport():
     assert parts["fermi_level_plateau_eV"] - parts["fermi_level_bulk_eV"] == approx(law.cutoff_energy_eV(T), rel=1e-12)
     plain = psed_parts(E, SED, N_BG, 0.2, T)
     assert plain["split_from"] == "plateau" and np.trapezoid(plain["mobile_m3_eV"], E) / N_BG == approx(0.8, rel=2e-3)
+
+
+@pytest.mark.dolfinx
+@pytest.mark.slow
+def test_a_fit_recovers_each_experiments_mobile_fraction_with_one_shared_sed():
+    """Two experiments on one SED, their immobile fractions 15 % and 10 %: the fit of
+    ``species.Li.diffusion.mobile_fraction`` per experiment (not shared) from plateau
+    targets finds both, from a common start of 0.92."""
+    from support.experiments import SLAB_GLASS
+
+    from cait_fem.case.case_file import experiment_to_dict
+    from cait_fem.fit import fit_case_from_dict, run_fit
+
+    def case(mobile):
+        exp = cf.Experiment(glass=SLAB_GLASS, species=(cf.Species("Li", "native", SED.replace(mobile_fraction=mobile)),
+                                                       cf.Species("K", "foreign", cf.ConstantD(D_m2_s=1e-21))),
+                            front=cf.Beam(1e-2, 10.0, 0.5), run=cf.RunSettings(t_end_s=3600.0))
+        return experiment_to_dict(exp)
+
+    truth = {"A": 0.85, "B": 0.90}
+    fit_case = fit_case_from_dict({
+        "experiment": [{"name": n, "case": case(0.92), "targets": {"plateau": 1.0 - f}, "target_sigma": {"plateau": 2e-3}}
+                       for n, f in truth.items()],
+        "fit": {"parameters": {"species.Li.diffusion.mobile_fraction": {"min": 0.75, "max": 0.99}}}})
+    fit = run_fit(fit_case, quiet=True)
+    for name, f in truth.items():
+        estimate = fit.estimate("species.Li.diffusion.mobile_fraction", name)
+        assert estimate.value == approx(f, abs=2e-3), name
+        assert estimate.ci95[0] <= f <= estimate.ci95[1], name
