@@ -65,6 +65,7 @@ from cait_fem.physics.boundary_laws import landing_fraction
 from cait_fem.physics.ops import ufl_ops
 
 from . import fluxes
+from .fluxes import streamline_length_squared  # noqa: F401  (importable from here as before the split)
 from .lumping import centroid_radii, layer_lumping
 from .scales import LENGTH_SCALE_M, Scales
 from .state import StateLayout
