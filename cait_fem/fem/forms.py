@@ -37,8 +37,8 @@ Space discretisation (docs/numerics.md has the derivation and the reasons):
   exponentially fitted box scheme: for frozen coefficients an M-matrix at any Peclet
   number, and a backward Euler step's matrix too (a discrete maximum principle for BDF1,
   not guaranteed for BDF2/BDF3; docs/numerics.md section 3). In 2D/3D the same flux is applied along every cell
-  edge (edge-averaged exponential fitting, :meth:`NPPForms.edge_fluxes`) and the storage
-  is lumped layer by layer on meshes layered in depth (:func:`_layer_lumping`): a
+  edge (edge-averaged exponential fitting, :mod:`cait_fem.fem.fluxes`) and the storage
+  is lumped layer by layer on meshes layered in depth (:mod:`cait_fem.fem.lumping`): a
   laterally uniform state then satisfies the 1D equations node by node.
 * D_i(theta) is evaluated at the quadrature point (2D/3D: at the edge midpoints) from the
   same law the user gave; UFL differentiates it, so dD/dtheta enters the Jacobian exactly.
@@ -49,13 +49,11 @@ front values) is a ``dolfinx.fem.Constant``; :meth:`NPPForms.set_parameters` upd
 
 from __future__ import annotations
 
-import math
-
-from mpi4py import MPI  # (MPI is initialised by mpi4py before PETSc/DOLFINx)
+from mpi4py import MPI  # noqa: F401  (MPI is initialised by mpi4py before PETSc/DOLFINx)
 
 import numpy as np
 import ufl
-from dolfinx import fem, la
+from dolfinx import fem
 from dolfinx import mesh as dmesh
 from scipy.constants import e as _ELEMENTARY_CHARGE
 
@@ -66,6 +64,9 @@ from cait_fem.mesh import tags
 from cait_fem.physics.boundary_laws import landing_fraction
 from cait_fem.physics.ops import ufl_ops
 
+from . import fluxes
+from .fluxes import streamline_length_squared  # noqa: F401  (importable from here as before the split)
+from .lumping import centroid_radii, layer_lumping
 from .scales import LENGTH_SCALE_M, Scales
 from .state import StateLayout
 
@@ -74,31 +75,6 @@ BACK_TAG = tags.BACK_ELECTRODE
 
 LUMPED = {"quadrature_rule": "vertex", "quadrature_degree": 1}
 _MIDPOINT = {"quadrature_degree": 1}
-_PE2_SERIES = 1e-2  # below this Pe^2, kappa from its Taylor series (no 0/0)
-_B2_FLOOR = 1e-24  # |b|^2 added in the streamline length so that b = 0 gives 0/0 nowhere
-
-
-def streamline_length_squared(domain, b):
-    """h_b^2 for the drift direction b on a simplex: h_b = 2 |b| / sum_a |b . grad phi_a|,
-    the cell's extent along b (Brooks & Hughes). The barycentric gradients are the rows of
-    the inverse Jacobian K (and minus their sum), so sum_a |b . grad phi_a| = sum_i |(K b)_i|
-    + |sum_i (K b)_i|. In 1D this is the cell length; on the anisotropic boundary-layer
-    cells of a 2D/3D sample (0.2 nm deep, um wide) it is the depth spacing for a field
-    normal to the surface, where the cell diameter would smear the front over a micrometre."""
-    c = ufl.dot(ufl.JacobianInverse(domain), b)
-    n = domain.topology.dim
-    total = sum(abs(c[i]) for i in range(n)) + abs(sum(c[i] for i in range(n)))
-    diameter = ufl.CellDiameter(domain)
-    return 4.0 * (ufl.dot(b, b) + _B2_FLOOR) / (total**2 + 4.0 * _B2_FLOOR / diameter**2)
-
-
-def _kappa(pe2):
-    """((Pe/2) coth(Pe/2) - 1) / Pe^2 as a UFL expression of Pe^2, smooth at Pe = 0."""
-    series = 1.0 / 12.0 - pe2 / 720.0 + pe2**2 / 30240.0
-    pe = ufl.sqrt(ufl.max_value(pe2, _PE2_SERIES))
-    e = ufl.exp(-pe)
-    exact = (0.5 * pe * (1.0 + e) / (1.0 - e) - 1.0) / ufl.max_value(pe2, _PE2_SERIES)
-    return ufl.conditional(ufl.lt(pe2, _PE2_SERIES), series, exact)
 
 
 def _physics_of(case, what: str) -> Physics:
@@ -371,81 +347,19 @@ class NPPForms:
 
     def fluxes(self, u):
         """Dimensionless particle fluxes J_i of the 1D scheme (exponentially fitted, see
-        module doc), also the streamline form of 2D/3D; the 2D/3D residual uses the
-        edge fluxes of :meth:`edge_fluxes` instead. With ``flux = "thermodynamic"`` the
-        diffusion term carries the factor Gamma_i and the fitting uses the drift-to-diffusion
-        ratio b / Gamma_i."""
-        psi = u[self.layout.psi]
-        one_d = self.domain.topology.dim == 1
-        h2 = ufl.CellDiameter(self.domain) ** 2 if one_d else None
+        module doc and :func:`cait_fem.fem.fluxes.fitted_fluxes`), also the streamline form
+        of 2D/3D; the 2D/3D residual uses the edge fluxes of :meth:`edge_fluxes` instead."""
         thetas = self.thetas(u)
-        ops = ufl_ops()
-        thermodynamic = self.physics.flux == "thermodynamic"
-        # the one-point rule's nodal values: midpoint -+ h/2 dtheta/dx (1D)
-        ends = [(th - 0.5 * ufl.CellDiameter(self.domain) * ufl.grad(th)[0],
-                 th + 0.5 * ufl.CellDiameter(self.domain) * ufl.grad(th)[0]) for th in thetas] if one_d else None
-        fluxes = []
-        for s, z, th, D, consts in zip(self.physics.species, self.charges, thetas,
-                                        self.diffusivities(thetas, ends), self.law_constants):
-            b = z * ufl.grad(psi)
-            g = ufl.grad(th)
-            hb2 = h2 if one_d else streamline_length_squared(self.domain, b)
-            if thermodynamic:
-                G = s.diffusion.thermodynamic_factor(th, consts, ops)
-                pe2 = hb2 * ufl.dot(b, b) / G**2
-                fluxes.append(-D * (G * g + th * b + hb2 * _kappa(pe2) * ufl.dot(b, g) * b / G))
-            else:
-                pe2 = hb2 * ufl.dot(b, b)
-                fluxes.append(-D * (g + th * b + hb2 * _kappa(pe2) * ufl.dot(b, g) * b))
-        return fluxes
+        ends = fluxes.cell_ends(self.domain, thetas)
+        return fluxes.fitted_fluxes(self.domain, self.physics.species, self.charges, thetas,
+                                    u[self.layout.psi], self.diffusivities(thetas, ends), self.law_constants,
+                                    self.physics.flux == "thermodynamic")
 
     def edge_fluxes(self, u):
-        """Edge-averaged exponential fitting (EAFE, Xu & Zikatanov 1999) on 2D/3D simplices:
-        per species, a list of (omega_E, q_E, e_E) over the cell's edges E = (a, b), to be
-        combined as sum_E omega_E q_E (grad v . e_E) at the cell's midpoint.
-
-        ``e_E`` = x_b - x_a; ``omega_E`` = -grad phi_a . grad phi_b (so that
-        sum_E omega_E (grad f . e_E)(grad v . e_E) = grad f . grad v for P1 f, v);
-        ``q_E`` = D(th_E) [(1 + Pe_E^2 kappa(Pe_E)) (th_b - th_a) + Pe_E th_E], the
-        Scharfetter-Gummel flux along the edge (times its length), with Pe_E = b . e_E
-        = z (psi_b - psi_a) and th_E the value at the edge midpoint. On an edge this is the
-        1D scheme exactly, so on meshes layered in depth a laterally uniform state gives the
-        1D fluxes in every cell, whatever the split of the layers into simplices (the
-        centroid value that the one-point rule of :meth:`fluxes` takes is (2 th_0 + th_1)/3
-        on a triangle with two vertices on one layer: first order, docs/numerics.md
-        section 7b). Thermodynamic flux: diffusion D Gamma and Pe_E / Gamma, Gamma at th_E."""
-        domain = self.domain
-        n = domain.topology.dim
-        Jac, Kinv = ufl.Jacobian(domain), ufl.JacobianInverse(domain)
-        rows = [ufl.as_vector([Kinv[i, j] for j in range(n)]) for i in range(n)]
-        grad_phi = [-sum(rows[1:], rows[0])] + rows
-        offsets = [ufl.as_vector([0.0] * n)] + [ufl.as_vector([Jac[i, a] for i in range(n)]) for a in range(n)]
-        centroid = sum(offsets[1:], offsets[0]) / (n + 1)
-        edges = []
-        for a in range(n + 1):
-            for b in range(a + 1, n + 1):
-                e = offsets[b] - offsets[a]
-                mid = 0.5 * (offsets[a] + offsets[b]) - centroid
-                edges.append((-ufl.dot(grad_phi[a], grad_phi[b]), e, mid))
-        psi = u[self.layout.psi]
-        ops = ufl_ops()
-        thermodynamic = self.physics.flux == "thermodynamic"
-        result = []
-        for s, z, th, consts in zip(self.physics.species, self.charges, self.thetas(u), self.law_constants):
-            terms = []
-            for omega, e, mid in edges:
-                th_e = th + ufl.dot(ufl.grad(th), mid)  # exact for P1 at the midpoint quadrature point
-                d_th = ufl.dot(ufl.grad(th), e)
-                pe = z * ufl.dot(ufl.grad(psi), e)
-                D = s.diffusion.relative_between(th_e, (th_e - 0.5 * d_th, th_e + 0.5 * d_th), consts, ops)
-                if thermodynamic:
-                    G = s.diffusion.thermodynamic_factor(th_e, consts, ops)
-                    q = D * ((G + pe**2 * _kappa(pe**2 / G**2) / G) * d_th + pe * th_e)
-                else:
-                    q = D * ((1.0 + pe**2 * _kappa(pe**2)) * d_th + pe * th_e)
-                terms.append((omega, q, e))
-            result.append(terms)
-        return result
+        """Edge-averaged exponential fitting on 2D/3D simplices, per species a list of
+        (omega_E, q_E, e_E) over the cell's edges: :func:`cait_fem.fem.fluxes.edge_fluxes`."""
+        return fluxes.edge_fluxes(self.domain, self.physics.species, self.charges, self.thetas(u),
+                                  u[self.layout.psi], self.law_constants, self.physics.flux == "thermodynamic")
 
     def space_charge(self, u):
         """sum_i z_i theta_i - z_native, without cancellation."""
@@ -477,8 +391,8 @@ class NPPForms:
         centroid value (a DG0 function, set once from the mesh).
 
         2D/3D meshes layered in depth: the storage weights are scaled node by node (a P1
-        function, :func:`_layer_lumping`) so that each layer gives its nodes the 1D lumped
-        mass, half the layer thickness times the node's lateral weight: with the edge
+        function, :func:`~cait_fem.fem.lumping.layer_lumping`) so that each layer gives its
+        nodes the 1D lumped mass, half the layer thickness times the node's lateral weight: with the edge
         fluxes, a laterally uniform state then satisfies the 1D equations row by row."""
         d = self.domain.topology.dim
         ds = ufl.Measure("ds", domain=self.domain, subdomain_data=self.facet_tags)
@@ -491,11 +405,11 @@ class NPPForms:
         self.weights = {"storage": one, "flux": one, "front": one, "back": one}
         if self.axisymmetric:
             r = ufl.SpatialCoordinate(self.domain)[0]
-            r_cell, r_front = _centroid_radii(self.domain, self.facet_tags.find(self.front_tag))
+            r_cell, r_front = centroid_radii(self.domain, self.facet_tags.find(self.front_tag))
             self.weights = {"storage": (r + (d + 1) * r_cell) / (d + 2), "flux": r,
                             "front": (r + d * r_front) / (d + 1), "back": r}
         if d > 1:
-            scaling = _layer_lumping(self.domain, self.axisymmetric)
+            scaling = layer_lumping(self.domain, self.axisymmetric)
             if scaling is not None:
                 self.weights["storage"] = scaling * self.weights["storage"]
 
@@ -564,77 +478,3 @@ class NPPForms:
             bcs.append(fem.dirichletbc(value, dofs, sub))
         return bcs
 
-
-def _centroid_radii(domain, front_facets):
-    """DG0 functions: r at each cell's centroid, and r at the midpoint of each front
-    facet on the cell that owns it (0 elsewhere; exterior facets have one cell)."""
-    d = domain.topology.dim
-    V0 = fem.functionspace(domain, ("DG", 0))
-    n_cells = domain.topology.index_map(d).size_local + domain.topology.index_map(d).num_ghosts
-    cells = np.arange(n_cells, dtype=np.int32)
-    dofs = V0.dofmap.list[:, 0]
-    r_cell, r_front = fem.Function(V0), fem.Function(V0)
-    r_cell.x.array[dofs] = dmesh.compute_midpoints(domain, d, cells)[:, 0]
-    domain.topology.create_connectivity(d - 1, d)
-    f2c = domain.topology.connectivity(d - 1, d)
-    if len(front_facets):
-        owner = np.array([f2c.links(f)[0] for f in front_facets], dtype=np.int32)
-        r_front.x.array[dofs[owner]] = dmesh.compute_midpoints(domain, d - 1, front_facets)[:, 0]
-    r_front.x.scatter_forward()
-    return r_cell, r_front
-
-
-def _layer_lumping(domain, axisymmetric: bool):
-    """A P1 function W such that W times the lumped storage weight gives every node the
-    mass of the 1D scheme on a mesh layered in depth, or None where that does not apply.
-
-    A cell K whose vertices lie on two depths z_lo < z_hi (a piece of one layer of an
-    extruded mesh) gives vertex i the mass m_i^K = -(z_mid - z_i) int_K w grad_z phi_i,
-    z_mid = (z_lo + z_hi)/2, w = r (axisymmetric) or 1. Summed over the cells of a layer
-    this is (h/2) times int w phi_i over the layer interface (the trace of phi_i there is
-    the same from both sides): the lateral weight that the edge fluxes carry, times the
-    1D lumped mass h/2. The row-sum lumping int_K w phi_i that the vertex rule gives
-    distributes a layer's mass differently between its two faces (by the split of the
-    layer into simplices and by r), which is first order in the depth spacing where the
-    spacing changes and by half a layer at the surface. Cells with more than two depths
-    keep the row-sum mass (a user's mesh need not be layered); the total mass of every cell
-    is int_K w in both cases, so contents and conservation are unchanged. None (no
-    scaling) when no cell is layered or a node mass would not be positive."""
-    d = domain.topology.dim
-    n_local = domain.topology.index_map(d).size_local
-    V1 = fem.functionspace(domain, ("Lagrange", 1))
-    dofs = V1.dofmap.list[:n_local]
-    x = domain.geometry.x[domain.geometry.dofmaps[0][:n_local], :d]  # (cells, d+1, d)
-    jac = np.transpose(x[:, 1:, :] - x[:, :1, :], (0, 2, 1))  # columns: x_a - x_0
-    volume = np.abs(np.linalg.det(jac)) / math.factorial(d)
-    kinv = np.linalg.inv(jac)
-    grad_phi = np.concatenate([-kinv.sum(axis=1, keepdims=True), kinv], axis=1)  # (cells, d+1, d)
-    r = x[..., 0] if axisymmetric else np.ones(x.shape[:2])
-    r_c = r.mean(axis=1)
-    # the row-sum lumping of NPPForms: int_K w phi_a = |K|/(d+1) (r_a + (d+1) r_K)/(d+2)
-    if axisymmetric:
-        row_sum = volume[:, None] / (d + 1) * (r + (d + 1) * r_c[:, None]) / (d + 2)
-    else:
-        row_sum = np.repeat(volume[:, None] / (d + 1), d + 1, axis=1)
-    z = x[..., d - 1]
-    z_lo, z_hi = z.min(axis=1), z.max(axis=1)
-    tol = 1e-6 * (z_hi - z_lo)[:, None]
-    layered = np.all((np.abs(z - z_lo[:, None]) <= tol) | (np.abs(z - z_hi[:, None]) <= tol), axis=1)
-    layer_mass = -(0.5 * (z_lo + z_hi)[:, None] - z) * (r_c * volume)[:, None] * grad_phi[..., d - 1]
-    mass = np.where(layered[:, None], layer_mass, row_sum)
-    comm = domain.comm
-    if comm.allreduce(int(layered.sum()), op=MPI.SUM) == 0:
-        return None
-    target, current = fem.Function(V1), fem.Function(V1)
-    for f, m in ((target, mass), (current, row_sum)):
-        f.x.array[:] = 0.0
-        np.add.at(f.x.array, dofs.ravel(), m.ravel())
-        f.x.scatter_reverse(la.InsertMode.add)
-        f.x.scatter_forward()
-    n_owned = V1.dofmap.index_map.size_local
-    ok = bool(np.all(target.x.array[:n_owned] > 1e-12 * current.x.array[:n_owned]))
-    if not comm.allreduce(ok, op=MPI.LAND):
-        return None
-    scaling = fem.Function(V1, name="layer_lumping")
-    scaling.x.array[:] = target.x.array / current.x.array
-    return scaling
