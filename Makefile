@@ -24,8 +24,9 @@ demo: $(STAMP)
 demo-spot: $(STAMP)
 	$(PY) demos/beam_spot_axisymmetric.py --output results/beam_spot_axisymmetric --overwrite
 
+# two processes: the fit's and the sensitivity study's solves run two at a time
 paper: $(STAMP)
-	$(PY) demos/paper_li3b7o12.py --output results/paper_li3b7o12 --overwrite
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" mpirun -n 2 $(PY) demos/paper_li3b7o12.py --output results/paper_li3b7o12 --overwrite
 
 test: $(STAMP)
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m pytest -q
