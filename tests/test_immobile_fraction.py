@@ -206,7 +206,7 @@ def test_a_fit_recovers_each_experiments_mobile_fraction_with_one_shared_sed():
     def case(mobile):
         exp = cf.Experiment(glass=SLAB_GLASS, species=(cf.Species("Li", "native", SED.replace(mobile_fraction=mobile)),
                                                        cf.Species("K", "foreign", cf.ConstantD(D_m2_s=1e-21))),
-                            front=cf.Beam(1e-2, 10.0, 0.5), run=cf.RunSettings(t_end_s=3600.0))
+                            front=cf.Beam(1e-2, 10.0, 0.5), run=cf.RunSettings(t_end_s=1500.0))
         return experiment_to_dict(exp)
 
     truth = {"A": 0.85, "B": 0.90}
