@@ -22,6 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
+from cait_fem.errors import ConfigError
+
 TEMP_PREFIX = ".cait_fem-"
 TEMP_SUFFIX = ".tmp"
 
@@ -182,3 +184,71 @@ def leftover_temp_files(directory: str | os.PathLike) -> list[Path]:
     """Temporary files of the atomic writers left in ``directory`` (should be none)."""
     d = Path(directory)
     return sorted(p for p in d.glob(TEMP_PREFIX + "*" + TEMP_SUFFIX)) if d.is_dir() else []
+
+
+# -- reading comma-separated data tables (measured profiles, ToF-SIMS, beam logs) ----------
+def csv_where(path, line: int, column: str) -> str:
+    """How an error names a cell: file, 1-based line and column."""
+    return f"{path}, line {line}, column {column!r}"
+
+
+def csv_data_lines(path, what: str = "data file") -> list[tuple[int, str]]:
+    """(1-based line number, text) of every line of a UTF-8 CSV file (a byte-order mark is
+    allowed) that is not blank or a ``#`` comment; ``what`` names the file in errors."""
+    try:
+        text = Path(path).read_bytes().decode("utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read the {what} ({exc}); expected a UTF-8 CSV file") from exc
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    return [(i, s) for i, s in enumerate(lines, start=1) if s.strip() and not s.strip().startswith("#")]
+
+
+def parse_csv_table(path, rows: list[tuple[int, str]], names: list[str], check, increasing: str,
+                    unit: str, skip=()) -> np.ndarray:
+    """The data ``rows`` as an array (row, column): one cell per column of ``names``, every
+    cell a finite number passed to ``check(path, line, column, value)``; the column
+    ``increasing`` strictly increasing (``unit`` names its values in the message). Cells of
+    the columns in ``skip`` are not read (NaN), only counted. Every problem is a
+    ConfigError naming file, line, column and value."""
+    k = names.index(increasing)  # not necessarily the first column
+    table = np.empty((len(rows), len(names)))
+    for r, (line, text) in enumerate(rows):
+        cells = [c.strip() for c in text.split(",")]
+        if len(cells) != len(names):
+            missing = (f"no cell for column {names[len(cells)]!r}" if len(cells) < len(names)
+                       else f"cells beyond the last column {names[-1]!r}")
+            raise ConfigError(f"{path}, line {line}: {len(cells)} cell(s), {missing}; the "
+                              f"header names {len(names)} columns: {', '.join(names)}")
+        for c, (name, cell) in enumerate(zip(names, cells)):
+            if name in skip:
+                table[r, c] = math.nan
+                continue
+            try:
+                value = float(cell)
+            except ValueError:
+                raise ConfigError(f"{csv_where(path, line, name)}: {cell!r} is not a number") from None
+            if not math.isfinite(value):
+                raise ConfigError(f"{csv_where(path, line, name)}: {cell!r} is not allowed; "
+                                  "values must be finite numbers")
+            check(path, line, name, value)
+            table[r, c] = value
+        if r > 0 and table[r, k] <= table[r - 1, k]:
+            here, before = float(table[r, k]), float(table[r - 1, k])
+            raise ConfigError(f"{csv_where(path, line, increasing)}: {unit} {here!r} is not greater "
+                              f"than {before!r} on line {rows[r - 1][0]}; {unit}s must be "
+                              "strictly increasing")
+    return table
+
+
+def check_row_count(path, header_line: int, names: list[str], rows: list, minimum: int,
+                    maximum: int | None = None, maximum_key: str = "") -> None:
+    """ConfigError unless a table has at least ``minimum`` data rows and at most ``maximum``
+    (None: no limit; ``maximum_key`` is the setting that raises it)."""
+    if maximum is not None and len(rows) > maximum:
+        raise ConfigError(f"{path}: {len(rows)} data rows, more than {maximum_key} = {maximum}; "
+                          f"thin the profile or raise {maximum_key}")
+    if len(rows) < minimum:
+        last = rows[-1][0] if rows else header_line
+        raise ConfigError(f"{path}, line {last}: {len(rows)} data rows after the header "
+                          f"(line {header_line}, columns {', '.join(names)}); at least "
+                          f"{minimum} are needed")

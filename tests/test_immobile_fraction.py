@@ -211,8 +211,8 @@ def test_a_fit_recovers_each_experiments_mobile_fraction_with_one_shared_sed():
 
     truth = {"A": 0.85, "B": 0.90}
     fit_case = fit_case_from_dict({
-        "experiment": [{"name": n, "case": case(0.92), "targets": {"plateau": 1.0 - f}, "target_sigma": {"plateau": 2e-3}}
-                       for n, f in truth.items()],
+        "experiment": [{"name": n, "case": case(0.92), "targets": {"plateau": 1.0 - f},
+                        "target_sigma": {"plateau": 2e-3}} for n, f in truth.items()],
         "fit": {"parameters": {"species.Li.diffusion.mobile_fraction": {"min": 0.75, "max": 0.99}}}})
     fit = run_fit(fit_case, quiet=True)
     for name, f in truth.items():

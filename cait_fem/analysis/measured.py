@@ -69,7 +69,7 @@ from pathlib import Path
 import numpy as np
 
 from cait_fem.errors import ConfigError
-from cait_fem.fileio import format_csv, write_text_atomic
+from cait_fem.fileio import check_row_count, csv_data_lines, csv_where, format_csv, parse_csv_table, write_text_atomic
 
 __all__ = ["MeasuredProfile", "read_profile_csv", "write_profile_csv", "THETA_RANGE",
            "MIN_ROWS", "BULK_FRACTION", "data_lines", "parse_table", "bulk_rows", "bulk_mean",
@@ -97,20 +97,12 @@ class MeasuredProfile:
     normalisation: dict              # counts/tofsims: factors, bulk rows, depth scale; {} otherwise
 
 
-def _where(path, line: int, column: str) -> str:
-    return f"{path}, line {line}, column {column!r}"
+_where = csv_where
 
 
 def data_lines(path) -> list[tuple[int, str]]:
     """(1-based line number, text) of every line that is not blank or a comment."""
-    try:
-        text = Path(path).read_bytes().decode("utf-8-sig")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read the profile file ({exc}); expected a "
-                          "UTF-8 CSV file") from exc
-    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
-    return [(i, s) for i, s in enumerate(lines, start=1)
-            if s.strip() and not s.strip().startswith("#")]
+    return csv_data_lines(path, "profile file")
 
 
 def _check_header(path, line: int, names: list[str], native: str, foreign: Sequence[str]) -> str:
@@ -164,39 +156,10 @@ def _check_value(path, line: int, name: str, value: float) -> None:
 
 def parse_table(path, rows: list[tuple[int, str]], names: list[str], check=None,
                 increasing: str = "depth_nm", unit: str = "depth", skip=()) -> np.ndarray:
-    """The data as an array (row, column), every cell a finite number passed to
-    ``check(path, line, column, value)`` (default: the checks of this layout); the column
-    ``increasing`` must be strictly increasing, ``unit`` names its values in the message.
-    Cells of the columns in ``skip`` are not read (NaN), only counted."""
-    check = _check_value if check is None else check
-    k = names.index(increasing)  # not necessarily the first column
-    table = np.empty((len(rows), len(names)))
-    for r, (line, text) in enumerate(rows):
-        cells = [c.strip() for c in text.split(",")]
-        if len(cells) != len(names):
-            missing = (f"no cell for column {names[len(cells)]!r}" if len(cells) < len(names)
-                       else f"cells beyond the last column {names[-1]!r}")
-            raise ConfigError(f"{path}, line {line}: {len(cells)} cell(s), {missing}; the "
-                              f"header names {len(names)} columns: {', '.join(names)}")
-        for c, (name, cell) in enumerate(zip(names, cells)):
-            if name in skip:
-                table[r, c] = math.nan
-                continue
-            try:
-                value = float(cell)
-            except ValueError:
-                raise ConfigError(f"{_where(path, line, name)}: {cell!r} is not a number") from None
-            if not math.isfinite(value):
-                raise ConfigError(f"{_where(path, line, name)}: {cell!r} is not allowed; "
-                                  "values must be finite numbers")
-            check(path, line, name, value)
-            table[r, c] = value
-        if r > 0 and table[r, k] <= table[r - 1, k]:
-            here, before = float(table[r, k]), float(table[r - 1, k])
-            raise ConfigError(f"{_where(path, line, increasing)}: {unit} {here!r} is not greater "
-                              f"than {before!r} on line {rows[r - 1][0]}; {unit}s must be "
-                              "strictly increasing")
-    return table
+    """The data as an array (row, column) (:func:`cait_fem.fileio.parse_csv_table`), every
+    cell passed to ``check(path, line, column, value)`` (default: the checks of this
+    layout); the column ``increasing`` strictly increasing."""
+    return parse_csv_table(path, rows, names, _check_value if check is None else check, increasing, unit, skip)
 
 
 def bulk_rows(path, rows, depth_nm: np.ndarray, bulk_from_nm: float | None,
@@ -316,14 +279,7 @@ def read_profile_csv(path, native: str, foreign: Sequence[str], *,
     names = [c.strip() for c in header.split(",")]
     layout = _check_header(path, header_line, names, native, foreign)
     rows = lines[1:]
-    if max_rows is not None and len(rows) > max_rows:
-        raise ConfigError(f"{path}: {len(rows)} data rows, more than {max_rows_key} = {max_rows}; "
-                          f"thin the profile or raise {max_rows_key}")
-    if len(rows) < MIN_ROWS:
-        last = rows[-1][0] if rows else header_line
-        raise ConfigError(f"{path}, line {last}: {len(rows)} data rows after the header "
-                          f"(line {header_line}, columns {', '.join(names)}); at least "
-                          f"{MIN_ROWS} are needed")
+    check_row_count(path, header_line, names, rows, MIN_ROWS, max_rows, max_rows_key)
     table = parse_table(path, rows, names)
     columns = {name: table[:, i] for i, name in enumerate(names)}
     depth_nm = columns["depth_nm"]

@@ -89,6 +89,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from cait_fem.errors import ConfigError
+from cait_fem.fileio import check_row_count
 
 from .measured import MIN_ROWS, MeasuredProfile, bulk_mean, bulk_rows, data_lines, parse_table, replacement_factors
 
@@ -307,13 +308,7 @@ def read_tofsims_csv(path, settings: ToFSIMSSettings, native: str, foreign: Sequ
     names = [c.strip() for c in header.split(",")]
     _check_header(path, header_line, names, s)
     rows = lines[1:]
-    if max_rows is not None and len(rows) > max_rows:
-        raise ConfigError(f"{path}: {len(rows)} data rows, more than {max_rows_key} = {max_rows}; "
-                          f"thin the profile or raise {max_rows_key}")
-    if len(rows) < MIN_ROWS:
-        last = rows[-1][0] if rows else header_line
-        raise ConfigError(f"{path}, line {last}: {len(rows)} data rows after the header (line {header_line}, "
-                          f"columns {', '.join(names)}); at least {MIN_ROWS} are needed")
+    check_row_count(path, header_line, names, rows, MIN_ROWS, max_rows, max_rows_key)
     table = parse_table(path, rows, names, check=_check_cell, increasing=TIME, unit="time", skip=s.ignore)
     col = {name: table[:, i] for i, name in enumerate(names)}
     depth_nm, info = _depth_nm(path, rows, col[TIME], s)

@@ -37,11 +37,11 @@ smoothing: noise does not force steps.
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import numpy as np
 
 from cait_fem.errors import ConfigError
+from cait_fem.fileio import csv_data_lines, csv_where, parse_csv_table
 
 #: the breaks approximate Q(t) piecewise linearly to this fraction of the log's total charge
 CHARGE_TOLERANCE = 0.01
@@ -153,10 +153,6 @@ def history_breaks(times, values) -> tuple[tuple[float, bool], ...]:
     return tuple(sorted(found.items()))
 
 
-def _where(path, line: int, column: str) -> str:
-    return f"{path}, line {line}, column {column!r}"
-
-
 def read_history_csv(path, spot_area_m2: float | None = None) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """Read a beam current history CSV: (times [s], current densities [A/m^2]).
 
@@ -166,13 +162,7 @@ def read_history_csv(path, spot_area_m2: float | None = None) -> tuple[tuple[flo
     with it and refused without it). At least 2 rows; every cell a finite number; time
     strictly increasing from 0; currents >= 0. Every problem is a ConfigError naming the
     file, line, column, value and what is allowed."""
-    try:
-        text = Path(path).read_bytes().decode("utf-8-sig")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read the beam history file ({exc}); expected a UTF-8 CSV file with "
-                          f"columns {TIME_COLUMN} and one of {', '.join(CURRENT_COLUMNS)}") from None
-    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
-    rows = [(i, s) for i, s in enumerate(lines, start=1) if s.strip() and not s.strip().startswith("#")]
+    rows = csv_data_lines(path, "beam history file")
     if not rows:
         raise ConfigError(f"{path}: no header and no data; expected a header line "
                           f"'{TIME_COLUMN},{CURRENT_COLUMNS[0]}' (or '{TIME_COLUMN},{CURRENT_COLUMNS[1]}') and rows")
@@ -181,11 +171,12 @@ def read_history_csv(path, spot_area_m2: float | None = None) -> tuple[tuple[flo
     allowed = (TIME_COLUMN,) + CURRENT_COLUMNS
     for i, name in enumerate(names):
         if name in names[:i]:
-            raise ConfigError(f"{_where(path, header_line, name)}: duplicated column name; each column may appear once")
+            raise ConfigError(f"{csv_where(path, header_line, name)}: duplicated column name; "
+                              "each column may appear once")
         if name not in allowed:
-            raise ConfigError(f"{_where(path, header_line, name)}: unknown column; allowed: {', '.join(allowed)}")
+            raise ConfigError(f"{csv_where(path, header_line, name)}: unknown column; allowed: {', '.join(allowed)}")
     if TIME_COLUMN not in names:
-        raise ConfigError(f"{_where(path, header_line, TIME_COLUMN)}: required column missing; the header is "
+        raise ConfigError(f"{csv_where(path, header_line, TIME_COLUMN)}: required column missing; the header is "
                           f"{','.join(names)!r}")
     currents = [n for n in names if n in CURRENT_COLUMNS]
     if len(currents) != 1:
@@ -205,35 +196,18 @@ def read_history_csv(path, spot_area_m2: float | None = None) -> tuple[tuple[flo
     if len(data) < 2:
         raise ConfigError(f"{path}: {len(data)} data row(s); a beam history needs at least 2 (from t = 0 to "
                           "run.t_end_s or beyond)")
-    t_col, j_col = names.index(TIME_COLUMN), names.index(column)
-    times, values = [], []
-    for line, text_line in data:
-        cells = [c.strip() for c in text_line.split(",")]
-        if len(cells) != len(names):
-            missing = (f"no cell for column {names[len(cells)]!r}" if len(cells) < len(names)
-                       else f"cells beyond the last column {names[-1]!r}")
-            raise ConfigError(f"{path}, line {line}: {len(cells)} cell(s), {missing}; the header names "
-                              f"{len(names)} columns: {', '.join(names)}")
-        row = {}
-        for name, cell in zip(names, cells):
-            try:
-                value = float(cell)
-            except ValueError:
-                raise ConfigError(f"{_where(path, line, name)}: {cell!r} is not a number") from None
-            if not math.isfinite(value):
-                raise ConfigError(f"{_where(path, line, name)}: {cell!r} is not allowed; values must be finite "
-                                  "numbers")
-            row[name] = value
-        t, j = row[names[t_col]], row[names[j_col]]
-        if not times and t != 0:
-            raise ConfigError(f"{_where(path, line, TIME_COLUMN)}: the first time {t!r} is not allowed; must be 0 "
-                              "(the history starts at t = 0)")
-        if times and not t > times[-1]:
-            raise ConfigError(f"{_where(path, line, TIME_COLUMN)}: time {t!r} is not greater than {times[-1]!r} on "
-                              "the row before; times must be strictly increasing")
-        if j < 0:
-            raise ConfigError(f"{_where(path, line, column)}: current {j!r} is negative; must be >= 0 (a beam "
+
+    def check(path, line, name, value):
+        if name == column and value < 0:
+            raise ConfigError(f"{csv_where(path, line, column)}: current {value!r} is negative; must be >= 0 (a beam "
                               "delivers ions)")
-        times.append(t)
-        values.append(j / spot_area_m2 if column == "current_A" else j)
+
+    table = parse_csv_table(path, data, names, check, increasing=TIME_COLUMN, unit="time")
+    times, currents = table[:, names.index(TIME_COLUMN)], table[:, names.index(column)]
+    if times[0] != 0:
+        raise ConfigError(f"{csv_where(path, data[0][0], TIME_COLUMN)}: the first time {float(times[0])!r} is not "
+                          "allowed; must be 0 (the history starts at t = 0)")
+    if column == "current_A":
+        currents = currents / spot_area_m2
+    times, values = tuple(float(t) for t in times), tuple(float(j) for j in currents)
     return tuple(times), tuple(values)
