@@ -320,35 +320,50 @@ def reproduce(out: Path, comm, quiet: bool) -> None:
               **{f"dmobile_{ion}_dln_a": sens[(ion, a["perturb"])]["dmobile_dln_a"] for ion in IONS}}
              for a in assumptions]
 
-    # ## 5. Figures: the analogues of the paper's Figs. 1, 2 and 4
+    # ## 5. Files, figures (the analogues of the paper's Figs. 1, 2 and 4) and the report,
+    # written by rank 0; an error there ends every rank, rather than leaving the others
+    # waiting at the commit of the result set
+    failed = None
     if root:
-        out.mkdir(parents=True, exist_ok=True)
-        flat = [{k: (v if not isinstance(v, list) else " ".join(f"{x:.6g}" for x in v)) for k, v in row.items()}
-                for row in rows]
-        write_csv_atomic(out / "summary.csv", list(flat[0]), [[row[k] for row in flat] for k in flat[0]])
-        write_csv_atomic(out / "assumptions.csv", list(table[0]), [[row[k] for row in table] for k in table[0]])
-        write_json_atomic(out / "claims.json", {"claims": checks, "experiments": rows, "assumptions": table,
-                                                "numerical_error_of_the_fit": fit.numerical_error,
-                                                "fit": "fit/fit.json"})
-        panels = [ProfilePanel(title=f"{ion}+ CAIT", data_depth_nm=np.zeros(0), data_theta={},
-                               model_depth_nm=r.depth_m * 1e9,
-                               model_theta={s: r.theta[-1, i] for i, s in enumerate(r.species_names)},
-                               native="Li") for ion, r in results.items()]
-        plot_profile_fits(panels, out / "fig1_profiles.png")
-        theta = np.linspace(0.005, 1.0, 996)
-        shared = laws["K"].replace(mobile_fraction=None)
-        plot_diffusivity_fit(theta, shared.diffusivity_m2_s(theta, T), None, None,
-                             {row["ion"]: row["D_foreign_m2_s"] for row in rows}, out / "fig2_diffusivity.png",
-                             per_experiment={ion: laws[ion].diffusivity_m2_s(theta, T) for ion in IONS})
-        E = np.linspace(-4.5, 4.5, 1200) * sigma_eV(shared.fwhm_eV)
-        n_bg = results["K"].experiment.glass.n_bg_m3
-        parts = {ion: psed_parts(E, laws[ion], n_bg, None, T) for ion in IONS}
-        plot_site_energy_distribution(E, parts["K"]["sed_m3_eV"], parts["K"]["populated_initial_m3_eV"],
-                                      {ion: p["mobile_m3_eV"] for ion, p in parts.items()},
-                                      parts["K"]["fermi_level_bulk_eV"], out / "fig4_sed.png",
-                                      fermi_levels_plateau_eV={ion: p["fermi_level_plateau_eV"]
-                                                               for ion, p in parts.items()})
-        report(rows, checks, table, fit, shared)
+        try:
+            write_outputs(out, rows, checks, table, fit, results, laws, T)
+        except Exception as exc:
+            failed = exc
+    if comm.bcast(failed is not None):
+        if failed is not None:
+            raise failed
+        raise SystemExit("paper demo: rank 0 failed writing the results")
+
+
+def write_outputs(out, rows, checks, table, fit, results, laws, T) -> None:
+    """Tables, claims, figures and the printed report (rank 0)."""
+    out.mkdir(parents=True, exist_ok=True)
+    flat = [{k: (v if not isinstance(v, list) else " ".join(f"{x:.6g}" for x in v)) for k, v in row.items()}
+            for row in rows]
+    write_csv_atomic(out / "summary.csv", list(flat[0]), [[row[k] for row in flat] for k in flat[0]])
+    write_csv_atomic(out / "assumptions.csv", list(table[0]), [[row[k] for row in table] for k in table[0]])
+    write_json_atomic(out / "claims.json", {"claims": checks, "experiments": rows, "assumptions": table,
+                                            "numerical_error_of_the_fit": fit.numerical_error,
+                                            "fit": "fit/fit.json"})
+    panels = [ProfilePanel(title=f"{ion}+ CAIT", data_depth_nm=np.zeros(0), data_theta={},
+                           model_depth_nm=r.depth_m * 1e9,
+                           model_theta={s: r.theta[-1, i] for i, s in enumerate(r.species_names)},
+                           native="Li") for ion, r in results.items()]
+    plot_profile_fits(panels, out / "fig1_profiles.png")
+    theta = np.linspace(0.005, 1.0, 996)
+    shared = laws["K"].replace(mobile_fraction=None)
+    plot_diffusivity_fit(theta, shared.diffusivity_m2_s(theta, T), None, None,
+                         {row["ion"]: row["D_foreign_m2_s"] for row in rows}, out / "fig2_diffusivity.png",
+                         per_experiment={ion: laws[ion].diffusivity_m2_s(theta, T) for ion in IONS})
+    E = np.linspace(-4.5, 4.5, 1200) * sigma_eV(shared.fwhm_eV)
+    n_bg = results["K"].experiment.glass.n_bg_m3
+    parts = {ion: psed_parts(E, laws[ion], n_bg, None, T) for ion in IONS}
+    plot_site_energy_distribution(E, parts["K"]["sed_m3_eV"], parts["K"]["populated_initial_m3_eV"],
+                                  {ion: p["mobile_m3_eV"] for ion, p in parts.items()},
+                                  parts["K"]["fermi_level_bulk_eV"], out / "fig4_sed.png",
+                                  fermi_levels_plateau_eV={ion: p["fermi_level_plateau_eV"]
+                                                           for ion, p in parts.items()})
+    report(rows, checks, table, fit, shared)
 
 
 def report(rows, checks, table, fit, shared) -> None:
