@@ -152,7 +152,9 @@ def claims(rows, laws, temperature_K, fit) -> list[dict]:
     diverge = float(apart.max()) if apart.size else 0.0
     out.append({"paper": "For n_Li/n_bulk <= 0.4 the three native D functions start to differ",
                 "computed": "largest theta at which the three curves differ by more than 0.1 decade (one SED, "
-                            "cut off at each experiment's immobile fraction: they part only at the highest cut-off; a wider edge that parts them from 0.4 undoes the flat plateaus, docs/model.md section 3.10)",
+                            "cut off at each experiment's immobile fraction: they part only at the highest cut-off; "
+                            "a wider edge that parts them from 0.4 undoes the flat plateaus, "
+                            "docs/model.md section 3.10)",
                 "value": diverge, "verdict": verdict(diverge >= 0.3, partly=diverge > 0.0)})
     worst = float(np.abs(fit.residuals).max())
     out.append({"paper": "all three CAIT experiments can be described employing one and the same Li-SED",
