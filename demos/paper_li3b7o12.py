@@ -24,7 +24,7 @@ paper leaves to its ESI are assumed, listed with reasons in
 
 Run with ``python demos/paper_li3b7o12.py [--output DIR] [--overwrite] [--quiet]``;
 ``mpirun -n 2 python demos/paper_li3b7o12.py`` runs the fit's solves and the sensitivity
-solves two at a time. About 30 minutes on one core, 18 on two (the fit 6 min, the
+solves two at a time. About 30 minutes on one core, 18-26 on two (the fit 6 min, the
 sensitivity solves 8 min on two).
 """
 
