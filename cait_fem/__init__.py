@@ -28,7 +28,7 @@ _PURE_NAMES = {"load_case": "case.case_file", "Geometry": "case.geometry", "Resu
                                "case.experiment"),
                **dict.fromkeys(("ArrheniusD", "ConstantD", "DiffusionLaw", "GaussianSED", "LogLinearD", "TabulatedD"),
                                "physics.diffusion")}
-_SOLVER_NAMES = {"simulate": "run.simulation", "Simulation": "run.simulation",
+_SOLVER_NAMES = {"simulate": "run.converged", "Simulation": "run.simulation",
                  "SpotExports": "post.spot_exports", "read_checkpoint": "run.checkpoint",
                  "NPPForms": "fem.forms"}
 _SUBPACKAGES = ("analysis", "case", "fem", "fit", "mesh", "output", "physics", "post", "run", "solver",

@@ -42,7 +42,8 @@ PURE_MODULES = [
     "cait_fem.fit", "cait_fem.fit.config", "cait_fem.fit.experiments", "cait_fem.fit.validation",
     "cait_fem.fit.parameters", "cait_fem.fit.problem",
     "cait_fem.fit.result", "cait_fem.fit.plots", "cait_fem.fit.arrhenius",
-    "cait_fem.fem.scales", "cait_fem.solver.bdf", "cait_fem.solver.columns", "cait_fem.solver.stepsize",
+    "cait_fem.fem.scales", "cait_fem.fem.boundary_values", "cait_fem.solver.bdf", "cait_fem.solver.columns",
+    "cait_fem.solver.stepsize",
     "cait_fem.mesh.tags", "cait_fem.mesh.depth_grading", "cait_fem.mesh.lateral_grading",
     "cait_fem.run.progress", "cait_fem.run.record", "cait_fem.run.callbacks",
 ]

@@ -55,7 +55,6 @@ import numpy as np
 import ufl
 from dolfinx import fem
 from dolfinx import mesh as dmesh
-from scipy.constants import e as _ELEMENTARY_CHARGE
 
 from cait_fem.case.experiment import AnodeFront, Beam, CurrentFront, Experiment, Physics, PotentialFront
 from cait_fem.case.structure import check_same_structure
@@ -64,9 +63,9 @@ from cait_fem.mesh import tags
 from cait_fem.physics.boundary_laws import landing_fraction
 from cait_fem.physics.ops import ufl_ops
 
-from . import fluxes
+from . import boundary_values, fluxes
 from .fluxes import streamline_length_squared  # noqa: F401  (importable from here as before the split)
-from .lumping import centroid_radii, layer_lumping
+from .lumping import integrand_weights
 from .scales import LENGTH_SCALE_M, Scales
 from .state import StateLayout
 
@@ -210,7 +209,7 @@ class NPPForms:
             nd = s.diffusion.nondim_parameters(T, self.scales.D_ref_m2_s)
             self.law_constants.append({k: c(v) for k, v in nd.items()})
         self.front_constants = {k: c(v) for k, v in self._front_values().items()}
-        self.back_rate = c(self._back_rate())
+        self.back_rate = c(boundary_values.back_rate(self.physics, self.scales))
         self.v = ufl.TestFunction(self.V)
         self._measures()
         species_terms, field_terms = self._spatial_terms()
@@ -243,25 +242,8 @@ class NPPForms:
 
     # -- parameters ---------------------------------------------------------------------
     def _front_values(self, left: bool = False) -> dict:
-        front, sc = self.physics.front, self.scales
-        if isinstance(front, AnodeFront):
-            return {"U": front.voltage_at(self.time_s, left) / sc.potential_V}
-        z = self.charges[self.front_index]
-        if isinstance(front, (Beam, CurrentFront)):
-            j = front.current_density_at(self.time_s) if isinstance(front, Beam) else front.current_density_A_m2
-            flux = j / (z * _ELEMENTARY_CHARGE) / sc.flux_m2_s
-            vals = {"flux": flux}
-            if isinstance(front, Beam):
-                vals["E_kin"] = front.E_kin_eV / sc.potential_V
-                vals["sigma_E"] = front.sigma_E_eV / sc.potential_V
-            return vals
-        return {"U": front.voltage_at(self.time_s, left) / sc.potential_V, "surface_fraction": front.surface_fraction}
-
-    def _back_rate(self) -> float:
-        back, sc = self.physics.back, self.scales
-        if back.native == "discharge":
-            return back.discharge_rate_m_s * sc.time_s / sc.length_m
-        return 0.0
+        z = None if self.front_index is None else self.charges[self.front_index]
+        return boundary_values.front_values(self.physics, self.scales, z, self.time_s, left)
 
     def set_parameters(self, case) -> None:
         """Load the parameters of ``case`` (a Physics or an Experiment) into the Constants:
@@ -279,7 +261,7 @@ class NPPForms:
                 consts[k].value = v
         for k, v in self._front_values().items():
             self.front_constants[k].value = v
-        self.back_rate.value = self._back_rate()
+        self.back_rate.value = boundary_values.back_rate(physics, self.scales)
 
     def set_time(self, t: float, left: bool = False, previous_times=None) -> None:
         """Boundary values at the dimensionless time ``t`` (in ``scales.time_s``): the
@@ -288,29 +270,22 @@ class NPPForms:
 
         ``previous_times``: the times of the previous states of a BDF step ending at ``t``
         (newest first, one per coefficient after a0 of the last :meth:`set_bdf`). A beam
-        history then enters as the BDF derivative of its exact delivered charge Q(t),
-        (a0 Q(t) + a1 Q(t_n) + ...) / dt, instead of j(t): the step's BDF formula integrates
-        it back to Q, so the charge the model receives equals the delivered charge at every
-        step to round-off, however the samples vary between steps (docs/numerics.md
-        section 6); for a smooth j(t) it is j(t) + O(dt^order)."""
+        history then enters as the BDF derivative of its exact delivered charge
+        (:func:`~cait_fem.fem.boundary_values.beam_step_flux`), so the charge the model
+        receives equals the delivered charge at every step to round-off."""
         front = self.physics.front
         if isinstance(front, (PotentialFront, AnodeFront)):
             self.time_s = float(t) * self.scales.time_s
             self.front_constants["U"].value = self._front_values(left)["U"]
         elif isinstance(front, Beam) and front.has_history:
-            ts = self.scales.time_s
-            self.time_s = float(t) * ts
+            self.time_s = float(t) * self.scales.time_s
             if previous_times is None:
-                j = front.current_density_at(self.time_s)
+                self.front_constants["flux"].value = self._front_values()["flux"]
             else:
                 dt, a = self._bdf
-                times = [float(t)] + [float(tk) for tk in previous_times][: len(a) - 1]
-                charges = front.charge_C_m2(np.array(times) * ts)
-                # sum a_k = 0 only up to rounding: differences against Q(t_n), or a beam
-                # switched off would receive rounding * Q / dt over the restart's tiny steps
-                j = float(np.dot(a[: len(times)], charges - charges[1])) / (dt * ts)
-            z = self.charges[self.front_index]
-            self.front_constants["flux"].value = j / (z * _ELEMENTARY_CHARGE) / self.scales.flux_m2_s
+                times = [float(t)] + [float(tk) for tk in previous_times]
+                self.front_constants["flux"].value = boundary_values.beam_step_flux(
+                    front, self.scales, self.charges[self.front_index], times, dt, a)
 
     def set_bdf(self, dt: float, a) -> None:
         """Step ``dt`` (dimensionless, in ``scales.time_s``) and BDF coefficients
@@ -382,18 +357,9 @@ class NPPForms:
     def _measures(self):
         """Measures with their weights: storage and charge by the vertex rule (lumping),
         fluxes by the midpoint rule, the front by the vertex rule (a point in 1D), so that
-        the influx is a weighted sum over front nodes (cait_fem.fem.observables).
-
-        Axisymmetric (r = x[0]): every integral carries r. The vertex rule of r u v would
-        give the axis nodes zero mass; the weights below make the lumped mass the row sum
-        of the consistent r-weighted mass, m_a = int r phi_a, exact for linear r on a
-        simplex of dimension m: int_K r phi_a = |K|/(m+1) (r_a + (m+1) r_K)/(m+2), r_K the
-        centroid value (a DG0 function, set once from the mesh).
-
-        2D/3D meshes layered in depth: the storage weights are scaled node by node (a P1
-        function, :func:`~cait_fem.fem.lumping.layer_lumping`) so that each layer gives its
-        nodes the 1D lumped mass, half the layer thickness times the node's lateral weight: with the edge
-        fluxes, a laterally uniform state then satisfies the 1D equations row by row."""
+        the influx is a weighted sum over front nodes (cait_fem.fem.observables). The weights:
+        :func:`~cait_fem.fem.lumping.integrand_weights` (axisymmetric r-weights, layer
+        lumping)."""
         d = self.domain.topology.dim
         ds = ufl.Measure("ds", domain=self.domain, subdomain_data=self.facet_tags)
         self.storage_measure = ufl.Measure("dx", domain=self.domain, metadata=LUMPED)
@@ -401,17 +367,7 @@ class NPPForms:
         self.front_measure = ufl.Measure("ds", domain=self.domain, subdomain_data=self.facet_tags,
                                          metadata=LUMPED if d > 1 else None)(self.front_tag)
         self.back_measure = ds(self.back_tag)
-        one = 1.0
-        self.weights = {"storage": one, "flux": one, "front": one, "back": one}
-        if self.axisymmetric:
-            r = ufl.SpatialCoordinate(self.domain)[0]
-            r_cell, r_front = centroid_radii(self.domain, self.facet_tags.find(self.front_tag))
-            self.weights = {"storage": (r + (d + 1) * r_cell) / (d + 2), "flux": r,
-                            "front": (r + d * r_front) / (d + 1), "back": r}
-        if d > 1:
-            scaling = layer_lumping(self.domain, self.axisymmetric)
-            if scaling is not None:
-                self.weights["storage"] = scaling * self.weights["storage"]
+        self.weights = integrand_weights(self.domain, self.facet_tags.find(self.front_tag), self.axisymmetric)
 
     def _storage_term(self, i: int, rate) -> ufl.Form:
         return self.weights["storage"] * rate * self.v[i] * self.storage_measure

@@ -1,7 +1,7 @@
 """Node weights of the lumped storage on simplex meshes (docs/numerics.md section 7b):
 the axisymmetric centroid radii and the layer-by-layer lumping of meshes layered in
 depth, both DOLFINx Functions that :class:`~cait_fem.fem.forms.NPPForms` multiplies into
-its storage weight."""
+its storage weight, and the integrand weights of all terms (:func:`integrand_weights`)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import math
 from mpi4py import MPI  # (MPI is initialised by mpi4py before PETSc/DOLFINx)
 
 import numpy as np
+import ufl
 from dolfinx import fem, la
 from dolfinx import mesh as dmesh
 
@@ -87,3 +88,31 @@ def layer_lumping(domain, axisymmetric: bool):
     scaling = fem.Function(V1, name="layer_lumping")
     scaling.x.array[:] = target.x.array / current.x.array
     return scaling
+
+
+def integrand_weights(domain, front_facets, axisymmetric: bool) -> dict:
+    """The integrand weights of the forms' terms, keyed "storage", "flux", "front", "back":
+    1 on a plain mesh.
+
+    Axisymmetric (r = x[0]): every integral carries r. The vertex rule of r u v would give
+    the axis nodes zero mass; the storage and front weights make the lumped mass the row
+    sum of the consistent r-weighted mass, m_a = int r phi_a, exact for linear r on a
+    simplex of dimension m: int_K r phi_a = |K|/(m+1) (r_a + (m+1) r_K)/(m+2), r_K the
+    centroid value (:func:`centroid_radii`, set once from the mesh).
+
+    2D/3D meshes layered in depth: the storage weight is scaled node by node
+    (:func:`layer_lumping`) so that each layer gives its nodes the 1D lumped mass, half the
+    layer thickness times the node's lateral weight: with the edge fluxes, a laterally
+    uniform state then satisfies the 1D equations row by row."""
+    d = domain.topology.dim
+    weights = {"storage": 1.0, "flux": 1.0, "front": 1.0, "back": 1.0}
+    if axisymmetric:
+        r = ufl.SpatialCoordinate(domain)[0]
+        r_cell, r_front = centroid_radii(domain, front_facets)
+        weights = {"storage": (r + (d + 1) * r_cell) / (d + 2), "flux": r,
+                   "front": (r + d * r_front) / (d + 1), "back": r}
+    if d > 1:
+        scaling = layer_lumping(domain, axisymmetric)
+        if scaling is not None:
+            weights["storage"] = scaling * weights["storage"]
+    return weights
